@@ -1,0 +1,194 @@
+"""The configuration model: frozen dataclasses for everything DESIGN.md names.
+
+Loading and validating YAML lives in ``configload``; this module holds only
+the values the rest of the program consumes, plus the lookups (which level a
+check maps to) that every consumer needs.  Durations are float seconds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+
+from .event import CheckKey
+
+DEFAULT_CONFIG_PATH = "/etc/escalator/escalator.yaml"
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """Connection settings of an ssh step (and of a chef step run remotely)."""
+
+    host: str                      # template, e.g. "{host}"
+    port: int = 22
+    user: Optional[str] = None
+    key_file: Optional[str] = None
+    passphrase_file: Optional[str] = None
+    known_hosts: Optional[str] = None
+    connect_timeout: float = 10.0
+    sudo: Union[bool, str] = False  # True = root, or a user name
+    env: Mapping[str, str] = field(default_factory=dict)
+    proxy_jump: Optional[str] = None  # "[user@]host[:port]", one bastion
+
+
+@dataclass(frozen=True)
+class ChefOptions:
+    """What a chef step asks chef-client to do."""
+
+    run_list: Tuple[str, ...] = ()          # -o
+    json_attribs: Optional[str] = None      # -j
+    environment: Optional[str] = None       # -E
+    chef_client: str = "chef-client"
+    extra_args: Tuple[str, ...] = ()
+    reboot_is_failure: bool = False         # exit 35/37 fail the step when true
+    sudo: Union[bool, str] = False          # local runs; remote runs use ssh.sudo
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a level (or a notify step).
+
+    ``kind`` is ``shell``, ``ssh`` or ``chef``.  ``command`` is the template
+    for shell and ssh steps.  ``ssh`` is set for ssh steps and for chef steps
+    with a ``host``; ``chef`` for chef steps.  ``where`` names the step in
+    messages and journal records, e.g. ``levels[2].steps[0]``.
+    """
+
+    kind: str
+    where: str
+    command: Optional[str] = None
+    ssh: Optional[SshOptions] = None
+    chef: Optional[ChefOptions] = None
+    foreach: Optional[str] = None           # "host" or None
+    concurrency: int = 10
+    timeout: float = 600.0
+    line: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "chef":
+            return "chef-client " + " ".join(self.chef.run_list if self.chef else ())
+        return self.command or self.kind
+
+
+@dataclass(frozen=True)
+class Level:
+    """An escalation level; ``index`` is 1-based, 1 = most drastic."""
+
+    index: int
+    name: str
+    steps: Tuple[Step, ...]
+    quiescence: float = 30.0
+    max_attempts: int = 3
+    on_exhausted: str = "notify"   # or "escalate"
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """Maps checks to a level.  ``service`` None matches host checks only."""
+
+    level: int
+    host: str = "*"
+    service: Optional[str] = None
+    states: Tuple[str, ...] = ()  # empty = any problem state
+    line: Optional[int] = None
+
+    def matches(self, key: CheckKey, state: Optional[str]) -> bool:
+        host, service = key
+        if self.service is None:
+            if service is not None:
+                return False
+        elif service is None or not fnmatch.fnmatchcase(service, self.service):
+            return False
+        if not fnmatch.fnmatchcase(host, self.host):
+            return False
+        return not self.states or state in self.states
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_runs_per_hour: Optional[int] = None
+    max_targets: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class IcingaApi:
+    url: str
+    user: str
+    password_file: str
+    ca_file: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NagiosFeedback:
+    """Optional feedback into Nagios (command file) or Icinga 2 (REST API)."""
+
+    command_file: Optional[str] = None
+    icinga_api: Optional[IcingaApi] = None
+    acknowledge: bool = False
+    service: str = "escalator"      # passive service that carries run outcomes
+    host: Optional[str] = None      # host of that service; default: this machine's name
+    status_file: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated configuration."""
+
+    source: str
+    levels: Tuple[Level, ...]
+    checks: Tuple[CheckRule, ...] = ()
+    spool: str = "/var/spool/escalator"
+    journal: str = "/var/lib/escalator/journal.jsonl"
+    state_file: Optional[str] = None   # default: state.json beside the journal
+    quiescence: float = 30.0
+    max_delay: float = 300.0
+    state_types: Tuple[str, ...] = ("HARD",)
+    act_in_downtime: bool = False
+    notify: Tuple[Step, ...] = ()
+    limits: Limits = Limits()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    nagios: Optional[NagiosFeedback] = None
+    spool_mode: int = 0o750
+
+    @property
+    def state_path(self) -> str:
+        if self.state_file:
+            return self.state_file
+        return os.path.join(os.path.dirname(os.path.abspath(self.journal)), "state.json")
+
+    def level(self, ref: Union[int, str]) -> Level:
+        """The level named ``ref`` or at 1-based position ``ref``."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return self.levels[int(ref) - 1]
+        for lv in self.levels:
+            if lv.name == ref:
+                return lv
+        raise KeyError(ref)
+
+    def level_for(self, key: CheckKey, state: Optional[str]) -> Optional[int]:
+        """Index of the level a check in ``state`` maps to (first matching rule), or None."""
+        for rule in self.checks:
+            if rule.matches(key, state):
+                return rule.level
+        return None
+
+
+def load_config(path: Optional[str] = None) -> Config:
+    """Load and validate a config file (see ``configload``); raise ConfigError."""
+    from .configload import load_config as _load
+
+    return _load(path)
+
+
+def config_path(path: Optional[str] = None) -> str:
+    """``--config``, else ``$ESCALATOR_CONFIG``, else the system default."""
+    return path or os.environ.get("ESCALATOR_CONFIG") or DEFAULT_CONFIG_PATH
+
+
+__all__: Sequence[str] = [
+    "ChefOptions", "CheckRule", "Config", "IcingaApi", "Level", "Limits",
+    "NagiosFeedback", "SshOptions", "Step", "config_path", "load_config",
+]

@@ -1,0 +1,125 @@
+"""Events: one observed state of one check, as Nagios or Icinga reported it.
+
+An event is a plain frozen value.  The spool, the journal and replay all
+carry events as JSON objects with the field names of DESIGN.md; this module
+converts between the two and normalises states.  It imports only the
+standard library's lightest modules because the handler uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Tuple
+
+SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
+STATES = SERVICE_STATES + HOST_STATES
+GOOD_STATES = frozenset(("OK", "UP"))
+STATE_TYPES = ("SOFT", "HARD")
+
+# Nagios passes numeric states in some macros ($SERVICESTATEID$, $HOSTSTATEID$).
+_SERVICE_IDS = {"0": "OK", "1": "WARNING", "2": "CRITICAL", "3": "UNKNOWN"}
+_HOST_IDS = {"0": "UP", "1": "DOWN", "2": "UNREACHABLE"}
+
+#: (host, service) -- service is None for a host check.
+CheckKey = Tuple[str, Optional[str]]
+
+
+def normalise_state(state: str, is_host: bool) -> str:
+    """Return the canonical upper-case state name or raise ValueError."""
+    s = str(state).strip().upper()
+    if s.isdigit():
+        table = _HOST_IDS if is_host else _SERVICE_IDS
+        if s in table:
+            return table[s]
+    valid = HOST_STATES if is_host else SERVICE_STATES
+    if s in valid:
+        return s
+    # Icinga 2 reports a host as UP/DOWN but some setups pass OK/CRITICAL for hosts.
+    if is_host and s in ("OK",):
+        return "UP"
+    if is_host and s in ("CRITICAL", "WARNING", "UNKNOWN"):
+        return "DOWN"
+    kind = "host" if is_host else "service"
+    raise ValueError(f"invalid {kind} state {state!r}: expected one of {', '.join(valid)}")
+
+
+def normalise_state_type(state_type: str) -> str:
+    s = str(state_type).strip().upper()
+    if s in ("0", "SOFT"):
+        return "SOFT"
+    if s in ("1", "HARD"):
+        return "HARD"
+    raise ValueError(f"invalid state type {state_type!r}: expected SOFT or HARD")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One observed check state.  ``state`` None means "downtime change only"."""
+
+    time: float
+    host: str
+    service: Optional[str]
+    state: Optional[str]
+    state_type: str = "HARD"
+    attempt: int = 1
+    downtime: int = 0
+    output: str = ""
+    id: Optional[str] = None
+
+    @property
+    def key(self) -> CheckKey:
+        return (self.host, self.service)
+
+    @property
+    def is_host(self) -> bool:
+        return self.service is None
+
+    def to_dict(self) -> dict:
+        d = {
+            "time": self.time,
+            "host": self.host,
+            "service": self.service,
+            "state": self.state,
+            "state_type": self.state_type,
+            "attempt": self.attempt,
+            "downtime": self.downtime,
+            "output": self.output,
+        }
+        if self.id is not None:
+            d["id"] = self.id
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Event":
+        """Build an event from a JSON object; raise ValueError when it is not one."""
+        try:
+            host = d["host"]
+            time = float(d["time"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an event: missing or bad {exc}") from None
+        if not isinstance(host, str) or not host:
+            raise ValueError("not an event: host must be a non-empty string")
+        service = d.get("service")
+        if service is not None and not isinstance(service, str):
+            raise ValueError("not an event: service must be a string or null")
+        state = d.get("state")
+        if state is not None:
+            state = normalise_state(state, service is None)
+        return cls(
+            time=time,
+            host=host,
+            service=service or None,
+            state=state,
+            state_type=normalise_state_type(d.get("state_type") or "HARD"),
+            attempt=int(d.get("attempt") or 1),
+            downtime=int(d.get("downtime") or 0),
+            output=str(d.get("output") or ""),
+            id=d.get("id"),
+        )
+
+
+def check_name(key: CheckKey) -> str:
+    """Human name of a check: ``host`` or ``host/service``."""
+    host, service = key
+    return host if service is None else f"{host}/{service}"
