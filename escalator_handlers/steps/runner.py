@@ -1,0 +1,232 @@
+"""StepRunner: turn a configured Step plus template values into a StepResult.
+
+One runner serves one run: it owns the SSH connection pool (so every step
+of the run reuses one connection per target) and the run's cancel event.
+``run`` never raises for a failing step -- bad templates, refused host
+keys, timeouts all come back as a StepResult with ``error`` set -- so the
+collector can journal every outcome the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from ..config import SshOptions, Step
+from ..errors import StepError
+from . import chef as chefmod
+from .result import StepResult, TailBuffer
+from .shell import Outcome, fmt_seconds, run_process, stop_message
+from .ssh import SshPool, Target, display_command, exec_command, parse_jump, remote_command
+from .template import check_user, render_command, render_host, values_env
+
+log = logging.getLogger("escalator_handlers.steps")
+
+SHELL = "/bin/sh"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A step made concrete: either a local argv or a remote command on a target."""
+
+    display: str
+    argv: Optional[List[str]] = None
+    target: Optional[Target] = None
+    remote: Optional[str] = None
+    env: Dict[str, str] = field(default_factory=dict)
+
+
+class StepRunner:
+    """Runs shell, ssh and chef steps for one run; close it (or use ``with``) afterwards.
+
+    ``env`` is laid over ``os.environ`` for local processes; ``cancel``, when
+    set, stops running steps (their process group is killed, their SSH
+    channel signalled and closed) and keeps new ones from starting.
+    """
+
+    def __init__(self, *, env: Optional[Mapping[str, str]] = None,
+                 cancel: Optional[threading.Event] = None, kill_grace: float = 2.0,
+                 lock_retry_interval: float = 5.0) -> None:
+        self._env = dict(env or {})
+        self._cancel = cancel if cancel is not None else threading.Event()
+        self.kill_grace = kill_grace
+        self.lock_retry_interval = lock_retry_interval
+        self.pool = SshPool()
+
+    def __enter__(self) -> "StepRunner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- public -----------------------------------------------------------
+
+    def render(self, step: Step, values: Mapping[str, Any]) -> str:
+        """The would-be command line (dry runs).  Never raises: a step that
+        could not run renders as ``(would fail: why)``."""
+        try:
+            return self._plan(step, values).display
+        except StepError as exc:
+            return f"(would fail: {exc})"
+
+    def run(self, step: Step, values: Mapping[str, Any]) -> StepResult:
+        """Execute ``step`` once with ``values``."""
+        host = values.get("host") if step.foreach == "host" else None
+        return self._run(step, values, host)
+
+    def run_foreach(self, step: Step, hosts: Sequence[str], values: Mapping[str, Any],
+                    on_result: Optional[Callable[[StepResult], None]] = None) -> List[StepResult]:
+        """Run ``step`` once per host (``values['host'] = h``), ``step.concurrency`` at a time.
+
+        Results come back in ``hosts`` order; ``on_result`` is called in the
+        caller's thread as each one finishes.  A failure on one host does not
+        stop the others (they are independent targets); cancel does.
+        """
+        hosts = list(hosts)
+        if not hosts:
+            return []
+        results: List[Optional[StepResult]] = [None] * len(hosts)
+
+        def one(h: str) -> StepResult:
+            if self._cancel.is_set():
+                return StepResult(step.where, h, step.label, None, 0.0, "",
+                                  error="cancelled before it started")
+            return self._run(step, {**values, "host": h}, h)
+
+        workers = max(1, min(step.concurrency, len(hosts)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="escalator-step") as ex:
+            futures = {ex.submit(one, h): i for i, h in enumerate(hosts)}
+            for fut in as_completed(futures):
+                r = fut.result()
+                results[futures[fut]] = r
+                if on_result is not None:
+                    on_result(r)
+        return [r for r in results if r is not None]
+
+    # -- internals --------------------------------------------------------
+
+    def _run(self, step: Step, values: Mapping[str, Any], host: Optional[str]) -> StepResult:
+        start = time.monotonic()
+        try:
+            plan = self._plan(step, values)
+        except StepError as exc:
+            return StepResult(step.where, host, step.label, None, time.monotonic() - start, "",
+                              error=str(exc))
+        tail = TailBuffer()
+        try:
+            if step.kind == "chef":
+                return self._run_chef(step, plan, host, start)
+            out = self._execute(plan, step.timeout, tail)
+        except Exception as exc:  # a bug must fail the step, not take the collector down
+            log.exception("step %s crashed", step.where)
+            out = Outcome(None, f"internal error: {type(exc).__name__}: {exc}")
+        return StepResult(step.where, host, plan.display, out.exit, time.monotonic() - start,
+                          tail.text(), error=out.error)
+
+    def _execute(self, plan: _Plan, timeout: float, tail: TailBuffer) -> Outcome:
+        if plan.argv is not None:
+            env = {**os.environ, **self._env, **plan.env}
+            return run_process(plan.argv, env=env, timeout=timeout, tail=tail,
+                               cancel=self._cancel, kill_grace=self.kill_grace)
+        assert plan.target is not None and plan.remote is not None
+        try:
+            client = self.pool.client(plan.target)
+        except StepError as exc:
+            return Outcome(None, str(exc))
+        return exec_command(client, plan.target, plan.remote, timeout=timeout, tail=tail,
+                            cancel=self._cancel, kill_grace=self.kill_grace)
+
+    def _run_chef(self, step: Step, plan: _Plan, host: Optional[str], start: float) -> StepResult:
+        assert step.chef is not None
+        deadline = start + step.timeout
+        total = TailBuffer()
+        attempts = 0
+        error: Optional[str] = None
+        while True:
+            attempts += 1
+            tail = TailBuffer()
+            out = self._execute(plan, max(0.0, deadline - time.monotonic()), tail)
+            text = tail.text()
+            total.add(text.encode("utf-8"))
+            if out.stopped:
+                error = stop_message(out.stopped, step.timeout)
+                if chefmod.waiting_on_lock(text):
+                    error += " while another chef-client run held the lock"
+                break
+            error = out.error
+            if error is None and chefmod.lock_contended(out.exit, text):
+                pause = min(self.lock_retry_interval, deadline - time.monotonic())
+                if pause <= 0:
+                    error = (f"another chef-client run held the lock for the whole timeout "
+                             f"({fmt_seconds(step.timeout)}, {attempts} attempts)")
+                    break
+                total.note(f"[escalator] attempt {attempts}: another chef-client run holds "
+                           f"the lock; retrying in {pause:.3g}s")
+                if self._cancel.wait(pause):
+                    error = "cancelled while waiting for another chef-client run's lock"
+                    break
+                continue
+            break
+        verdict = chefmod.judge(out.exit, step.chef)
+        return StepResult(step.where, host, plan.display, out.exit, time.monotonic() - start,
+                          total.text(), error=error or verdict.error, warning=verdict.warning,
+                          ok_exits=verdict.ok_exits, attempts=attempts)
+
+    def _plan(self, step: Step, values: Mapping[str, Any]) -> _Plan:
+        env = values_env(values)
+        if step.kind == "shell":
+            rendered = render_command(_need(step.command, step, "command"), values)
+            return _Plan(rendered, argv=[SHELL, "-c", rendered], env=env)
+        if step.kind == "ssh":
+            opts = _need(step.ssh, step, "ssh options")
+            target = _target(opts, values)
+            rendered = render_command(_need(step.command, step, "command"), values)
+            words = [SHELL, "-c", shlex.quote(rendered)]
+            remote = remote_command(words, sudo=opts.sudo, env={**env, **opts.env})
+            return _Plan(display_command(target, [rendered], sudo=opts.sudo, env=opts.env),
+                         target=target, remote=remote)
+        if step.kind == "chef":
+            copts = _need(step.chef, step, "chef options")
+            argv = chefmod.chef_argv(copts)
+            if step.ssh is not None:
+                opts = step.ssh
+                sudo = opts.sudo or copts.sudo
+                target = _target(opts, values)
+                words = chefmod.quoted(argv)
+                remote = remote_command(words, sudo=sudo, env={**env, **opts.env})
+                return _Plan(display_command(target, words, sudo=sudo, env=opts.env),
+                             target=target, remote=remote)
+            if copts.sudo is True:
+                argv = ["sudo", "-n", "--"] + argv
+            elif copts.sudo:
+                argv = ["sudo", "-n", "-u", check_user(str(copts.sudo)), "--"] + argv
+            return _Plan(" ".join(chefmod.quoted(argv)), argv=argv, env=env)
+        raise StepError(f"{step.where}: unknown step kind {step.kind!r} "
+                        "(expected shell, ssh or chef)")
+
+
+def _need(value: Any, step: Step, what: str) -> Any:
+    if value is None:
+        raise StepError(f"{step.where}: {step.kind} step has no {what}")
+    return value
+
+
+def _target(opts: SshOptions, values: Mapping[str, Any]) -> Target:
+    host = render_host(opts.host, values)
+    if opts.user:
+        check_user(opts.user)
+    base = Target(host=host, port=int(opts.port), user=opts.user, key_file=opts.key_file,
+                  passphrase_file=opts.passphrase_file, known_hosts=opts.known_hosts,
+                  connect_timeout=float(opts.connect_timeout))
+    if opts.proxy_jump:
+        return Target(**{**base.__dict__, "via": parse_jump(opts.proxy_jump, base)})
+    return base

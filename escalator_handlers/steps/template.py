@@ -1,0 +1,126 @@
+"""Command templates: fill ``{host}``, ``{hosts}``, ``{level}``, ``{summary}``, ``{checks}``.
+
+Every value that reaches a shell is quoted with :func:`shlex.quote`, because
+the values come from monitoring (host names, plugin output) and are
+untrusted.  A list value becomes separately quoted words joined by spaces.
+``{{`` and ``}}`` are literal braces; a brace that does not form
+``{name}`` is left alone, so ``awk '{print $1}'`` and ``${HOME:-/}`` need no
+escaping, but ``${HOME}`` does (write ``${{HOME}}`` or ``$HOME``).
+
+The same values are exported as ``ESCALATOR_*`` environment variables.  Host
+fields of ssh and chef steps are filled *raw* (they are not shell words) and
+must then look like a host name or address, or the step is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any, Dict, List, Mapping, Sequence
+
+from ..errors import StepError
+
+#: The placeholders DESIGN.md promises; other keys of the values mapping also work.
+PLACEHOLDERS: Sequence[str] = ("host", "hosts", "level", "summary", "checks")
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Letters, digits, dot, dash, underscore, colon (IPv6); no leading dash so a
+# host can never be taken for an option by ssh, sudo or chef-client.
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.:][A-Za-z0-9_.:-]*$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
+
+
+def placeholders(template: str) -> List[str]:
+    """The placeholder names used in ``template``, in order of appearance."""
+    return [m.group(1) for m in _TOKEN.finditer(template) if m.group(1)]
+
+
+def check_template(template: str, allowed: Sequence[str] = PLACEHOLDERS) -> None:
+    """Raise StepError naming the first placeholder not in ``allowed`` (for config validation)."""
+    for name in placeholders(template):
+        if name not in allowed:
+            raise StepError(f"unknown placeholder {{{name}}} in {template!r}: expected one of "
+                            + ", ".join("{" + p + "}" for p in allowed)
+                            + " (write {{ and }} for literal braces)")
+
+
+def _words(value: Any) -> List[str]:
+    # NUL cannot travel in argv, environ or an SSH command string; drop it
+    # rather than let hostile plugin output make the step unrunnable.
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(v).replace("\0", "") for v in value]
+    return [str(value).replace("\0", "")]
+
+
+def _substitute(template: str, values: Mapping[str, Any], quote: bool) -> str:
+    def repl(m: "re.Match[str]") -> str:
+        tok = m.group(0)
+        if tok == "{{":
+            return "{"
+        if tok == "}}":
+            return "}"
+        name = m.group(1)
+        if name not in values or values[name] is None:
+            if name == "host":
+                raise StepError("{host} is only set in steps with foreach: host")
+            raise StepError(f"unknown placeholder {{{name}}} in {template!r}: expected one of "
+                            + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                            + " (write {{ and }} for literal braces)")
+        words = _words(values[name])
+        if quote:
+            if isinstance(values[name], (list, tuple, set, frozenset)):
+                return " ".join(shlex.quote(w) for w in words)
+            return shlex.quote(words[0])
+        return " ".join(words)
+
+    return _TOKEN.sub(repl, template)
+
+
+def render_command(template: str, values: Mapping[str, Any]) -> str:
+    """``template`` with every placeholder replaced by its shell-quoted value."""
+    return _substitute(template, values, quote=True)
+
+
+def check_host(host: str, what: str = "host") -> str:
+    """Return ``host`` if it is a safe host name or address, else raise StepError."""
+    if not host or not _HOST_RE.match(host) or len(host) > 255:
+        raise StepError(f"invalid {what} {host!r}: expected a host name or address "
+                        "(letters, digits, '.', '-', '_', ':'; not starting with '-'); "
+                        "nothing was run")
+    return host
+
+
+def check_user(user: str) -> str:
+    if not _USER_RE.match(user) or len(user) > 64:
+        raise StepError(f"invalid user name {user!r}; nothing was run")
+    return user
+
+
+def render_host(template: str, values: Mapping[str, Any]) -> str:
+    """A host field: placeholders filled raw, then validated with :func:`check_host`."""
+    return check_host(_substitute(template, values, quote=False))
+
+
+def values_env(values: Mapping[str, Any]) -> Dict[str, str]:
+    """The ``ESCALATOR_*`` environment variables for ``values``."""
+    env = {
+        "ESCALATOR_HOSTS": " ".join(_words(values.get("hosts"))),
+        "ESCALATOR_LEVEL": " ".join(_words(values.get("level"))),
+        "ESCALATOR_SUMMARY": " ".join(_words(values.get("summary"))),
+        "ESCALATOR_CHECKS": "\n".join(_words(values.get("checks"))),
+    }
+    if values.get("host") is not None:
+        env["ESCALATOR_HOST"] = str(values["host"])
+    return env
+
+
+def env_words(env: Mapping[str, str]) -> List[str]:
+    """``K=V`` words for ``env(1)``, each quoted; names must be valid variable names."""
+    out = []
+    for k, v in env.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+            raise StepError(f"invalid environment variable name {k!r}; nothing was run")
+        out.append(shlex.quote(f"{k}={v}"))
+    return out
