@@ -151,6 +151,12 @@ class StepRunner:
         total = TailBuffer()
         attempts = 0
         error: Optional[str] = None
+        lock_seen = False
+
+        def lock_error() -> str:
+            return (f"timed out after {fmt_seconds(step.timeout)} while another chef-client run "
+                    f"held the lock ({attempts} attempt{'s' if attempts > 1 else ''})")
+
         while True:
             attempts += 1
             tail = TailBuffer()
@@ -159,19 +165,18 @@ class StepRunner:
             total.add(text.encode("utf-8"))
             if out.stopped:
                 error = stop_message(out.stopped, step.timeout)
-                if chefmod.waiting_on_lock(text):
-                    error += " while another chef-client run held the lock"
+                if out.stopped == "timeout" and (lock_seen or chefmod.waiting_on_lock(text)):
+                    error = lock_error()
                 break
             error = out.error
             if error is None and chefmod.lock_contended(out.exit, text):
-                pause = min(self.lock_retry_interval, deadline - time.monotonic())
-                if pause <= 0:
-                    error = (f"another chef-client run held the lock for the whole timeout "
-                             f"({fmt_seconds(step.timeout)}, {attempts} attempts)")
+                lock_seen = True
+                if deadline - time.monotonic() <= self.lock_retry_interval:
+                    error = lock_error()  # no time left for another attempt
                     break
                 total.note(f"[escalator] attempt {attempts}: another chef-client run holds "
-                           f"the lock; retrying in {pause:.3g}s")
-                if self._cancel.wait(pause):
+                           f"the lock; retrying in {self.lock_retry_interval:g}s")
+                if self._cancel.wait(self.lock_retry_interval):
                     error = "cancelled while waiting for another chef-client run's lock"
                     break
                 continue

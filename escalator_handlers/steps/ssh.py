@@ -90,12 +90,15 @@ def _port(text: str, spec: str) -> int:
 
 
 def remote_command(words: List[str], *, sudo: Union[bool, str], env: Mapping[str, str]) -> str:
-    """The command string for sshd: ``[sudo -n [-u U] --] [env K=V...] WORDS``.
+    """The command string for sshd: ``[sudo -n [-u U] --] [env K=V...] WORDS 2>&1``.
 
     ``words`` are already shell-quoted.  sudo comes first because sudo resets
     the environment; ``env`` then sets the variables for the command itself.
     """
-    return " ".join(_sudo_words(sudo) + (["env"] + env_words(env) if env else []) + words)
+    # 2>&1 on the remote side: sshd carries stdout and stderr on separate
+    # streams, merging them here would lose their relative order.
+    return " ".join(_sudo_words(sudo) + (["env"] + env_words(env) if env else []) + words
+                    + ["2>&1"])
 
 
 def display_command(target: Target, words: List[str], *, sudo: Union[bool, str],
@@ -156,7 +159,8 @@ class SshPool:
                 c.close()
                 slot[0] = None
             slot[0] = self._connect(target)
-            self.opened += 1
+            with self._lock:
+                self.opened += 1
             return slot[0]
 
     def close(self) -> None:
@@ -179,13 +183,17 @@ class SshPool:
         if t.passphrase_file:
             try:
                 with open(t.passphrase_file, encoding="utf-8") as fh:
-                    secret = fh.read().rstrip("\r\n")
+                    secret = fh.read().rstrip("\r\n").encode("utf-8")
             except OSError as exc:
                 raise StepError(f"cannot read passphrase_file {t.passphrase_file}: "
                                 f"{exc.strerror or type(exc).__name__}") from None
         try:
             key = paramiko.PKey.from_path(t.key_file, secret)
-        except paramiko.PasswordRequiredException:
+        except (paramiko.PasswordRequiredException, TypeError) as exc:
+            # cryptography raises TypeError for "password-protected, but no password".
+            if secret is not None:
+                raise StepError(f"cannot load key_file {t.key_file}: "
+                                f"{type(exc).__name__}: {exc}") from None
             raise StepError(f"key_file {t.key_file} is encrypted: set passphrase_file") from None
         except OSError as exc:
             raise StepError(f"cannot read key_file {t.key_file}: "
@@ -202,7 +210,10 @@ class SshPool:
 
     def _socket(self, t: Target) -> Any:
         if t.via is not None:
-            bastion = self.client(t.via).get_transport()
+            try:
+                bastion = self.client(t.via).get_transport()
+            except StepError as exc:
+                raise StepError(f"{exc} (proxy_jump bastion for {t.address})") from None
             assert bastion is not None
             try:
                 return bastion.open_channel("direct-tcpip", (t.host, t.port), ("127.0.0.1", 0),
@@ -318,7 +329,7 @@ def exec_command(client: paramiko.SSHClient, target: Target, command: str, *, ti
         if stopped:
             _stop_remote(chan, kill_grace)
             return Outcome(None, stop_message(stopped, timeout)
-                           + " (remote command signalled, channel closed)", stopped)
+                           + " (asked sshd to signal the remote command, closed the channel)", stopped)
         if chan.exit_status < 0:
             if not tr.is_active():
                 return Outcome(None, f"connection to {target.address} lost during the command")
@@ -337,6 +348,8 @@ def _stop_remote(chan: paramiko.Channel, grace: float) -> None:
     then only closing the channel is left, which stops a remote command as
     soon as it writes output (SIGPIPE) but not a silent one.
     """
+    # want_reply: a refusal comes back as CHANNEL_FAILURE, on which paramiko
+    # closes the channel and sets status_event, so we do not wait in vain.
     _signal(chan, "TERM")
     if not chan.status_event.wait(grace):
         _signal(chan, "KILL")
@@ -351,7 +364,7 @@ def _signal(chan: paramiko.Channel, name: str) -> None:
     m.add_byte(cMSG_CHANNEL_REQUEST)
     m.add_int(chan.remote_chanid)
     m.add_string("signal")
-    m.add_boolean(False)
+    m.add_boolean(True)
     m.add_string(name)
     try:
         chan.transport._send_user_message(m)  # noqa: SLF001
