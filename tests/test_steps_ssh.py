@@ -243,3 +243,24 @@ def test_unreachable_bastion_names_both_ends(sshd, runner):
     r = runner.run(ssh_step(sshd, "true", host="127.0.0.2", proxy_jump=f"127.0.0.1:{closed}"), {})
     assert r.error == (f"connection refused: 127.0.0.1:{closed} "
                        f"(proxy_jump bastion for 127.0.0.2:{sshd.port})")
+
+
+def test_known_hosts_markers_and_junk_lines_are_skipped_like_openssh(sshd, runner, tmp_path):
+    kh = tmp_path / "known_hosts"
+    good = f"[127.0.0.1]:{sshd.port} {sshd.host_key_line}"
+    kh.write_text(f"# comment\n@cert-authority *.example.com {sshd.host_key_line}\n"
+                  f"garbage line with !!! not-base64\n{good}\n")
+    assert runner.run(ssh_step(sshd, "true", known_hosts=str(kh)), {}).ok
+    revoked = tmp_path / "revoked"
+    revoked.write_text(f"@revoked [127.0.0.1]:{sshd.port} {sshd.host_key_line}\n")
+    with StepRunner() as fresh:
+        r = fresh.run(ssh_step(sshd, "true", known_hosts=str(revoked)), {})
+    assert r.error.startswith(f"unknown host key for 127.0.0.1:{sshd.port}"), r.error
+
+
+def test_hashed_known_hosts_entries_work(sshd, runner, tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_key_line}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(kh)], check=True, capture_output=True)
+    assert kh.read_text().startswith("|1|")
+    assert runner.run(ssh_step(sshd, "echo hashed", known_hosts=str(kh)), {}).output == "hashed\n"

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
+from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 from paramiko.message import Message
 
 from ..errors import StepError
@@ -144,6 +145,7 @@ class SshPool:
         self._lock = threading.Lock()
         self._conns: Dict[Target, Tuple[threading.Lock, List[Optional[paramiko.SSHClient]]]] = {}
         self._keys: Dict[Tuple[str, Optional[str]], paramiko.PKey] = {}
+        self._known: Dict[str, List[HostKeyEntry]] = {}
         self.opened = 0  # connections made, for tests and debugging
 
     def client(self, target: Target) -> paramiko.SSHClient:
@@ -208,6 +210,42 @@ class SshPool:
             self._keys[cache_key] = key
         return key
 
+    def _known_hosts(self, path: str) -> List[HostKeyEntry]:
+        """Parse ``path`` once per run, like OpenSSH skipping lines it cannot use.
+
+        paramiko's own loader aborts on a ``@cert-authority``/``@revoked``
+        line; we drop those lines, so a revoked or CA-signed key is simply
+        not known, hence refused.
+        """
+        with self._lock:
+            if path in self._known:
+                return self._known[path]
+        entries: List[HostKeyEntry] = []
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError as exc:
+            raise StepError(f"cannot read known_hosts file {path}: "
+                            f"{exc.strerror or type(exc).__name__}") from None
+        for lineno, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("@"):
+                log.debug("%s:%d: %s entries are not supported; ignored", path, lineno,
+                          line.split()[0])
+                continue
+            try:
+                entry = HostKeyEntry.from_line(line, lineno)
+            except (InvalidHostKey, paramiko.SSHException, ValueError) as exc:
+                log.debug("%s:%d: unusable known_hosts line ignored: %s", path, lineno, exc)
+                continue
+            if entry is not None:
+                entries.append(entry)
+        with self._lock:
+            self._known[path] = entries
+        return entries
+
     def _socket(self, t: Target) -> Any:
         if t.via is not None:
             try:
@@ -246,10 +284,15 @@ class SshPool:
         if not os.path.isfile(kh):
             raise StepError(f"known_hosts file {kh} does not exist: cannot verify the host "
                             f"key of {t.address}; nothing was run")
+        known = self._known_hosts(kh)
         client = paramiko.SSHClient()
         sock = None
         try:
-            client.load_system_host_keys(kh)  # read-only: never written back
+            # Held in memory only: nothing is ever written back to known_hosts.
+            store = client.get_host_keys()
+            for entry in known:
+                for name in entry.hostnames:
+                    store.add(name, entry.key.get_name(), entry.key)
             client.set_missing_host_key_policy(_RejectUnknown(t))
             sock = self._socket(t)
             ct = t.connect_timeout
