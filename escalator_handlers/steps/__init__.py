@@ -5,7 +5,8 @@ The collector creates one :class:`StepRunner` per run, calls ``run`` or
 runs call ``render``.  Modules: ``template`` (placeholders, quoting,
 ``ESCALATOR_*`` variables), ``shell`` (local processes), ``ssh``
 (connections, host keys, remote commands), ``chef`` (argv and exit codes),
-``runner`` (the dispatcher), ``result`` (results and bounded output).
+``remote`` (commands over SSH), ``runner`` (the dispatcher), ``result``
+(results and bounded output).
 
 paramiko is imported here, so the handler's hot path must never import
 this package.

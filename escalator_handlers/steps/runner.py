@@ -23,7 +23,8 @@ from ..errors import StepError
 from . import chef as chefmod
 from .result import StepResult, TailBuffer
 from .shell import Outcome, fmt_seconds, run_process, stop_message
-from .ssh import SshPool, Target, display_command, exec_command, parse_jump, remote_command
+from .remote import display_command, exec_command, remote_command
+from .ssh import SshPool, Target, parse_jump
 from .template import check_user, render_command, render_host, values_env
 
 log = logging.getLogger("escalator_handlers.steps")
