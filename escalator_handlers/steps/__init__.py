@@ -4,7 +4,7 @@ The collector creates one :class:`StepRunner` per run, calls ``run`` or
 ``run_foreach`` for each step and journals the :class:`StepResult` s; dry
 runs call ``render``.  Modules: ``template`` (placeholders, quoting,
 ``ESCALATOR_*`` variables), ``shell`` (local processes), ``ssh``
-(connections, host keys, remote commands), ``chef`` (argv and exit codes),
+(connections, host keys), ``chef`` (argv and exit codes),
 ``remote`` (commands over SSH), ``runner`` (the dispatcher), ``result``
 (results and bounded output).
 
