@@ -1,0 +1,10 @@
+Feature: arithmetic that fails
+
+  Scenario: adding
+    Given the number 40
+    When I add 2
+    Then the answer is 43
+    And the answer is 42
+
+  Scenario: still fine
+    Given the number 1

@@ -1,0 +1,1 @@
+from escalator_handlers.smoke_steps import *  # noqa
