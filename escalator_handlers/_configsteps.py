@@ -10,7 +10,6 @@ typo like ``{hsot}`` is a config error instead of a failed run at 3 a.m.
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -18,7 +17,7 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from .config import ChefOptions, SshOptions, Step
 from ._yamlnodes import (ANY_KEY, BAD, MISSING, Entries, Parser, Reader, describe, is_null, join,
-                         line_of, p_bool, p_port, p_positive_int, p_string, p_timeout)
+                         line_of, p_bool, p_port, p_positive_int, p_string, p_timeout, suggest)
 
 PLACEHOLDERS = ("host", "hosts", "level", "summary", "checks")
 KINDS = ("shell", "ssh", "chef")
@@ -27,18 +26,34 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONCURRENCY = 10
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?\Z")
-_JUMP = re.compile(r"(?:[^@\s/]+@)?(?:\[[0-9A-Fa-f:.]+\]|[^@\s:/\[\]]+)(?::\d{1,5})?\Z")
+# These three mirror steps/template.py (the runner refuses what they reject;
+# tests/test_config.py checks that the two agree).
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOST = re.compile(r"[A-Za-z0-9_.:][A-Za-z0-9_.:-]*\Z")
+_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}\Z")
 _RUN_LIST_ITEM = re.compile(r"(?:(?:role|recipe)\[[^\[\]\s,]+\]|[^\s,\[\]]+)\Z")
 
 
 def p_sudo(r: Reader, node: Node, path: str) -> Any:
-    v = r.scalar(node, path)
-    if isinstance(v, bool) or (isinstance(v, str) and _USER_NAME.match(v)):
+    v = r.scalar(node, path, "true, false or a user name")
+    if isinstance(v, bool) or (isinstance(v, str) and _USER.match(v)):
         return v
     if v is BAD:
         return BAD
     return r.error(node, path, f"expected true, false or a user name to sudo to, {describe(node)}")
+
+
+def p_user(r: Reader, node: Node, path: str) -> Any:
+    v = r.string(node, path, "a user name")
+    if v is BAD or _USER.match(v):
+        return v
+    return r.error(node, path, f"expected a user name (letters, digits, '.', '-', '_'), {describe(node)}")
+
+
+def p_host(r: Reader, node: Node, path: str) -> Any:
+    v = r.string(node, path, "a host name or a template such as '{host}'")
+    why = None if v is BAD else host_problem(v)
+    return r.error(node, path, why) if why else v
 
 
 def p_env(r: Reader, node: Node, path: str) -> Any:
@@ -61,9 +76,23 @@ def p_env(r: Reader, node: Node, path: str) -> Any:
 
 
 def p_proxy_jump(r: Reader, node: Node, path: str) -> Any:
-    v = r.string(node, path)
-    if v is BAD or _JUMP.match(v.strip()):
-        return v if v is BAD else v.strip()
+    """``[user@]host[:port]`` or ``[user@][v6addr]:port``, as steps/ssh.py parses it."""
+    v = r.string(node, path, "[user@]host[:port]")
+    if v is BAD:
+        return BAD
+    user, _, hostport = v.strip().rpartition("@")
+    port = "22"
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("22" if not rest else "x")
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    else:
+        host = hostport
+    ok = (_HOST.match(host) and (not user or _USER.match(user))
+          and port.isdigit() and 0 < int(port) < 65536)
+    if ok:
+        return v.strip()
     return r.error(node, path, f"expected [user@]host[:port] (one bastion), {describe(node)}")
 
 
@@ -97,17 +126,17 @@ def p_args(r: Reader, node: Node, path: str) -> Any:
 
 
 SSH_CONN: Dict[str, Parser] = {
-    "port": p_port, "user": p_string, "key_file": p_string, "known_hosts": p_string,
+    "port": p_port, "user": p_user, "key_file": p_string, "known_hosts": p_string,
     "passphrase_file": p_string, "connect_timeout": p_timeout, "proxy_jump": p_proxy_jump}
 SSH_KEYS: Dict[str, Parser] = {
-    "host": p_string, "command": p_string, "timeout": p_timeout, "sudo": p_sudo, "env": p_env,
+    "host": p_host, "command": p_string, "timeout": p_timeout, "sudo": p_sudo, "env": p_env,
     **SSH_CONN}
 DEFAULT_SSH_KEYS = {k: v for k, v in SSH_KEYS.items() if k not in ("host", "command")}
 CHEF_OWN: Dict[str, Parser] = {
     "run_list": p_run_list, "json_attribs": p_string, "environment": p_string,
     "chef_client": p_string, "timeout": p_timeout, "sudo": p_sudo, "extra_args": p_args,
     "reboot_is_failure": p_bool}
-CHEF_KEYS: Dict[str, Parser] = {"host": p_string, **CHEF_OWN, **SSH_CONN}
+CHEF_KEYS: Dict[str, Parser] = {"host": p_host, **CHEF_OWN, **SSH_CONN}
 CHEF_TEMPLATED = ("host", "run_list", "json_attribs", "environment", "chef_client", "extra_args")
 
 _INNER_HINTS = {k: f"{k!r} belongs to the step, beside the kind key, not inside it"
@@ -119,25 +148,37 @@ _STEP_HINTS["name"] = "steps have no name; their position names them (levels[i].
 
 
 def scan_template(text: str) -> Tuple[List[str], List[str]]:
-    """(placeholder names used, error messages) of one template string."""
+    """(placeholder names used, error messages) of one template string.
+
+    The grammar is the runner's (steps/template.py): ``{name}`` with an
+    identifier inside is a placeholder, ``{{``/``}}`` are literal braces, and
+    any other brace is literal text (``awk '{print $1}'``, ``${HOME:-/}``).
+    """
     names: List[str] = []
     errors: List[str] = []
     valid = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-    try:
-        for _literal, name, spec, conv in string.Formatter().parse(text):
-            if name is None:
-                continue
-            shown = "{" + name + ("!" + conv if conv else "") + (":" + spec if spec else "") + "}"
-            if name not in PLACEHOLDERS:
-                errors.append(f"unknown placeholder {shown}: valid placeholders are {valid}; "
-                              "write {{ and }} for literal braces")
-            elif spec or conv:
-                errors.append(f"placeholder {shown} takes no format spec or conversion; write {{{name}}}")
-            else:
-                names.append(name)
-    except ValueError as exc:
-        errors.append(f"malformed template ({exc}); write {{{{ and }}}} for literal braces")
+    for m in _TOKEN.finditer(text):
+        name = m.group(1)
+        if not name:
+            continue
+        if name in PLACEHOLDERS:
+            names.append(name)
+            continue
+        close = suggest(name, PLACEHOLDERS)
+        hint = f"did you mean {{{close}}}? " if close else ""
+        errors.append(f"unknown placeholder {{{name}}}: {hint}valid placeholders are {valid}; "
+                      "write {{ and }} for literal braces (e.g. ${{HOME}})")
     return names, errors
+
+
+def host_problem(template: str) -> Optional[str]:
+    """Why ``template`` can never render to a host the runner accepts, or None."""
+    rendered = _TOKEN.sub(lambda m: "h" if m.group(1) else m.group(0)[0], template)
+    if _HOST.match(rendered) and len(rendered) <= 255:
+        return None
+    hint = "; the login name goes in user:" if "@" in rendered else ""
+    return (f"expected a host name or address (letters, digits, '.', '-', '_', ':'; not starting "
+            f"with '-') or a template such as '{{host}}', got {template!r}{hint}")
 
 
 def _template_nodes(node: Node, path: str) -> Iterator[Tuple[Node, str, str]]:

@@ -125,7 +125,8 @@ def describe(node: Node) -> str:
     if node.tag == _BOOL_TAG:
         return f"got {text} (a boolean; quote it if you mean a string)"
     if node.tag not in _PLAIN_TAGS:
-        return f"got {text} (a {node.tag.replace('tag:yaml.org,2002:', '!!')})"
+        short = node.tag.replace("tag:yaml.org,2002:", "!!")
+        return f"got {text} (a {short})" if text else f"got a value tagged {short}"
     return f"got {text}"
 
 
@@ -135,6 +136,13 @@ def suggest(name: str, allowed: Collection[str]) -> Optional[str]:
         return lower[name.lower()]
     close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def _key_name(node: Node) -> Optional[str]:
+    """A mapping key as a string; None when YAML typed it otherwise (yes, 1, [a])."""
+    if isinstance(node, ScalarNode) and node.tag == _STR_TAG:
+        return node.value
+    return None
 
 
 class Entries:
@@ -225,8 +233,8 @@ class Reader:
         for k, _v in node.value:
             if k.tag == _MERGE_TAG:
                 continue
-            name = self.scalar(k, path) if isinstance(k, ScalarNode) else BAD
-            if not isinstance(name, str):
+            name = _key_name(k)
+            if name is None:
                 self.error(k, path, "keys must be plain strings, " + describe(k))
                 continue
             if name in own_keys:
@@ -237,8 +245,8 @@ class Reader:
             own_keys[name] = k
         reported: set = set()
         for k, v in self._pairs(node, path, set()):
-            name = self._ctor.construct_object(k) if isinstance(k, ScalarNode) else None
-            if not isinstance(name, str):
+            name = _key_name(k)
+            if name is None:
                 continue
             if name in allowed:
                 entries.items[name] = (k, v)   # merged pairs come first: own keys win

@@ -232,6 +232,7 @@ def test_literal_braces_and_every_placeholder_are_accepted():
 levels:
   - steps:
       - shell: "awk '{{print $1}}' {hosts} {level} {checks} {summary}"
+      - shell: "awk '{print $2}' | sed 's/}//' ${HOME:-/}"
       - shell: "ssh {host} true"
         foreach: host
 notify:
@@ -401,3 +402,66 @@ def test_deeply_nested_yaml_is_one_problem(tmp_path):
     path = write(tmp_path, "levels: " + "[" * 600 + "]" * 600 + "\n")
     (problem,) = validate(path)
     assert problem.file == path and "nested too deeply" in problem.message
+
+
+# -- agreement with the runner ---------------------------------------------------
+# Config validation mirrors steps/template.py and steps/ssh.py without importing
+# them (they pull in paramiko); these tests keep the two in step.
+
+TEMPLATES = ["deploy", "x {host} y", "{{host}}", "{{{host}}}", "awk '{print $1}'", "${HOME}",
+             "${HOME:-/}", "{hots}", "{ host }", "{host!r}", "}{", "{level}{summary}{checks}{hosts}",
+             "{_x}", "{9}", "{Host}", "{{", "}}}"]
+
+
+@pytest.mark.parametrize("text", TEMPLATES)
+def test_template_grammar_agrees_with_the_runner(text):
+    from escalator_handlers._configsteps import scan_template
+    from escalator_handlers.errors import StepError
+    from escalator_handlers.steps import template
+
+    names, errors = scan_template(text)
+    try:
+        template.check_template(text)
+        runner_ok = True
+    except StepError:
+        runner_ok = False
+    assert (not errors) == runner_ok
+    assert names == [n for n in template.placeholders(text) if n in template.PLACEHOLDERS]
+
+
+@pytest.mark.parametrize("host", ["web1", "{host}", "{host}.internal", "10.0.0.1", "::1", "a_b-c",
+                                  "-oProxyCommand=x", "deploy@{host}", "two words", "h/x", "",
+                                  "x" * 256])
+def test_host_check_agrees_with_the_runner(host):
+    from escalator_handlers._configsteps import host_problem
+    from escalator_handlers.errors import StepError
+    from escalator_handlers.steps import template
+
+    try:
+        template.render_host(host, {"host": "h", "hosts": "h", "level": "h", "summary": "h",
+                                    "checks": "h"})
+        runner_ok = True
+    except StepError:
+        runner_ok = False
+    assert (host_problem(host) is None) == runner_ok
+
+
+@pytest.mark.parametrize("spec", ["bastion", "ops@bastion", "ops@bastion:2022", "[::1]:22", "[::1]",
+                                  "bastion:0", "bastion:99999", "a@b@c", "ops@-x", "b:x",
+                                  "bad user@b", "ops@bastion1,ops@bastion2", "fe80::1"])
+def test_proxy_jump_check_agrees_with_the_runner(spec):
+    from escalator_handlers.errors import StepError
+    from escalator_handlers.steps.ssh import Target, parse_jump
+
+    try:
+        parse_jump(spec, Target(host="h"))
+        runner_ok = True
+    except StepError:
+        runner_ok = False
+    text = f"levels: [{{steps: [{{ssh: {{host: h, command: c, proxy_jump: '{spec}'}}}}]}}]\n"
+    try:
+        load_config_text(text)
+        ok = True
+    except ConfigError:
+        ok = False
+    assert ok == runner_ok
