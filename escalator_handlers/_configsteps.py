@@ -47,7 +47,8 @@ def p_user(r: Reader, node: Node, path: str) -> Any:
     v = r.string(node, path, "a user name")
     if v is BAD or _USER.match(v):
         return v
-    return r.error(node, path, f"expected a user name (letters, digits, '.', '-', '_'), {describe(node)}")
+    return r.error(node, path,
+                   f"expected a user name (letters, digits, '.', '-', '_'), {describe(node)}")
 
 
 def p_host(r: Reader, node: Node, path: str) -> Any:
@@ -64,7 +65,8 @@ def p_env(r: Reader, node: Node, path: str) -> Any:
     for name, (k, v) in e.items.items():
         vpath = join(path, name)
         if not _ENV_NAME.match(name):
-            r.error(k, vpath, f"expected an environment variable name (letters, digits, _), got {name!r}")
+            r.error(k, vpath,
+                    f"expected an environment variable name (letters, digits, _), got {name!r}")
             continue
         value = r.scalar(v, vpath)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -314,11 +316,13 @@ def build_step(r: Reader, node: Node, where: str, d: StepDefaults, *,
     kind = kinds[0]
     if notify:
         if kind == "chef":
-            r.error(e.key_node("chef"), join(where, "chef"), "notify steps are shell or ssh steps, not chef")
+            r.error(e.key_node("chef"), join(where, "chef"),
+                    "notify steps are shell or ssh steps, not chef")
             return None
         for key in ("foreach", "concurrency"):
             if key in e:
-                r.error(e.key_node(key), join(where, key), f"notify steps run once: {key} is not allowed here")
+                r.error(e.key_node(key), join(where, key),
+                        f"notify steps run once: {key} is not allowed here")
     foreach = r.field(e, "foreach", p_foreach, None, nullable=True)
     # A bad foreach value is reported once; don't also flag every {host} it would allow.
     per_host = foreach == "host" or (e.given("foreach") and foreach is None)
@@ -377,8 +381,9 @@ def build_step(r: Reader, node: Node, where: str, d: StepDefaults, *,
             elif not ke.given("host"):
                 for key in SSH_CONN:
                     if ke.given(key):
-                        r.error(ke.key_node(key), join(ke.path, key), f"{key} applies to remote runs only: "
-                                "set chef.host too (without host chef-client runs on this machine)")
+                        r.error(ke.key_node(key), join(ke.path, key),
+                                f"{key} applies to remote runs only: set chef.host too "
+                                "(without host chef-client runs on this machine)")
         if step_timeout is not None and "timeout" in vals:
             r.error(ke.key_node("timeout"), join(ke.path, "timeout"),
                     f"timeout is given both on the step (line {line_of(e.value('timeout'))}) "

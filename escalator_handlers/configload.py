@@ -208,7 +208,8 @@ def _p_mode(r: Reader, node: Node, path: str) -> Any:
     if mode is BAD or not 0 <= mode <= 0o7777:
         return r.error(node, path, f'expected an octal mode such as "0750", {describe(node)}')
     if mode & 0o700 != 0o700:
-        return r.error(node, path, f"the spool's owner needs rwx (0700 at least), got {oct(mode)[2:]:0>4}")
+        return r.error(node, path,
+                       f"the spool's owner needs rwx (0700 at least), got {oct(mode)[2:]:0>4}")
     return mode
 
 
@@ -372,4 +373,5 @@ def _p_url(r: Reader, node: Node, path: str) -> Any:
     v = r.string(node, path, "an https:// URL")
     if v is BAD or v.startswith(("https://", "http://")):
         return v
-    return r.error(node, path, f"expected an https:// URL such as https://icinga:5665, {describe(node)}")
+    return r.error(node, path,
+                   f"expected an https:// URL such as https://icinga:5665, {describe(node)}")
