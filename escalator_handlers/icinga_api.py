@@ -1,0 +1,135 @@
+"""Icinga 2 REST API client: the Icinga side of ``nagios.Feedback``.
+
+Same interface as ``nagios.CommandFile`` (``add_comment``, ``acknowledge``,
+``passive_result``, ``schedule_downtime``), implemented as POSTs to
+``/v1/actions/...`` with basic auth (user plus a password file) and a CA
+file for TLS.  Objects are selected with a filter whose values travel in
+``filter_vars``, so host and service names are never spliced into the
+filter expression.  Only the standard library is used (urllib, ssl).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any, Dict, List, Optional
+
+from .config import IcingaApi
+from .nagios import AUTHOR, MAX_TEXT, FeedbackError
+
+log = logging.getLogger(__name__)
+
+
+class IcingaClient:
+    """Posts actions to one Icinga 2 API endpoint; raises FeedbackError."""
+
+    def __init__(self, url: str, user: str, password: str, ca_file: Optional[str] = None,
+                 timeout: float = 10.0, author: str = AUTHOR):
+        self.url = url.rstrip("/")
+        self.author = author
+        self.timeout = timeout
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._auth = f"Basic {token}"
+        handlers: List[Any] = [urllib.request.ProxyHandler({})]  # the API is local: no proxies
+        if self.url.startswith("https:"):
+            try:
+                context = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise FeedbackError(f"cannot load CA file {ca_file}: {exc}", self.url,
+                                    unreachable=True) from None
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    @classmethod
+    def from_config(cls, api: IcingaApi, timeout: float = 10.0) -> "IcingaClient":
+        """A client for ``nagios.icinga_api``; reads the password file now."""
+        try:
+            with open(api.password_file, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise FeedbackError(f"cannot read Icinga API password file {api.password_file}: "
+                                f"{exc.strerror}", api.url, unreachable=True) from None
+        return cls(api.url, api.user, password, api.ca_file, timeout)
+
+    def action(self, name: str, host: str, service: Optional[str], **params: Any) -> List[dict]:
+        """POST /v1/actions/NAME for one host or service; return the results."""
+        body: Dict[str, Any] = dict(params)
+        if service is None:
+            body.update(type="Host", filter="host.name==escalator_host",
+                        filter_vars={"escalator_host": host})
+        else:
+            body.update(type="Service",
+                        filter="host.name==escalator_host && service.name==escalator_service",
+                        filter_vars={"escalator_host": host, "escalator_service": service})
+        url = f"{self.url}/v1/actions/{name}"
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Authorization": self._auth,
+        })
+        what = host if service is None else f"{host}/{service}"
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = _message(exc.read())
+            unreachable = exc.code in (401, 403)
+            if exc.code == 404 and not detail:
+                detail = "no such object"
+            raise FeedbackError(f"Icinga API {name} for {what}: HTTP {exc.code} {detail or exc.reason}",
+                                url, unreachable=unreachable) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise FeedbackError(f"Icinga API at {self.url} unreachable: {reason}", url,
+                                unreachable=True) from None
+        try:
+            results = json.loads(payload or b"{}").get("results", [])
+        except (ValueError, AttributeError):
+            raise FeedbackError(f"Icinga API {name} for {what}: answer is not JSON", url) from None
+        if not results:
+            raise FeedbackError(f"Icinga API {name}: no object {what}", url)
+        bad = [r for r in results if int(r.get("code", 200)) >= 300]
+        if bad:
+            raise FeedbackError(f"Icinga API {name} for {what}: "
+                                + "; ".join(f"{r.get('code')} {r.get('status', '')}" for r in bad), url)
+        log.debug("icinga %s %s: %s", name, what, results)
+        return results
+
+    def add_comment(self, host: str, service: Optional[str], text: str) -> None:
+        self.action("add-comment", host, service, author=self.author, comment=_text(text))
+
+    def acknowledge(self, host: str, service: Optional[str], text: str) -> None:
+        self.action("acknowledge-problem", host, service, author=self.author, comment=_text(text),
+                    sticky=False, notify=False, persistent=False)
+
+    def passive_result(self, host: str, service: Optional[str], code: int, output: str) -> None:
+        self.action("process-check-result", host, service, exit_status=int(code),
+                    plugin_output=_text(output))
+
+    def schedule_downtime(self, host: str, service: Optional[str], start: float, end: float,
+                          text: str, fixed: bool = True, duration: float = 0) -> None:
+        self.action("schedule-downtime", host, service, author=self.author, comment=_text(text),
+                    start_time=int(start), end_time=int(end), fixed=fixed,
+                    duration=int(duration or end - start))
+
+
+def _text(text: str) -> str:
+    # JSON carries any character safely; only keep the size sane.
+    return str(text)[:MAX_TEXT]
+
+
+def _message(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")[:200]
+    if isinstance(data, dict):
+        return str(data.get("status") or data.get("error") or "")
+    return ""
+
+
+__all__ = ["IcingaClient"]

@@ -1,0 +1,188 @@
+"""Reading Nagios 4's ``status.dat``: current state of every check.
+
+Nagios sends an event handler nothing while a check stays in the same HARD
+problem state, and events are missed while escalator is down.  The
+collector therefore seeds its check-state store from ``status.dat`` at start
+(``status_events``) and, before acting, confirms that the checks that asked
+are still non-OK there (``still_failing``).
+
+The format is blocks of ``name {`` / ``\\tkey=value`` / ``\\t}``.  Blocks this
+module does not know are skipped; Nagios rewrites the file by rename, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .errors import EscalatorError
+from .event import GOOD_STATES, CheckKey, Event
+
+HOST_STATE_NAMES = {0: "UP", 1: "DOWN", 2: "UNREACHABLE"}
+SERVICE_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
+
+
+class StatusError(EscalatorError):
+    """status.dat cannot be read."""
+
+
+@dataclass(frozen=True)
+class CheckStatus:
+    """One host or service as status.dat describes it."""
+
+    host: str
+    service: Optional[str]
+    state: str
+    state_type: str
+    attempt: int
+    downtime: int
+    output: str
+    last_check: float
+    last_state_change: float
+    checked: bool = True           # False while Nagios has never run the check
+
+    @property
+    def key(self) -> CheckKey:
+        return (self.host, self.service)
+
+    def to_event(self) -> Event:
+        return Event(time=self.last_check, host=self.host, service=self.service, state=self.state,
+                     state_type=self.state_type, attempt=self.attempt, downtime=self.downtime,
+                     output=self.output)
+
+
+@dataclass(frozen=True)
+class Comment:
+    host: str
+    service: Optional[str]
+    author: str
+    text: str
+    entry_time: float
+    entry_type: int                # 1 user, 2 downtime, 3 flapping, 4 acknowledgement
+
+
+def parse_blocks(text: str) -> Iterator[Tuple[str, Dict[str, str]]]:
+    """Every ``name { key=value ... }`` block, in file order."""
+    name: Optional[str] = None
+    fields: Dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if name is None:
+            if line.endswith("{"):
+                name, fields = line[:-1].strip(), {}
+            continue
+        if line == "}":
+            yield name, fields
+            name = None
+            continue
+        key, sep, value = raw.lstrip("\t ").partition("=")
+        if sep:
+            fields[key] = value
+
+
+def read_status(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError as exc:
+        raise StatusError(f"cannot read Nagios status file {path}: {exc.strerror}") from None
+
+
+def _int(fields: Dict[str, str], key: str, default: int = 0) -> int:
+    try:
+        return int(fields.get(key, default))
+    except ValueError:
+        return default
+
+
+def _float(fields: Dict[str, str], key: str) -> float:
+    try:
+        return float(fields.get(key, 0))
+    except ValueError:
+        return 0.0
+
+
+def _status(kind: str, fields: Dict[str, str]) -> Optional[CheckStatus]:
+    host = fields.get("host_name")
+    if not host:
+        return None
+    if kind == "hoststatus":
+        service, names = None, HOST_STATE_NAMES
+    else:
+        service, names = fields.get("service_description"), SERVICE_STATE_NAMES
+        if not service:
+            return None
+    code = _int(fields, "current_state", 3 if service else 2)
+    return CheckStatus(
+        host=host,
+        service=service,
+        state=names.get(code, "UNKNOWN" if service else "UNREACHABLE"),
+        state_type="HARD" if _int(fields, "state_type", 1) == 1 else "SOFT",
+        attempt=_int(fields, "current_attempt", 1),
+        downtime=_int(fields, "scheduled_downtime_depth"),
+        output=fields.get("plugin_output", ""),
+        last_check=_float(fields, "last_check"),
+        last_state_change=_float(fields, "last_state_change"),
+        checked=_int(fields, "has_been_checked", 1) == 1,
+    )
+
+
+def parse_status(path: str) -> Dict[CheckKey, CheckStatus]:
+    """Every host and service in status.dat, keyed ``(host, service|None)``."""
+    result: Dict[CheckKey, CheckStatus] = {}
+    for kind, fields in parse_blocks(read_status(path)):
+        if kind in ("hoststatus", "servicestatus"):
+            status = _status(kind, fields)
+            if status is not None:
+                result[status.key] = status
+    return result
+
+
+def status_events(path: str) -> List[Event]:
+    """Events for every check Nagios has run (``time`` = its last check), to seed state.
+
+    Checks still pending (never run) are left out: Nagios reports them as
+    OK/UP with no evidence either way.
+    """
+    return [s.to_event() for s in parse_status(path).values() if s.checked]
+
+
+def still_failing(path: str, checks: Iterable[CheckKey]) -> List[CheckKey]:
+    """The ``checks`` that are not OK/UP in status.dat now.
+
+    A check status.dat does not know (renamed, or a different monitoring
+    system) cannot be confirmed either way and is kept, so a mismatch never
+    silently stops escalator from acting.
+    """
+    status = parse_status(path)
+    keep = []
+    for key in checks:
+        s = status.get(key)
+        if s is None or s.state not in GOOD_STATES:
+            keep.append(key)
+    return keep
+
+
+def parse_comments(path: str) -> List[Comment]:
+    """The host and service comments in status.dat."""
+    comments = []
+    for kind, fields in parse_blocks(read_status(path)):
+        if kind in ("hostcomment", "servicecomment") and fields.get("host_name"):
+            comments.append(Comment(
+                host=fields["host_name"],
+                service=fields.get("service_description") if kind == "servicecomment" else None,
+                author=fields.get("author", ""),
+                text=fields.get("comment_data", ""),
+                entry_time=_float(fields, "entry_time"),
+                entry_type=_int(fields, "entry_type", 1),
+            ))
+    return comments
+
+
+__all__ = [
+    "CheckStatus", "Comment", "StatusError", "parse_blocks", "parse_comments",
+    "parse_status", "status_events", "still_failing",
+]

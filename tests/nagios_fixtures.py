@@ -1,0 +1,403 @@
+"""A real Nagios 4 for tests: generated config in a temp dir, foreground daemon.
+
+``start_nagios`` writes a main config with every path inside the temp dir and
+the fast-test settings of REAL-DAEMONS.md, loads the shipped
+``nagios-conf/nagios4/commands.cfg`` and ``templates.cfg`` (only the
+installation paths are rewritten, so the real macros and quoting are what
+run) and defines a host ``web01`` and a service ``web01/HTTP`` whose check
+script reports whatever state the test writes into a file.  It yields a
+``NagiosDaemon`` and always stops and reaps the daemon afterwards.
+
+Import the ``nagios`` fixture or call ``start_nagios`` directly when a test
+needs the handler to spawn a collector with a config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional
+
+import pytest
+
+NAGIOS = "/usr/sbin/nagios4"
+PLUGINS = "/usr/lib/nagios/plugins"
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "nagios-conf" / "nagios4"
+HANDLER = Path(sys.executable).parent / "escalator-handler"
+
+#: The installation paths the shipped command definitions use.
+SHIPPED_HANDLER = "/usr/local/bin/escalator-handler"
+SHIPPED_SPOOL = "/var/spool/escalator"
+SHIPPED_CONFIG = "/etc/escalator/escalator.yaml"
+SHIPPED_SPAWN = " --spawn-collector --config " + SHIPPED_CONFIG
+
+HOST = "web01"
+SERVICE = "HTTP"
+FEEDBACK_HOST = "monitor"
+FEEDBACK_SERVICE = "escalator"
+
+# The check reports the state named in file $1 (OK WARNING CRITICAL UNKNOWN
+# UP DOWN) with the text in $1.output, so a test controls both.
+CHECK_SCRIPT = """#!/bin/sh
+state=$(cat "$1" 2>/dev/null || echo UNKNOWN)
+text=$(cat "$1.output" 2>/dev/null || echo "synthetic $state")
+case "$state" in
+  OK|UP) code=0 ;;
+  WARNING) code=1 ;;
+  CRITICAL|DOWN) code=2 ;;
+  *) code=3 ;;
+esac
+printf '%s - %s\\n' "$state" "$text"
+exit $code
+"""
+
+
+def nagios_available() -> Optional[str]:
+    """None when Nagios 4 can run here, else the reason it cannot."""
+    if not os.path.exists(NAGIOS):
+        return f"{NAGIOS} is not installed (Debian package nagios4-core; see setup.sh)"
+    return None
+
+
+def short_tmpdir() -> Path:
+    """A temp dir with a short path: Nagios crashes on a long query_socket path."""
+    return Path(tempfile.mkdtemp(prefix="nag", dir="/tmp"))
+
+
+def main_config(root: Path, cfg_files: List[Path], extra: str = "") -> Path:
+    """Write ``root/nagios.cfg``: every path under ``root``, fast-test settings."""
+    for sub in ("var", "var/checkresults", "var/archives", "var/tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    resource = root / "resource.cfg"
+    resource.write_text(f"$USER1$={PLUGINS}\n")
+    user = "root" if os.geteuid() == 0 else None
+    lines = [
+        f"log_file={root}/var/nagios.log",
+        *(f"cfg_file={p}" for p in cfg_files),
+        f"resource_file={resource}",
+        f"object_cache_file={root}/var/objects.cache",
+        f"precached_object_file={root}/var/objects.precache",
+        f"status_file={root}/var/status.dat",
+        f"command_file={root}/var/nagios.cmd",
+        f"query_socket={root}/var/q.qh",
+        f"lock_file={root}/var/nagios.lock",
+        f"temp_file={root}/var/nagios.tmp",
+        f"temp_path={root}/var/tmp",
+        f"check_result_path={root}/var/checkresults",
+        f"log_archive_path={root}/var/archives",
+        f"state_retention_file={root}/var/retention.dat",
+        f"debug_file={root}/var/debug.log",
+        *([f"nagios_user={user}", f"nagios_group={user}"] if user else []),
+        "check_external_commands=1",
+        "interval_length=1",
+        "check_result_reaper_frequency=1",
+        "status_update_interval=1",
+        "service_inter_check_delay_method=n",
+        "host_inter_check_delay_method=n",
+        "max_service_check_spread=1",
+        "max_host_check_spread=1",
+        "cached_host_check_horizon=0",
+        "cached_service_check_horizon=0",
+        "log_service_retries=1",
+        "log_host_retries=1",
+        "log_event_handlers=1",
+        "log_external_commands=1",
+        "log_passive_checks=1",
+        "enable_notifications=0",
+        "enable_event_handlers=1",
+        "enable_flap_detection=0",
+        "check_for_updates=0",
+        "use_syslog=0",
+        "retain_state_information=0",
+        "event_handler_timeout=10",
+        # Debian's default; the single quotes in commands.cfg rely on it.
+        "illegal_macro_output_chars=`~$&|'\"<>",
+        "illegal_object_name_chars=`~!$%^&*|'\"<>?,()=",
+        extra,
+    ]
+    cfg = root / "nagios.cfg"
+    cfg.write_text("\n".join(line for line in lines if line) + "\n")
+    return cfg
+
+
+def base_objects(root: Path) -> Path:
+    """Time period, contact and a do-nothing notification command Nagios insists on."""
+    path = root / "base.cfg"
+    days = "\n".join(f"    {d} 00:00-24:00" for d in
+                     ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))
+    path.write_text(f"""define timeperiod {{
+    timeperiod_name 24x7
+    alias 24x7
+{days}
+}}
+
+define command {{
+    command_name notify-none
+    command_line /bin/true
+}}
+
+define contact {{
+    contact_name admin
+    alias admin
+    host_notifications_enabled 0
+    service_notifications_enabled 0
+    host_notification_period 24x7
+    service_notification_period 24x7
+    host_notification_options n
+    service_notification_options n
+    host_notification_commands notify-none
+    service_notification_commands notify-none
+}}
+
+define host {{
+    name generic-host
+    check_interval 1
+    retry_interval 1
+    max_check_attempts 2
+    check_period 24x7
+    notification_period 24x7
+    contacts admin
+    check_command escalator-test-flip!{root}/host.state
+    register 0
+}}
+
+define service {{
+    name generic-service
+    check_interval 1
+    retry_interval 1
+    max_check_attempts 2
+    check_period 24x7
+    notification_period 24x7
+    contacts admin
+    register 0
+}}
+""")
+    return path
+
+
+def shipped_commands(dest: Path, spool: Path, config: Optional[Path]) -> Path:
+    """Copy the shipped commands.cfg, rewriting only the installation paths."""
+    text = (CONF_DIR / "commands.cfg").read_text()
+    for needle in (SHIPPED_HANDLER, SHIPPED_SPOOL, SHIPPED_SPAWN):
+        assert needle in text, f"commands.cfg no longer contains {needle!r}"
+    text = text.replace(SHIPPED_HANDLER, str(HANDLER)).replace(SHIPPED_SPOOL, str(spool))
+    if config is None:
+        text = text.replace(SHIPPED_SPAWN, "")
+    else:
+        text = text.replace(SHIPPED_CONFIG, str(config))
+    dest.write_text(text)
+    return dest
+
+
+def verify(cfg: Path) -> subprocess.CompletedProcess:
+    """Run ``nagios4 -v`` on a main config."""
+    return subprocess.run([NAGIOS, "-v", str(cfg)], capture_output=True, text=True, timeout=30)
+
+
+@dataclass
+class NagiosDaemon:
+    """A running Nagios 4 and the files a test looks at."""
+
+    root: Path
+    cfg: Path
+    spool: Path
+    proc: subprocess.Popen
+    host: str = HOST
+    service: str = SERVICE
+    started: float = field(default_factory=time.time)
+
+    @property
+    def log(self) -> Path:
+        return self.root / "var" / "nagios.log"
+
+    @property
+    def command_file(self) -> Path:
+        return self.root / "var" / "nagios.cmd"
+
+    @property
+    def status_file(self) -> Path:
+        return self.root / "var" / "status.dat"
+
+    @property
+    def events_file(self) -> Path:
+        return self.spool / "events.jsonl"
+
+    def flip(self, state: str, output: Optional[str] = None, host: bool = False) -> None:
+        """Make the next check of the service (or the host) report ``state``."""
+        path = self.root / ("host.state" if host else "service.state")
+        if output is not None:
+            Path(str(path) + ".output").write_text(output)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(state + "\n")
+        os.replace(tmp, path)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def events(self) -> List[dict]:
+        """The events the handler spooled, oldest first."""
+        return read_events(self.events_file)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+        """Poll ``predicate`` until it returns something truthy; fail with the log tail."""
+        return wait_for(predicate, timeout, what or getattr(predicate, "__name__", "condition"),
+                        lambda: self.log_text()[-3000:], self.proc)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def read_events(path: Path) -> List[dict]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             context: Callable[[], str] = lambda: "", proc: Optional[subprocess.Popen] = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"daemon exited ({proc.returncode}) while waiting for {what}\n{context()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{context()}")
+        time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 5 s; always reap."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def start_nagios(workdir: Path, config: Optional[Path] = None, extra_objects: str = "",
+                 spool: Optional[Path] = None) -> Iterator[NagiosDaemon]:
+    """Start Nagios 4 in the foreground; ``config`` makes the handler spawn a collector.
+
+    ``workdir`` holds the spool and test files; the daemon itself lives in a
+    short /tmp path (the query socket path must be short) removed afterwards.
+    """
+    reason = nagios_available()
+    if reason:
+        pytest.skip(reason)
+    root = short_tmpdir()
+    spool = spool or workdir / "spool"  # the handler creates it with the mode it wants
+    check = root / "check_flip"
+    check.write_text(CHECK_SCRIPT)
+    check.chmod(0o755)
+    (root / "host.state").write_text("UP\n")
+    (root / "service.state").write_text("OK\n")
+    objects = root / "objects.cfg"
+    objects.write_text(f"""define command {{
+    command_name escalator-test-flip
+    command_line {check} $ARG1$
+}}
+
+define host {{
+    use escalated-host,generic-host
+    host_name {HOST}
+    alias test node
+    address 127.0.0.1
+}}
+
+define service {{
+    use escalated-service,generic-service
+    host_name {HOST}
+    service_description {SERVICE}
+    check_command escalator-test-flip!{root}/service.state
+}}
+
+define host {{
+    use generic-host
+    host_name {FEEDBACK_HOST}
+    alias escalator reports here
+    address 127.0.0.1
+    check_command escalator-test-flip!{root}/feedback-host.state
+}}
+
+define service {{
+    use generic-service
+    host_name {FEEDBACK_HOST}
+    service_description {FEEDBACK_SERVICE}
+    check_command escalator-test-flip!{root}/feedback.state
+    active_checks_enabled 0
+    passive_checks_enabled 1
+    max_check_attempts 1
+}}
+{extra_objects}
+""")
+    (root / "feedback-host.state").write_text("UP\n")
+    cfg = main_config(root, [
+        base_objects(root),
+        shipped_commands(root / "commands.cfg", spool, config),
+        CONF_DIR / "templates.cfg",
+        objects,
+    ])
+    out = open(root / "nagios.out", "wb")
+    proc = subprocess.Popen([NAGIOS, str(cfg)], stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=str(root), start_new_session=True)
+    daemon = NagiosDaemon(root=root, cfg=cfg, spool=spool, proc=proc)
+    try:
+        # Ready when the service has had its first (OK) check: flips after
+        # that are state changes Nagios reports to the handler.
+        daemon.wait_for(lambda: daemon.command_file.exists() and checked(daemon.status_file, HOST, SERVICE),
+                        timeout=15, what="Nagios start-up and first service check")
+        yield daemon
+    finally:
+        daemon.stop()
+        out.close()
+        if os.environ.get("ESCALATOR_KEEP_NAGIOS"):
+            print(f"kept Nagios dir {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def nagios(tmp_path: Path) -> Iterator[NagiosDaemon]:
+    """A running Nagios 4 whose event handlers spool to ``tmp_path/spool`` (no collector)."""
+    with start_nagios(tmp_path) as daemon:
+        yield daemon
+
+
+def checked(status_file: Path, host: str, service: str) -> bool:
+    """Whether status.dat says the service has had a check (independent of our parser)."""
+    try:
+        text = status_file.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    for block in re.findall(r"servicestatus \{(.*?)\}", text, re.S):
+        if (f"\thost_name={host}\n" in block and f"\tservice_description={service}\n" in block
+                and "\thas_been_checked=1\n" in block):
+            return True
+    return False
+
+
+def service_alerts(log_text: str, host: str = HOST, service: str = SERVICE) -> List[str]:
+    """The ``SERVICE ALERT`` lines of one service in a Nagios log."""
+    pat = re.compile(rf"^\[\d+\] SERVICE ALERT: {re.escape(host)};{re.escape(service)};(.*)$", re.M)
+    return pat.findall(log_text)
