@@ -1,0 +1,497 @@
+"""The spool: a crash-safe, multi-writer queue of events on disk.
+
+Handlers append one JSON line each to ``<spool>/events.jsonl`` under an
+exclusive ``flock``; the collector *takes* the file by renaming it to
+``taken-<ns>-<pid>.jsonl`` and removes a taken file only after its records
+are durably journalled.  Layout of a spool directory:
+
+``events.jsonl``
+    the live file handlers append to;
+``taken-<ns>-<pid>.jsonl``
+    files the collector has taken (leftovers of a crashed collector are taken
+    again by the next one);
+``collector.lock`` / ``collector.pid``
+    the collector's filelock and pid (handlers only probe the lock);
+``wakeup``
+    a FIFO the collector reads; a handler writes one byte to wake it.
+
+A record is one line of ASCII JSON, so newlines, NUL and undecodable bytes in
+untrusted text are escaped and a line is a record.  Writers hold the lock for
+the whole write and cut a failed write back off, so readers that lock never
+see a torn record; readers that do not lock (``pending``) skip an unfinished
+last line.
+
+This module sits on the handler's hot path: it imports only light standard
+modules, and :class:`~escalator_handlers.errors.SpoolError` (whose module
+pulls in dataclasses and typing) is imported only when an error is raised.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import stat
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; the handler avoids it
+    from typing import Iterator, NoReturn, Optional
+
+EVENTS = "events.jsonl"
+WAKEUP = "wakeup"
+LOCK = "collector.lock"
+PID = "collector.pid"
+TAKEN_PREFIX = "taken-"
+TAKEN_SUFFIX = ".jsonl"
+
+#: Longest line read_records parses; anything longer is reported corrupt.
+MAX_LINE = 8 * 1024 * 1024
+
+_APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _fail(message: str) -> NoReturn:
+    from .errors import SpoolError  # lazy: see the module docstring
+
+    raise SpoolError(message)
+
+
+def _refuse(spool: str, why: str, fix: str) -> NoReturn:
+    _fail(f"refusing to use spool {spool}: {why}; {fix}")
+
+
+def new_id() -> str:
+    """A record id unique across processes: time, pid and 32 random bits."""
+    return f"{time.time_ns():x}-{os.getpid():x}-{os.urandom(4).hex()}"
+
+
+def encode(record: dict) -> bytes:
+    """One record as its spool line: ASCII JSON ending in a newline."""
+    return (json.dumps(record, ensure_ascii=True, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
+
+
+def _open_dir(path: str, create: bool, mode: int) -> int:
+    """Open the spool directory without following a symlink; create it if asked."""
+    try:
+        return os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        if not create:
+            _fail(f"spool {path} does not exist")
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # Linux says ENOTDIR for a symlink here
+            _refuse_not_dir(path)
+        _fail(f"cannot open spool {path}: {exc.strerror}")
+    try:
+        os.makedirs(path, mode)
+        os.chmod(path, mode)  # makedirs honours the umask; the spool mode is exact
+    except FileExistsError:
+        pass  # another handler created it meanwhile
+    except OSError as exc:
+        _fail(f"cannot create spool {path}: {exc.strerror}")
+    return _open_dir(path, False, mode)
+
+
+def _refuse_not_dir(path: str) -> NoReturn:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        _refuse(path, "a parent of it is not a directory", "fix the spool path")
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        _refuse(path, f"it is a symbolic link (to {target})", "point the spool at the real directory")
+    _refuse(path, "it is not a directory", "fix the spool path")
+
+
+def _check_dir_fd(path: str, dfd: int) -> os.stat_result:
+    st = os.fstat(dfd)
+    if st.st_mode & stat.S_IWOTH:
+        _refuse(path, f"it is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {path}")
+    return st
+
+
+def _check_entries(path: str, dfd: int) -> None:
+    for name in (EVENTS, WAKEUP):
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        full = os.path.join(path, name)
+        if stat.S_ISLNK(st.st_mode):
+            _refuse(path, f"{full} is a symbolic link", f"remove {full}")
+        if name == EVENTS:
+            _check_events_stat(path, full, st)
+
+
+def _check_events_stat(path: str, full: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        _refuse(path, f"{full} is not a regular file", f"remove {full}")
+    if st.st_mode & stat.S_IWOTH:
+        _refuse(path, f"{full} is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {full}")
+
+
+def check_spool_dir(path: str, create: bool = True, mode: int = 0o750) -> None:
+    """Make sure *path* is a spool we may use, creating it with *mode* if asked.
+
+    Refuses (SpoolError) a symlink or non-directory, a world-writable
+    directory or ``events.jsonl``, and a symlink at ``events.jsonl`` or
+    ``wakeup``, like sshd's StrictModes: a spool others can write into could
+    be fed fake events.
+    """
+    dfd = _open_dir(path, create, mode)
+    try:
+        _check_dir_fd(path, dfd)
+        _check_entries(path, dfd)
+    finally:
+        os.close(dfd)
+
+
+def append(spool_dir: str, record: dict, *, mode: int = 0o750) -> str:
+    """Append *record* durably and wake the collector; return its id.
+
+    The record gets a fresh ``id`` unless it has one.  On return the line is
+    on disk (fsync).  Raises SpoolError with the reason when it cannot be
+    written; a failed write is cut off again, so no torn record remains.
+    """
+    record = dict(record)
+    rid = record.get("id") or new_id()
+    record["id"] = rid
+    line = encode(record)
+    dfd = _open_dir(spool_dir, True, mode)
+    try:
+        dir_st = _check_dir_fd(spool_dir, dfd)
+        _check_entries(spool_dir, dfd)
+        _append_line(spool_dir, dfd, dir_st, line)
+        _wake(dfd)
+    finally:
+        os.close(dfd)
+    return rid
+
+
+def _open_live(spool_dir: str, dfd: int, dir_st: os.stat_result) -> tuple[int, os.stat_result]:
+    """Open and lock the live events file; retry while the collector renames it."""
+    full = os.path.join(spool_dir, EVENTS)
+    for _ in range(1000):
+        try:
+            fd = os.open(EVENTS, _APPEND_FLAGS, 0o640, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
+            if exc.errno == errno.ENXIO:  # a FIFO planted instead of the file
+                _refuse(spool_dir, f"{full} is not a regular file", f"remove {full}")
+            _fail(f"cannot open {full}: {exc.strerror}")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            try:
+                now = os.stat(EVENTS, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+            if st.st_nlink > 0 and now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
+                _check_events_stat(spool_dir, full, st)
+                if os.geteuid() == 0 and st.st_uid != dir_st.st_uid and st.st_size == 0:
+                    # root (the CLI, a root collector) must not leave a file
+                    # the spool's owner (the nagios user) can no longer append to
+                    os.fchown(fd, dir_st.st_uid, dir_st.st_gid)
+                return fd, st
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the collector took this file between our open and lock
+    _fail(f"cannot append to {full}: it keeps being replaced")
+
+
+def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) -> None:
+    full = os.path.join(spool_dir, EVENTS)
+    fd, st = _open_live(spool_dir, dfd, dir_st)
+    try:
+        size = st.st_size
+        # A writer killed mid-write can leave a line without its newline;
+        # start ours on a fresh line so only that torn one is lost.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        view = memoryview(line)
+        try:
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                view = view[n:]
+        except OSError as exc:
+            _cut_back(fd, size, full, exc)
+        fcntl.flock(fd, fcntl.LOCK_UN)  # release before fsync: others need not wait for the disk
+        try:
+            os.fsync(fd)
+            if size == 0:
+                os.fsync(dfd)  # a new file's directory entry must be durable too
+        except OSError as exc:
+            _fail(f"cannot write {full}: fsync failed: {exc.strerror}")
+    finally:
+        os.close(fd)
+
+
+def _cut_back(fd: int, size: int, full: str, exc: OSError) -> NoReturn:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EFBIG:
+        reason += " (the file size limit, RLIMIT_FSIZE, was reached)"
+    try:
+        os.ftruncate(fd, size)
+    except OSError as texc:
+        reason += f"; removing the partial record failed too: {texc.strerror}"
+    _fail(f"cannot write {full}: {reason}")
+
+
+def _wake(dfd: int) -> bool:
+    try:
+        fd = os.open(WAKEUP, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return False  # ENXIO: no collector reading; ENOENT: none ever started
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        os.write(fd, b"!")
+        return True
+    except OSError:
+        return False  # EAGAIN: the FIFO is full of wake-ups already
+    finally:
+        os.close(fd)
+
+
+def wake(spool_dir: str) -> bool:
+    """Poke the collector through the wakeup FIFO; True when a byte was written."""
+    try:
+        dfd = os.open(spool_dir, _DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        return _wake(dfd)
+    finally:
+        os.close(dfd)
+
+
+def open_wakeup(spool_dir: str) -> int:
+    """For the collector: the wakeup FIFO, created if missing, opened read-write.
+
+    Read-write so that select() never reports EOF when no handler has it
+    open; non-blocking so drain_wakeup() can empty it.
+    """
+    dfd = _open_dir(spool_dir, False, 0o750)
+    try:
+        dir_st = _check_dir_fd(spool_dir, dfd)
+        created = False
+        try:
+            os.mkfifo(WAKEUP, 0o620, dir_fd=dfd)
+            created = True
+        except FileExistsError:
+            pass
+        full = os.path.join(spool_dir, WAKEUP)
+        try:
+            fd = os.open(WAKEUP, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
+            _fail(f"cannot open {full}: {exc.strerror}")
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            _refuse(spool_dir, f"{full} is not a FIFO", f"remove {full}")
+        if created:
+            os.fchmod(fd, 0o620)  # exact, whatever the umask: handlers of the group write
+            if os.geteuid() == 0 and dir_st.st_uid != 0:
+                os.fchown(fd, dir_st.st_uid, dir_st.st_gid)
+        return fd
+    finally:
+        os.close(dfd)
+
+
+def drain_wakeup(fd: int) -> int:
+    """Read every pending wake-up byte from *fd*; return how many there were."""
+    total = 0
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return total
+        if not chunk:
+            return total
+        total += len(chunk)
+
+
+def _taken(spool_dir: str) -> list[str]:
+    try:
+        names = os.listdir(spool_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(
+        os.path.join(spool_dir, n) for n in names if n.startswith(TAKEN_PREFIX) and n.endswith(TAKEN_SUFFIX)
+    )
+
+
+def take(spool_dir: str) -> list[str]:
+    """For the collector (holding the collector lock): take the pending events.
+
+    Renames a non-empty ``events.jsonl`` to a new taken file and returns every
+    taken file in the spool, oldest first (including those a crashed collector
+    left).  When it returns, no handler is still writing into them.
+    """
+    check_spool_dir(spool_dir, create=False)
+    live = os.path.join(spool_dir, EVENTS)
+    try:
+        size = os.stat(live, follow_symlinks=False).st_size
+    except FileNotFoundError:
+        size = 0
+    if size:
+        # Zero-padded so that name order is time order.
+        target = os.path.join(spool_dir, f"{TAKEN_PREFIX}{time.time_ns():020d}-{os.getpid()}{TAKEN_SUFFIX}")
+        try:
+            os.rename(live, target)
+        except OSError as exc:
+            _fail(f"cannot take {live}: {exc.strerror}")
+    paths = _taken(spool_dir)
+    for path in paths:
+        # A handler that locked the file before the rename may still be
+        # writing; its lock ends when its record is complete.
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    return [p for p in paths if os.path.exists(p)]
+
+
+def read_records(path: str) -> Iterator[tuple[int, Optional[dict], str]]:
+    """Yield (line number, record or None when corrupt, raw text) for each line.
+
+    A line that is not a JSON object, is longer than MAX_LINE, or is the last
+    one and lacks its newline (a torn write) yields None; nothing here raises
+    for bad content.  A missing file yields nothing.
+    """
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        number = 0
+        while True:
+            raw = f.readline(MAX_LINE + 1)
+            if not raw:
+                return
+            number += 1
+            complete = raw.endswith(b"\n")
+            if not complete and len(raw) > MAX_LINE:
+                while True:  # skip the rest of an overlong line
+                    rest = f.readline(MAX_LINE)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                yield number, None, raw[:200].decode("utf-8", "backslashreplace") + "..."
+                continue
+            text = raw.rstrip(b"\n").decode("utf-8", "backslashreplace")
+            record = None
+            if complete:
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    record = None
+            yield number, record, text
+
+
+def finish(paths: list[str]) -> None:
+    """Remove taken files whose records are durably journalled, durably."""
+    dirs = set()
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            _fail(f"cannot remove {path}: {exc.strerror}")
+        dirs.add(os.path.dirname(path) or ".")
+    for d in dirs:
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _pending_files(spool_dir: str) -> list[str]:
+    return _taken(spool_dir) + [os.path.join(spool_dir, EVENTS)]
+
+
+def pending(spool_dir: str) -> list[dict]:
+    """Every record not yet consumed (taken files, then the live file), without taking."""
+    out = []
+    for path in _pending_files(spool_dir):
+        out.extend(rec for _, rec, _ in read_records(path) if rec is not None)
+    return out
+
+
+def pending_stats(spool_dir: str) -> tuple[int, Optional[float]]:
+    """(number of pending lines, ``time`` of the first pending record or None).
+
+    Counts newline-terminated lines without parsing them (a corrupt line
+    counts too) and parses only up to the first good record, which has waited
+    longest.
+    """
+    count = 0
+    oldest = None
+    for path in _pending_files(spool_dir):
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            continue
+        with f:
+            if oldest is None:
+                for _, rec, _ in read_records(path):
+                    t = rec.get("time") if rec else None
+                    if isinstance(t, (int, float)) and not isinstance(t, bool):
+                        oldest = float(t)
+                        break
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                count += chunk.count(b"\n")
+    return count, oldest
+
+
+def collector_running(spool_dir: str) -> Optional[int]:
+    """The running collector's pid (-1 when unknown), or None when none holds the lock.
+
+    Probes ``collector.lock`` with a shared non-blocking flock, without
+    creating it.  A lock file we may not read counts as "not running": the
+    caller may then start a collector, which finds the lock held and exits.
+    """
+    try:
+        fd = os.open(os.path.join(spool_dir, LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(spool_dir)
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_pid(spool_dir: str) -> int:
+    try:
+        with open(os.path.join(spool_dir, PID), "rb") as f:
+            return int(f.read(32).strip() or b"-1")
+    except (OSError, ValueError):
+        return -1

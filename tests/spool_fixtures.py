@@ -1,0 +1,70 @@
+"""Helpers for tests of the spool and of escalator-handler: run the real
+console script, read what a spool holds, wait for /proc facts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+from escalator_handlers import spool
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HANDLER = str(BIN / "escalator-handler")
+
+
+def handler_env(extra: Optional[dict] = None) -> dict:
+    """The test's environment without NAGIOS_* or ESCALATOR_* leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NAGIOS_", "ESCALATOR_"))}
+    env.update(extra or {})
+    return env
+
+
+def run_handler(args: Iterable, env: Optional[dict] = None, **kw) -> subprocess.CompletedProcess:
+    """Run the installed escalator-handler as Nagios would; capture its output."""
+    return subprocess.run(
+        [HANDLER, *args], env=handler_env(env), capture_output=True, timeout=60, **kw
+    )
+
+
+def spool_records(spool_dir) -> List[dict]:
+    """Every good record in the spool, taken files first, failing on a corrupt line."""
+    out = []
+    for path in spool._pending_files(str(spool_dir)):
+        for number, rec, raw in spool.read_records(path):
+            assert rec is not None, f"{path}:{number}: corrupt line {raw!r}"
+            out.append(rec)
+    return out
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.005):
+    """Poll until predicate() is truthy; return its value or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
+
+
+def blocked_flock_waiters(path) -> int:
+    """How many processes wait (blocked) for an flock on *path*, from /proc/locks."""
+    st = os.stat(path)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as f:
+        return sum(1 for line in f if "->" in line and "FLOCK" in line and line.split()[-3] == ident)
+
+
+def process_gone(pid: int) -> bool:
+    """True when *pid* has exited (a zombie nobody reaps counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
