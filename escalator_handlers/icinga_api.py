@@ -76,7 +76,12 @@ class IcingaClient:
             with self._opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
-            detail = _message(exc.read())
+            raw = exc.read()
+            if _results(raw) == []:
+                # Icinga 2.13 answers a filter that matches nothing with
+                # HTTP 500 and an empty result list.
+                raise FeedbackError(f"Icinga API {name}: no object {what}", url) from None
+            detail = _message(raw)
             unreachable = exc.code in (401, 403)
             if exc.code == 404 and not detail:
                 detail = "no such object"
@@ -120,6 +125,15 @@ class IcingaClient:
 def _text(text: str) -> str:
     # JSON carries any character safely; only keep the size sane.
     return str(text)[:MAX_TEXT]
+
+
+def _results(raw: bytes) -> Optional[list]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    results = data.get("results") if isinstance(data, dict) else None
+    return results if isinstance(results, list) else None
 
 
 def _message(raw: bytes) -> str:

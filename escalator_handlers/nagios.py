@@ -268,6 +268,7 @@ class Feedback:
         # try everything, then raise one error naming every failure.  A sink
         # found unreachable is not tried again for the remaining calls.
         failures: List[str] = []
+        dead = 0
         for sink in self.sinks:
             for what, call in calls:
                 try:
@@ -275,9 +276,10 @@ class Feedback:
                 except FeedbackError as exc:
                     failures.append(f"{what}: {exc}")
                     if exc.unreachable:
+                        dead += 1
                         break
         if failures:
-            raise FeedbackError("; ".join(failures))
+            raise FeedbackError("; ".join(failures), unreachable=dead == len(self.sinks))
 
 
 __all__ = [

@@ -139,6 +139,14 @@ class IcingaDaemon:
     def events(self) -> List[dict]:
         return read_events(self.events_file)
 
+    def problem_events(self) -> List[dict]:
+        """The service's events from its first problem on (skips the start-up OK events)."""
+        events = [e for e in self.events() if e.get("service") == self.service]
+        for i, e in enumerate(events):
+            if e.get("state") != "OK":
+                return events[i:]
+        return []
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
         return wait_for(predicate, timeout, what or getattr(predicate, "__name__", "condition"),
                         lambda: self.log_text()[-3000:], self.proc)
@@ -240,10 +248,10 @@ def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False
                           api_url=f"https://localhost:{port}" if port else None,
                           api_password=password, ca_file=ca)
     try:
-        # Icinga calls the handler at start-up for UNKNOWN -> OK: that event
-        # says the service has been checked and the handler works.
-        daemon.wait_for(lambda: any(e.get("service") == SERVICE and e.get("state") == "OK"
-                                    for e in daemon.events()),
+        # Ready once the service has had its first (OK) check: a flip after
+        # that is a state change.  (The handler's start-up UNKNOWN -> OK
+        # event may still be on its way: see ``problem_events``.)
+        daemon.wait_for(lambda: (root / "service.state.checked").exists(),
                         timeout=20, what="Icinga 2 start-up and first service check")
         if port:
             daemon.wait_for(lambda: _listening(port), timeout=10, what="the Icinga 2 API port")

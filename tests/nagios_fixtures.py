@@ -48,8 +48,10 @@ FEEDBACK_HOST = "monitor"
 FEEDBACK_SERVICE = "escalator"
 
 # The check reports the state named in file $1 (OK WARNING CRITICAL UNKNOWN
-# UP DOWN) with the text in $1.output, so a test controls both.
+# UP DOWN) with the text in $1.output, so a test controls both; $1.checked
+# says it has run at least once.
 CHECK_SCRIPT = """#!/bin/sh
+: > "$1.checked"
 state=$(cat "$1" 2>/dev/null || echo UNKNOWN)
 text=$(cat "$1.output" 2>/dev/null || echo "synthetic $state")
 case "$state" in
@@ -132,7 +134,11 @@ def main_config(root: Path, cfg_files: List[Path], extra: str = "") -> Path:
 
 
 def base_objects(root: Path) -> Path:
-    """Time period, contact and a do-nothing notification command Nagios insists on."""
+    """Time period, contact, do-nothing notification command, generic-* templates.
+
+    Nagios insists on the first three; the templates stand in for the
+    generic-host/generic-service an installation already has.
+    """
     path = root / "base.cfg"
     days = "\n".join(f"    {d} 00:00-24:00" for d in
                      ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))
@@ -168,7 +174,6 @@ define host {{
     check_period 24x7
     notification_period 24x7
     contacts admin
-    check_command escalator-test-flip!{root}/host.state
     register 0
 }}
 
@@ -283,15 +288,45 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
         time.sleep(0.05)
 
 
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after 5 s; always reap."""
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM the daemon, reap it, and wait for its process group to go.
+
+    Nagios's workers (command file reader, check workers) outlive the main
+    process by a moment; a test that checks "Nagios is gone" must not race
+    them.  The daemon was started in a session of its own, so its group id
+    is its pid.  Anything left after ``timeout`` gets SIGKILL.
+    """
+    pgid = proc.pid
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies waiting for init do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # pid (comm) state ppid pgrp ...; comm may contain spaces.
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(rest[2]) == pgid and rest[0] != "Z":
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -323,6 +358,7 @@ define host {{
     host_name {HOST}
     alias test node
     address 127.0.0.1
+    check_command escalator-test-flip!{root}/host.state
 }}
 
 define service {{

@@ -411,6 +411,7 @@ def test_icinga_names_travel_as_filter_vars_not_filter_code(fake_icinga, certs):
      "HTTP 401 Unauthorized", True),
     ((200, {"results": [{"code": 409, "status": "Service web01!HTTP is OK."}]}), "409 Service web01!HTTP is OK", False),
     ((200, {"results": []}), "no object web01/HTTP", False),
+    ((500, {"results": []}), "no object web01/HTTP", False),  # what Icinga 2.13 really answers
     ((404, {"error": 404, "status": "No objects found."}), "HTTP 404 No objects found", False),
     ((500, {"error": 500, "status": "boom"}), "HTTP 500 boom", False),
 ])
