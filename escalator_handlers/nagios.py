@@ -201,6 +201,18 @@ class CommandFile:
                          object_name(service, "service"), *times, self.author, text)
 
 
+class _Unusable:
+    """A sink that could not be set up: every call raises the setup error."""
+
+    def __init__(self, error: FeedbackError):
+        self.error = error
+
+    def _fail(self, *args: object, **kwargs: object) -> None:
+        raise FeedbackError(str(self.error), self.error.target, unreachable=True)
+
+    add_comment = acknowledge = passive_result = schedule_downtime = _fail
+
+
 def outcome_code(outcome: str) -> int:
     return OUTCOME_CODES.get(str(outcome).lower(), 3)
 
@@ -219,7 +231,10 @@ class Feedback:
 
     @classmethod
     def from_config(cls, cfg: Optional[NagiosFeedback]) -> "Feedback":
-        """Feedback as configured; a missing ``nagios:`` section gives a silent one."""
+        """Feedback as configured; a missing ``nagios:`` section gives a silent one.
+
+        Never raises: a sink that cannot be set up fails each call instead.
+        """
         if cfg is None:
             return cls()
         sinks: List[CommandSink] = []
@@ -228,7 +243,12 @@ class Feedback:
         if cfg.icinga_api is not None:
             from .icinga_api import IcingaClient
 
-            sinks.append(IcingaClient.from_config(cfg.icinga_api))
+            try:
+                sinks.append(IcingaClient.from_config(cfg.icinga_api))
+            except FeedbackError as exc:
+                # Reported on first use, like any other feedback failure, so
+                # an unreadable password file does not stop the collector.
+                sinks.append(_Unusable(exc))
         return cls(sinks=tuple(sinks), acknowledge=cfg.acknowledge,
                    host=cfg.host or socket.gethostname(), service=cfg.service)
 

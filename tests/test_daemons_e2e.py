@@ -297,7 +297,8 @@ def test_feedback_through_the_real_icinga_api(tmp_path):
 
 # --- the whole loop: handler -> collector -> steps -> feedback --------------
 
-def collector_config(tmp_path: Path, command_file: Optional[Path] = None) -> Path:
+def collector_config(tmp_path: Path, command_file: Optional[Path] = None,
+                     status_file: Optional[Path] = None) -> Path:
     """tmp_path/escalator.yaml: web01/HTTP -> vm; vm and deploy append to tmp_path/marker."""
     marker = tmp_path / "marker"
     feedback = ""
@@ -307,6 +308,8 @@ def collector_config(tmp_path: Path, command_file: Optional[Path] = None) -> Pat
   host: {FEEDBACK_HOST}
   acknowledge: true
 """
+        if status_file is not None:
+            feedback += f"  status_file: {status_file}\n"
     conf = tmp_path / "escalator.yaml"
     conf.write_text(f"""spool: {tmp_path / 'spool'}
 journal: {tmp_path / 'journal.jsonl'}
@@ -354,7 +357,7 @@ def test_nagios_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
     with start_nagios(tmp_path, config=conf) as ng:
         # Written once Nagios is up (its command file path is known then);
         # the first event, and so the first collector, comes after the flip.
-        collector_config(tmp_path, command_file=ng.command_file)
+        collector_config(tmp_path, command_file=ng.command_file, status_file=ng.status_file)
         ng.flip("CRITICAL")
         ng.wait_for(lambda: len(marker_lines(tmp_path)) >= 2, timeout=20, what="the run's steps")
         assert marker_lines(tmp_path) == ["vm web01", "deploy"]

@@ -444,8 +444,10 @@ def test_icinga_missing_password_file_is_a_clear_error(tmp_path):
     api = IcingaApi(url="https://localhost:5665", user="u", password_file=str(tmp_path / "nope"))
     with pytest.raises(FeedbackError, match="cannot read Icinga API password file"):
         IcingaClient.from_config(api)
-    with pytest.raises(FeedbackError, match="cannot read Icinga API password file"):
-        Feedback.from_config(NagiosFeedback(icinga_api=api))
+    fb = Feedback.from_config(NagiosFeedback(icinga_api=api, host="monitor"))  # the collector still starts
+    with pytest.raises(FeedbackError, match="cannot read Icinga API password file") as exc:
+        fb.run_finished("ok", "done")
+    assert exc.value.unreachable
 
 
 def test_feedback_through_icinga_reports_to_the_configured_service(fake_icinga, certs, tmp_path):
