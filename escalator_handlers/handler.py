@@ -49,7 +49,7 @@ options:
   --time EPOCH         when the state was observed (default: now)
   --spool DIR          spool directory (default $ESCALATOR_SPOOL, else {DEFAULT_SPOOL})
   --spawn-collector    start a detached `escalator collect` if none is running
-  --config PATH        config passed to that collector
+  --config PATH        config passed to that collector (ignored otherwise)
   -h, --help           show this help and exit
   --version            show the version and exit
 
@@ -273,8 +273,6 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         if opts.get("--version"):
             sys.stdout.write(f"{PROG} {__version__}\n")
             return 0
-        if "--config" in opts and "--spawn-collector" not in opts:
-            raise _Usage("--config is only used with --spawn-collector")
         record = build_record(opts, environ)
         spool_dir = opts.get("--spool") or environ.get("ESCALATOR_SPOOL") or DEFAULT_SPOOL
     except _Usage as exc:

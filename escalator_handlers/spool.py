@@ -21,9 +21,13 @@ the whole write and cut a failed write back off, so readers that lock never
 see a torn record; readers that do not lock (``pending``) skip an unfinished
 last line.
 
-This module sits on the handler's hot path: it imports only light standard
-modules, and :class:`~escalator_handlers.errors.SpoolError` (whose module
-pulls in dataclasses and typing) is imported only when an error is raised.
+This module is the writer's side and sits on the handler's hot path: it
+imports only light standard modules, and
+:class:`~escalator_handlers.errors.SpoolError` (whose module pulls in
+dataclasses and typing) is imported only when an error is raised.  The
+collector's side (take, read_records, finish, pending, the wakeup FIFO's
+reading end) lives in :mod:`escalator_handlers.spool_reader` and is reachable
+here too, as ``spool.take`` and so on, loaded on first use.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; the handler avoids it
-    from typing import Iterator, NoReturn, Optional
+    from typing import NoReturn, Optional
 
 EVENTS = "events.jsonl"
 WAKEUP = "wakeup"
@@ -45,9 +49,6 @@ LOCK = "collector.lock"
 PID = "collector.pid"
 TAKEN_PREFIX = "taken-"
 TAKEN_SUFFIX = ".jsonl"
-
-#: Longest line read_records parses; anything longer is reported corrupt.
-MAX_LINE = 8 * 1024 * 1024
 
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -115,8 +116,8 @@ def _check_dir_fd(path: str, dfd: int) -> os.stat_result:
     return st
 
 
-def _check_entries(path: str, dfd: int) -> None:
-    for name in (EVENTS, WAKEUP):
+def _check_entries(path: str, dfd: int, names: tuple = (EVENTS, WAKEUP)) -> None:
+    for name in names:
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -165,7 +166,7 @@ def append(spool_dir: str, record: dict, *, mode: int = 0o750) -> str:
     dfd = _open_dir(spool_dir, True, mode)
     try:
         dir_st = _check_dir_fd(spool_dir, dfd)
-        _check_entries(spool_dir, dfd)
+        _check_entries(spool_dir, dfd, (WAKEUP,))  # events.jsonl is checked on its open fd
         _append_line(spool_dir, dfd, dir_st, line)
         _wake(dfd)
     finally:
@@ -175,7 +176,7 @@ def append(spool_dir: str, record: dict, *, mode: int = 0o750) -> str:
 
 def _open_live(spool_dir: str, dfd: int, dir_st: os.stat_result) -> tuple[int, os.stat_result]:
     """Open and lock the live events file; retry while the collector renames it."""
-    full = os.path.join(spool_dir, EVENTS)
+    full = f"{spool_dir.rstrip('/')}/{EVENTS}"
     for _ in range(1000):
         try:
             fd = os.open(EVENTS, _APPEND_FLAGS, 0o640, dir_fd=dfd)
@@ -207,7 +208,7 @@ def _open_live(spool_dir: str, dfd: int, dir_st: os.stat_result) -> tuple[int, o
 
 
 def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) -> None:
-    full = os.path.join(spool_dir, EVENTS)
+    full = f"{spool_dir.rstrip('/')}/{EVENTS}"
     fd, st = _open_live(spool_dir, dfd, dir_st)
     try:
         size = st.st_size
@@ -274,197 +275,6 @@ def wake(spool_dir: str) -> bool:
         os.close(dfd)
 
 
-def open_wakeup(spool_dir: str) -> int:
-    """For the collector: the wakeup FIFO, created if missing, opened read-write.
-
-    Read-write so that select() never reports EOF when no handler has it
-    open; non-blocking so drain_wakeup() can empty it.
-    """
-    dfd = _open_dir(spool_dir, False, 0o750)
-    try:
-        dir_st = _check_dir_fd(spool_dir, dfd)
-        created = False
-        try:
-            os.mkfifo(WAKEUP, 0o620, dir_fd=dfd)
-            created = True
-        except FileExistsError:
-            pass
-        full = os.path.join(spool_dir, WAKEUP)
-        try:
-            fd = os.open(WAKEUP, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                _refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
-            _fail(f"cannot open {full}: {exc.strerror}")
-        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-            os.close(fd)
-            _refuse(spool_dir, f"{full} is not a FIFO", f"remove {full}")
-        if created:
-            os.fchmod(fd, 0o620)  # exact, whatever the umask: handlers of the group write
-            if os.geteuid() == 0 and dir_st.st_uid != 0:
-                os.fchown(fd, dir_st.st_uid, dir_st.st_gid)
-        return fd
-    finally:
-        os.close(dfd)
-
-
-def drain_wakeup(fd: int) -> int:
-    """Read every pending wake-up byte from *fd*; return how many there were."""
-    total = 0
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            return total
-        if not chunk:
-            return total
-        total += len(chunk)
-
-
-def _taken(spool_dir: str) -> list[str]:
-    try:
-        names = os.listdir(spool_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(
-        os.path.join(spool_dir, n) for n in names if n.startswith(TAKEN_PREFIX) and n.endswith(TAKEN_SUFFIX)
-    )
-
-
-def take(spool_dir: str) -> list[str]:
-    """For the collector (holding the collector lock): take the pending events.
-
-    Renames a non-empty ``events.jsonl`` to a new taken file and returns every
-    taken file in the spool, oldest first (including those a crashed collector
-    left).  When it returns, no handler is still writing into them.
-    """
-    check_spool_dir(spool_dir, create=False)
-    live = os.path.join(spool_dir, EVENTS)
-    try:
-        size = os.stat(live, follow_symlinks=False).st_size
-    except FileNotFoundError:
-        size = 0
-    if size:
-        # Zero-padded so that name order is time order.
-        target = os.path.join(spool_dir, f"{TAKEN_PREFIX}{time.time_ns():020d}-{os.getpid()}{TAKEN_SUFFIX}")
-        try:
-            os.rename(live, target)
-        except OSError as exc:
-            _fail(f"cannot take {live}: {exc.strerror}")
-    paths = _taken(spool_dir)
-    for path in paths:
-        # A handler that locked the file before the rename may still be
-        # writing; its lock ends when its record is complete.
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-    return [p for p in paths if os.path.exists(p)]
-
-
-def read_records(path: str) -> Iterator[tuple[int, Optional[dict], str]]:
-    """Yield (line number, record or None when corrupt, raw text) for each line.
-
-    A line that is not a JSON object, is longer than MAX_LINE, or is the last
-    one and lacks its newline (a torn write) yields None; nothing here raises
-    for bad content.  A missing file yields nothing.
-    """
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        number = 0
-        while True:
-            raw = f.readline(MAX_LINE + 1)
-            if not raw:
-                return
-            number += 1
-            complete = raw.endswith(b"\n")
-            if not complete and len(raw) > MAX_LINE:
-                while True:  # skip the rest of an overlong line
-                    rest = f.readline(MAX_LINE)
-                    if not rest or rest.endswith(b"\n"):
-                        break
-                yield number, None, raw[:200].decode("utf-8", "backslashreplace") + "..."
-                continue
-            text = raw.rstrip(b"\n").decode("utf-8", "backslashreplace")
-            record = None
-            if complete:
-                try:
-                    record = json.loads(raw)
-                except ValueError:
-                    record = None
-                if not isinstance(record, dict):
-                    record = None
-            yield number, record, text
-
-
-def finish(paths: list[str]) -> None:
-    """Remove taken files whose records are durably journalled, durably."""
-    dirs = set()
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            _fail(f"cannot remove {path}: {exc.strerror}")
-        dirs.add(os.path.dirname(path) or ".")
-    for d in dirs:
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def _pending_files(spool_dir: str) -> list[str]:
-    return _taken(spool_dir) + [os.path.join(spool_dir, EVENTS)]
-
-
-def pending(spool_dir: str) -> list[dict]:
-    """Every record not yet consumed (taken files, then the live file), without taking."""
-    out = []
-    for path in _pending_files(spool_dir):
-        out.extend(rec for _, rec, _ in read_records(path) if rec is not None)
-    return out
-
-
-def pending_stats(spool_dir: str) -> tuple[int, Optional[float]]:
-    """(number of pending lines, ``time`` of the first pending record or None).
-
-    Counts newline-terminated lines without parsing them (a corrupt line
-    counts too) and parses only up to the first good record, which has waited
-    longest.
-    """
-    count = 0
-    oldest = None
-    for path in _pending_files(spool_dir):
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            continue
-        with f:
-            if oldest is None:
-                for _, rec, _ in read_records(path):
-                    t = rec.get("time") if rec else None
-                    if isinstance(t, (int, float)) and not isinstance(t, bool):
-                        oldest = float(t)
-                        break
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                count += chunk.count(b"\n")
-    return count, oldest
-
-
 def collector_running(spool_dir: str) -> Optional[int]:
     """The running collector's pid (-1 when unknown), or None when none holds the lock.
 
@@ -495,3 +305,22 @@ def _read_pid(spool_dir: str) -> int:
             return int(f.read(32).strip() or b"-1")
     except (OSError, ValueError):
         return -1
+
+
+# The collector's half, loaded only when used so that the handler never pays for it.
+_READER_API = frozenset(
+    ("open_wakeup", "drain_wakeup", "take", "read_records", "finish", "pending", "pending_stats", "MAX_LINE")
+)
+
+__all__ = [
+    "EVENTS", "WAKEUP", "LOCK", "PID", "TAKEN_PREFIX", "TAKEN_SUFFIX", "new_id", "encode",
+    "check_spool_dir", "append", "wake", "collector_running", *sorted(_READER_API),
+]
+
+
+def __getattr__(name: str):
+    if name in _READER_API:
+        from . import spool_reader
+
+        return getattr(spool_reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-from escalator_handlers import spool
+from escalator_handlers import spool, spool_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -34,7 +34,7 @@ def run_handler(args: Iterable, env: Optional[dict] = None, **kw) -> subprocess.
 def spool_records(spool_dir) -> List[dict]:
     """Every good record in the spool, taken files first, failing on a corrupt line."""
     out = []
-    for path in spool._pending_files(str(spool_dir)):
+    for path in spool_reader._pending_files(str(spool_dir)):
         for number, rec, raw in spool.read_records(path):
             assert rec is not None, f"{path}:{number}: corrupt line {raw!r}"
             out.append(rec)

@@ -117,7 +117,6 @@ def test_explicit_options_override_macros_and_spool_option_overrides_environment
     (["--host", "a", "--state", "2", "extra"], {}, "unexpected argument 'extra'"),
     (["--host", "a", "--state"], {}, "option --state needs a value"),
     (["--host", "a", "--state", "2", "--spawn-collector=yes"], {}, "option --spawn-collector takes no value"),
-    (["--host", "a", "--state", "2", "--config", "c.yaml"], {}, "--config is only used with --spawn-collector"),
     ([], {"NAGIOS_HOSTNAME": "a", "NAGIOS_SERVICEDESC": "s"}, "NAGIOS_SERVICESTATE is not set"),
     ([], {"NAGIOS_HOSTNAME": "a", "NAGIOS_HOSTSTATE": "WEIRD"}, "invalid host state 'WEIRD'"),
 ])
@@ -130,6 +129,13 @@ def test_bad_usage_exits_2_with_one_line_and_records_nothing(tmp_path, argv, env
     assert not sp.exists()
 
 
+def test_config_without_spawn_collector_is_ignored_not_an_error(tmp_path):
+    # the handler never reads the config; a command definition may pass it anyway
+    proc = run_handler(ARGS + ["--config", str(tmp_path / "missing.yaml"), "--spool", str(tmp_path / "spool")])
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert only_record(tmp_path / "spool")["host"] == "web01"
+
+
 def test_help_and_version():
     proc = run_handler(["--help"])
     assert proc.returncode == 0 and b"usage: escalator-handler --host HOST" in proc.stdout
@@ -140,7 +146,7 @@ def test_help_and_version():
 HEAVY = ("yaml", "click", "paramiko", "nagiosplugin", "filelock", "argparse",
          # not forbidden by the contract, but each costs milliseconds per event:
          "typing", "dataclasses", "subprocess", "escalator_handlers.event", "escalator_handlers.errors",
-         "escalator_handlers.config")
+         "escalator_handlers.spool_reader", "escalator_handlers.config")
 
 
 def test_the_hot_path_imports_nothing_heavy(tmp_path):
@@ -366,8 +372,8 @@ text = st.text(st.characters(exclude_categories=()), max_size=200)  # with surro
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(host=text.filter(bool), service=text, state=st.data(), state_type=st.sampled_from(["", "SOFT", "hard", "0", "1"]),
-       attempt=st.integers(1, 10**6), downtime=st.one_of(st.just(""), st.integers(0, 99).map(str)),
+@given(host=text.filter(bool), service=text, state=st.data(),
+       state_type=st.sampled_from(["", "SOFT", "hard", "0", "1"]), attempt=st.integers(1, 10**6), downtime=st.one_of(st.just(""), st.integers(0, 99).map(str)),
        output=text, when=st.floats(0, 4e9))
 def test_property_any_event_round_trips_through_the_spool(host, service, state, state_type, attempt, downtime,
                                                            output, when):

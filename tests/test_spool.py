@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from escalator_handlers import spool
+from escalator_handlers import spool, spool_reader
 from escalator_handlers.errors import SpoolError
 from spool_fixtures import blocked_flock_waiters, spool_records, wait_for
 
@@ -137,7 +137,7 @@ def test_torn_and_junk_lines_are_reported_not_fatal_and_the_next_record_is_intac
 
 
 def test_an_overlong_line_is_reported_and_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(spool, "MAX_LINE", 100)
+    monkeypatch.setattr(spool_reader, "MAX_LINE", 100)
     path = tmp_path / "f.jsonl"
     path.write_bytes(b'{"a":"' + b"x" * 500 + b'"}\n{"b":1}\n')
     result = list(spool.read_records(str(path)))
