@@ -186,7 +186,11 @@ def test_nagios_reports_host_checks_without_a_service(nagios):  # noqa: F811
     nagios.flip("UP", host=True)
     nagios.wait_for(lambda: nagios.events()[-1]["state"] == "UP", what="host recovery")
     got = [fields(e)[:5] for e in nagios.events()]
-    assert got[:2] == [(HOST, None, "DOWN", "SOFT", 1), (HOST, None, "DOWN", "HARD", 2)]
+    # Nagios retries a failed host check at once: SOFT and HARD come in the
+    # same second and the two handler processes race, so the spool may hold
+    # them in either order (observed here about one run in four).
+    assert sorted(got[:2], key=lambda f: f[4]) == [(HOST, None, "DOWN", "SOFT", 1),
+                                                   (HOST, None, "DOWN", "HARD", 2)]
     assert got[-1][:4] == (HOST, None, "UP", "HARD")
 
 
