@@ -1,0 +1,326 @@
+"""The ``escalator`` command: click commands over the library.
+
+This is the only layer that prints or chooses exit codes: 0 success, 1 a step
+or run failed (or another runtime error), 2 bad usage or bad config.  Library
+errors arrive as EscalatorError subclasses and leave as one ``Error:`` line
+(config errors: one line per problem); no traceback reaches the user unless
+ESCALATOR_DEBUG=1 asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any, Callable, List, Optional
+
+import click
+
+from . import __version__
+from .config import Config, config_path, load_config
+from .errors import ConfigError, EscalatorError, UsageError
+from .timeline import format_record, safe, when
+
+
+def _load(path: Optional[str]) -> Config:
+    return load_config(config_path(path))
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("escalator: %(levelname)s: %(message)s"))
+    root = logging.getLogger("escalator")
+    root.handlers[:] = [h]
+    root.setLevel(level)
+
+
+def config_option(f: Callable) -> Callable:
+    return click.option("--config", "-C", "config", metavar="PATH", envvar="ESCALATOR_CONFIG",
+                        help="config file (default: $ESCALATOR_CONFIG, else /etc/escalator/escalator.yaml)")(f)
+
+
+def _print(line: str) -> None:
+    click.echo(line)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="escalator")
+def cli() -> None:
+    """Monitoring-driven operations: act on failing Nagios/Icinga checks."""
+
+
+@cli.command()
+@config_option
+@click.option("--daemon", is_flag=True, help="keep running (for systemd); default: exit when nothing is pending")
+@click.option("-v", "--verbose", count=True)
+def collect(config: Optional[str], daemon: bool, verbose: int) -> int:
+    """Wait for quiet, act, and exit when nothing is pending."""
+    from .collector import Collector
+
+    _setup_logging(verbose)
+    path = config_path(config)
+    cfg = load_config(path)
+    return Collector(cfg, path, daemon=daemon).run()
+
+
+@cli.command()
+@click.argument("config_file", required=False, metavar="[CONFIG]")
+@config_option
+def validate(config_file: Optional[str], config: Optional[str]) -> int:
+    """Check a config: exit 0, or 2 with every error listed."""
+    from .configload import format_problems, validate as _validate
+
+    path = config_path(config_file or config)
+    problems = _validate(path)
+    if problems:
+        click.echo(format_problems(problems), err=True)
+        click.echo(f"{path}: {len(problems)} error(s)", err=True)
+        return 2
+    click.echo(f"{path}: ok")
+    return 0
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
+@config_option
+@click.option("--execute", is_flag=True, help="really run the steps (default: dry run)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON record a line")
+@click.option("--until", type=float, metavar="EPOCH",
+              help="stop the simulated clock here (default: one day after the last event)")
+@click.option("-v", "--verbose", count=True, help="-v: every event; -vv: and unparsed line numbers")
+def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool,
+           until: Optional[float], verbose: int) -> int:
+    """Replay nagios.log, spool or journal FILES through the planner on their own clock."""
+    from .replay import replay as _replay
+
+    if not files:
+        raise UsageError("replay needs at least one FILE (nagios.log, JSON-lines events or journal, spool dir)")
+    _setup_logging(verbose - 1)
+    cfg = _load(config)
+    failed = [0]
+    counts = {"run": 0, "verdict": 0, "notify": 0}
+
+    def out(rec: dict) -> None:
+        kind = rec.get("kind")
+        if kind in counts and not (kind == "run" and rec.get("outcome") == "skipped"):
+            counts[kind] += 1
+        if kind == "run" and rec.get("outcome") == "failed":
+            failed[0] += 1
+        if as_json:
+            sys.stdout.write(json.dumps(rec, ensure_ascii=True) + "\n")
+        else:
+            sys.stdout.write(format_record(rec) + "\n")
+
+    mode = "all" if verbose else ("none" if as_json else "changes")
+    stats = _replay(cfg, files, out, execute_steps=execute, until=until, show_events=mode)
+    summary = (f"replayed {stats.events} events from {stats.lines} lines of {', '.join(stats.files)}: "
+               f"{counts['run']} runs, {counts['verdict']} verdicts, {counts['notify']} notifications; "
+               f"{stats.ignored} lines ignored, {stats.unparsed} unparsed")
+    click.echo(summary, err=True)
+    if stats.unparsed and verbose >= 1:
+        click.echo("unparsed lines: " + ", ".join(stats.unparsed_where[:200]), err=True)
+    return 1 if failed[0] and execute else 0
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
+@config_option
+@click.option("--explain", is_flag=True, help="say which check asked for which level")
+@click.option("--json", "as_json", is_flag=True)
+def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) -> int:
+    """What would run now: from the live state, or from event FILES / a spool."""
+    from .planner import decide
+    from .replay import CONTROL_KINDS, SourceStats, sources
+    from .state import State
+
+    cfg = _load(config)
+    if files:
+        state = State(cfg)
+        now = 0.0
+        for t, _, item in sources(files, SourceStats()):
+            now = max(now, t)
+            if isinstance(item, dict):
+                if item.get("kind") in CONTROL_KINDS:
+                    state.apply(item)
+            else:
+                state.observe(*item)
+    else:
+        from . import store
+        from .status import gather
+
+        now = time.time()
+        gather(cfg, now)  # validates the spool and journal are readable
+        state = store.load(cfg).state
+    d = decide(state, cfg, now)
+    waited = None
+    if d.run is None and not d.records and d.wake is not None:
+        waited = d.wake
+        d = decide(state, cfg, d.wake)
+    if as_json:
+        rec: dict = {"time": now, "kind": "plan", "why": d.why, "explain": list(d.explain)}
+        if d.run is not None:
+            rec.update(d.run.record(cfg, now))
+            rec["kind"] = "plan"
+        if waited is not None:
+            rec["at"] = waited
+        rec["records"] = list(d.records)
+        click.echo(json.dumps(rec, ensure_ascii=True))
+        return 0
+    if d.run is not None:
+        at = f" at {when(waited)} (once quiet)" if waited else ""
+        click.echo(f"would run levels {', '.join(lv.name for lv in d.run.levels)}{at}")
+        for name, hosts in d.run.targets.items():
+            click.echo(f"  {safe(name)}: {', '.join(safe(h) for h in hosts) or '(no targets; steps without foreach run once)'}")
+    elif d.records:
+        for r in d.records:
+            click.echo(format_record(r))
+    else:
+        click.echo(f"nothing would run: {d.why}")
+    if explain or d.run is None:
+        for line in d.explain:
+            click.echo("  " + safe(line, 400))
+    return 0
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def status(config: Optional[str], as_json: bool) -> int:
+    """Failing checks, collector, quiescence left, last runs, holds."""
+    from .status import gather
+
+    cfg = _load(config)
+    r = gather(cfg, time.time())
+    if as_json:
+        click.echo(json.dumps(r, ensure_ascii=True, indent=1))
+        return 0
+    c = r["collector"]
+    click.echo(f"collector:   {'running' + (' (pid %s)' % c['pid'] if c['pid'] else '') if c['running'] else 'not running'}")
+    age = r["spool"]["oldest_age"]
+    click.echo(f"spool:       {r['spool']['pending']} pending" + (f", oldest {age:.0f}s" if age is not None else ""))
+    click.echo(f"automation:  {'PAUSED: ' + safe(r['pause_reason'] or '(no reason given)') if r['paused'] else 'active'}")
+    for h, why in r["held_hosts"].items():
+        click.echo(f"held host:   {safe(h)}: {safe(why) or '(no reason given)'}")
+    for lv, why in r["held_levels"].items():
+        click.echo(f"held level:  {safe(lv)}: {safe(why)}")
+    click.echo(f"next:        {safe(r['next']['why'])}")
+    if r["quiescence_left"]:
+        click.echo(f"quiescence:  {r['quiescence_left']:.0f}s left")
+    click.echo(f"runs/hour:   {r['runs_last_hour']}")
+    click.echo(f"failing:     {len(r['failing'])} check(s)" + (
+        f", required level {r['required_level']}" if r["required_level"] else ""))
+    for f in r["failing"][:50]:
+        held = " (host held)" if f["held"] else ""
+        click.echo(f"  {safe(f['check']):<40} {f['state']:<9} {f['state_type']:<5} -> {safe(f['level'])}{held}")
+    for name in r["unmapped"][:20]:
+        click.echo(f"  {safe(name):<40} unmapped (reported, ignored)")
+    if r["last_runs"]:
+        click.echo("last runs:")
+        for rec in r["last_runs"][-5:]:
+            click.echo("  " + format_record(rec).replace("\n", "\n  "))
+    return 0
+
+
+def _control(config: Optional[str], record: dict) -> int:
+    from .collector import control
+
+    cfg = _load(config)
+    record.setdefault("time", time.time())
+    record.setdefault("user", os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid()))
+    click.echo(f"{record['kind']}: {control(cfg, record)}")
+    return 0
+
+
+@cli.command()
+@config_option
+@click.option("--reason", default="", help="why (shown in status and the journal)")
+def pause(config: Optional[str], reason: str) -> int:
+    """Stop all automatic action (events are still recorded)."""
+    return _control(config, {"kind": "pause", "reason": reason})
+
+
+@cli.command()
+@config_option
+@click.option("--reason", default="")
+def resume(config: Optional[str], reason: str) -> int:
+    """Restart automatic action; also lifts holds on exhausted levels."""
+    rc = _control(config, {"kind": "resume", "reason": reason})
+    _kick(config)
+    return rc
+
+
+@cli.command()
+@config_option
+@click.option("--host", required=True, help="the host to keep hands off")
+@click.option("--reason", default="")
+def hold(config: Optional[str], host: str, reason: str) -> int:
+    """Keep hands off one host (an operator is working on it)."""
+    return _control(config, {"kind": "hold", "host": host, "reason": reason})
+
+
+@cli.command()
+@config_option
+@click.option("--host", required=True)
+@click.option("--reason", default="")
+def release(config: Optional[str], host: str, reason: str) -> int:
+    """Release a host held with `escalator hold`."""
+    rc = _control(config, {"kind": "release", "host": host, "reason": reason})
+    _kick(config)
+    return rc
+
+
+def _kick(config: Optional[str]) -> None:
+    """Start a detached collector so that action held back can proceed."""
+    import subprocess
+
+    from . import spool
+
+    cfg = _load(config)
+    if spool.collector_running(cfg.spool) is None:
+        subprocess.Popen([sys.executable, "-m", "escalator_handlers.cli", "collect",
+                          "--config", os.path.abspath(config_path(config))],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True, cwd="/")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Console entry point: exactly one place that turns errors into exit codes."""
+    try:
+        rv = cli.main(args=argv, prog_name="escalator", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except ConfigError as exc:
+        click.echo(f"Error: invalid config:\n{exc}", err=True)
+        return 2
+    except EscalatorError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the promise: never a traceback
+        if os.environ.get("ESCALATOR_DEBUG"):
+            raise
+        click.echo(f"Error: internal error: {type(exc).__name__}: {safe(exc, 500)} "
+                   f"(set ESCALATOR_DEBUG=1 for a traceback)", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

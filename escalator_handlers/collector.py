@@ -1,0 +1,402 @@
+"""The collector: the only part of escalator that acts.
+
+One collector per spool, guarded by a file lock.  Each cycle it takes the
+spool, journals the events (then, and only then, removes the spool files),
+folds them into the state, asks the planner, journals the decision and
+carries out any run.  Idle, it sleeps in select() on the spool's wake-up FIFO
+until the next event or the planner's next wake-up time: no busy polling.
+
+Crash safety: every effect is journalled before the spool entry behind it is
+removed; a run is journalled as ``start`` before its first step, so a
+collector that dies mid-run is found out at the next start and the run is
+closed with a ``run`` record saying which steps were and were not done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import threading
+import time
+from typing import Callable, List, Optional, Sequence
+
+import filelock
+
+from . import journal, spool, store
+from .config import Config, load_config
+from .errors import ConfigError, EscalatorError, LockedError
+from .event import GOOD_STATES, Event
+from .executor import execute, interrupted_run, notify_steps
+from .planner import Decision, RunPlan, decide, required_level
+from .state import State
+
+log = logging.getLogger("escalator")
+
+CONTROL_KINDS = frozenset(("pause", "resume", "hold", "release"))
+#: A daemon re-checks the spool this often even without a wake-up (belt and braces).
+DAEMON_RECHECK = 60.0
+
+
+class Collector:
+    """See the module docstring.  ``clock`` returns epoch seconds."""
+
+    def __init__(self, config: Config, config_path: Optional[str] = None, *, daemon: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.daemon = daemon
+        self.clock = clock
+        self.stopping = False
+        self.reload_requested = False
+        self.cancel = threading.Event()
+        self.failed_runs = 0
+        self.runs = 0
+        self.state = State(config)
+        self.position = store.Position()
+        self._lock = filelock.FileLock(os.path.join(config.spool, "collector.lock"), timeout=1.0)
+        self._sig_r = self._sig_w = -1
+        self._wake_fd = -1
+        self._feedback = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def run(self) -> int:
+        """Collect until nothing is pending (or forever with ``daemon``); exit status."""
+        spool.check_spool_dir(self.config.spool, create=True, mode=self.config.spool_mode)
+        self._acquire()
+        self._install_signals()
+        try:
+            self._wake_fd = spool.open_wakeup(self.config.spool)
+            self._recover()
+            while not self.stopping:
+                d = self.cycle()
+                if self.reload_requested:
+                    self._reload()
+                    continue
+                if d is None:
+                    continue  # a run just finished: plan again at once
+                if not self.daemon and d.wake is None and not self._pending():
+                    if self._hand_over():
+                        break
+                    continue
+                self._wait(d.wake)
+        finally:
+            self._save()
+            self._release()
+            self._restore_signals()
+            for fd in (self._wake_fd, self._sig_r, self._sig_w):
+                if fd >= 0:
+                    os.close(fd)
+        return 1 if self.failed_runs and not self.daemon else 0
+
+    def _acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise LockedError(self._lock.lock_file, spool.collector_running(self.config.spool)) from None
+        with open(os.path.join(self.config.spool, "collector.pid"), "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def _release(self) -> None:
+        if self._lock.is_locked:
+            try:
+                os.unlink(os.path.join(self.config.spool, "collector.pid"))
+            except OSError:
+                pass
+            self._lock.release()
+
+    def _hand_over(self) -> bool:
+        """Exit without losing a wake-up: release, then look again (True = done)."""
+        self._save()
+        self._release()
+        if not self._pending():
+            return True
+        # An event arrived while we were leaving.  Its handler saw our lock held
+        # and spawned nobody, so take the lock back -- unless someone else has.
+        try:
+            self._lock.acquire(timeout=0.5)
+        except filelock.Timeout:
+            return True
+        self._recover()
+        return False
+
+    def _pending(self) -> bool:
+        return spool.pending_stats(self.config.spool)[0] > 0
+
+    # -- signals -----------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        self._old_handlers = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._sig_r, self._sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old_wakeup = signal.set_wakeup_fd(self._sig_w)
+        for sig, fn in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
+                        (signal.SIGHUP, self._on_hup)):
+            self._old_handlers[sig] = signal.signal(sig, fn)
+
+    def _restore_signals(self) -> None:
+        for sig, fn in self._old_handlers.items():
+            signal.signal(sig, fn)
+        if self._old_handlers:
+            signal.set_wakeup_fd(self._old_wakeup)
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        log.info("signal %d: stopping after the current step's bookkeeping", signum)
+        self.stopping = True
+        self.cancel.set()
+
+    def _on_hup(self, signum: int, frame: object) -> None:
+        self.reload_requested = True
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload failed, keeping the old config:\n%s", exc)
+            self.emit([{"time": self.clock(), "kind": "config", "outcome": "rejected",
+                        "reason": str(exc)[:4000]}])
+            return
+        if new.spool != self.config.spool or new.journal != self.config.journal:
+            log.warning("spool and journal paths change only with a restart; keeping %s and %s",
+                        self.config.spool, self.config.journal)
+        self.config = new
+        self.state.remap(new)
+        self._feedback = None
+        self.emit([{"time": self.clock(), "kind": "config", "outcome": "reloaded",
+                    "reason": f"loaded {new.source}"}])
+
+    # -- state -------------------------------------------------------------
+
+    def _recover(self) -> None:
+        loaded = store.load(self.config)
+        self.state, self.position = loaded.state, loaded.position
+        if loaded.corrupt:
+            log.warning("journal %s: skipped %d unreadable line(s)", self.config.journal, loaded.corrupt)
+        open_run = self.state.open_run
+        if open_run is not None:
+            log.warning("the previous collector died during run %s; recording it as interrupted",
+                        open_run.get("run"))
+            self.emit([interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config)])
+        self._seed_from_status()
+
+    def _save(self) -> None:
+        if not self._lock.is_locked:
+            return  # only the lock holder may write the snapshot
+        try:
+            store.save(self.config, self.state, self.position)
+        except EscalatorError as exc:
+            log.error("%s", exc)  # the journal still has everything
+
+    def emit(self, records: Sequence[dict]) -> None:
+        """Journal records durably, fold them, then carry out their side effects."""
+        if not records:
+            return
+        end = journal.append(self.config.journal, records)
+        ident = journal.identity(self.config.journal)
+        if ident is not None:
+            self.position = store.Position(ident[0], ident[1], end)
+        for rec in records:
+            self.state.apply(rec)
+        for rec in records:
+            kind = rec.get("kind")
+            if kind == "notify":
+                self._notify(rec)
+            elif kind == "start":
+                self._tell("run_started", [(c["host"], c.get("service")) for c in rec.get("checks", ())],
+                           rec.get("levels", []))
+            elif kind == "run" and rec.get("outcome") in ("ok", "failed", "skipped"):
+                self._tell("run_finished", rec["outcome"] if rec["outcome"] != "skipped" else "held",
+                           rec.get("reason") or rec.get("summary") or "")
+
+    def _notify(self, rec: dict) -> None:
+        from .steps import StepRunner
+
+        log.warning("notify: %s", rec.get("summary"))
+        with StepRunner() as runner:
+            notify_steps(self.config, rec, runner, self.emit, self.clock)
+
+    def _tell(self, method: str, *args: object) -> None:
+        if self.config.nagios is None or not (self.config.nagios.command_file or self.config.nagios.icinga_api):
+            return
+        from .nagios import Feedback
+
+        if self._feedback is None:
+            self._feedback = Feedback.from_config(self.config.nagios)
+        try:
+            getattr(self._feedback, method)(*args)
+        except EscalatorError as exc:
+            self.emit([{"time": self.clock(), "kind": "feedback", "outcome": "failed",
+                        "reason": f"{method}: {exc}"[:2000]}])
+
+    # -- one cycle ---------------------------------------------------------
+
+    def ingest(self) -> int:
+        """Move the spool into the journal; return how many records were new."""
+        taken = spool.take(self.config.spool)
+        if not taken:
+            return 0
+        now = self.clock()
+        events: List[dict] = []
+        controls: List[dict] = []
+        rejected: List[dict] = []
+        seen = self.state.seen_ids
+        for path in taken:
+            for lineno, rec, raw in spool.read_records(path):
+                if rec is None:
+                    rejected.append({"time": now, "kind": "rejected", "file": os.path.basename(path),
+                                     "line": lineno, "reason": "not a complete JSON record",
+                                     "text": raw[:2000]})
+                    continue
+                rid = rec.get("id")
+                if rid is not None and rid in seen:
+                    continue  # journalled before a crash; the spool file outlived it
+                kind = rec.get("kind")
+                if kind in CONTROL_KINDS:
+                    controls.append(dict(rec, time=float(rec.get("time") or now)))
+                    continue
+                try:
+                    ev = Event.from_dict(rec)
+                except (ValueError, TypeError) as exc:
+                    rejected.append({"time": now, "kind": "rejected", "file": os.path.basename(path),
+                                     "line": lineno, "reason": str(exc)[:500], "text": raw[:2000]})
+                    continue
+                events.append(dict(ev.to_dict(), kind="event"))
+        events.sort(key=lambda r: r["time"])
+        self.emit(events + controls + rejected)
+        spool.finish(taken)
+        return len(events) + len(controls)
+
+    def cycle(self) -> Optional[Decision]:
+        """Ingest, decide, act.  None means a run happened (plan again at once)."""
+        self.ingest()
+        for _ in range(100):
+            now = self.clock()
+            d = decide(self.state, self.config, now)
+            if d.records:
+                self.emit(d.records)
+                continue
+            if d.run is not None:
+                if not self._confirmed(d.run):
+                    continue
+                self._execute(d.run)
+                self._save()
+                return None
+            self._save()
+            return d
+        log.error("planner did not settle after 100 decisions; waiting")
+        return Decision(wake=self.clock() + self.config.quiescence)
+
+    def _execute(self, plan: RunPlan) -> None:
+        from .steps import StepRunner
+
+        log.info("run: %s", plan.summary)
+
+        def interrupt() -> Optional[str]:
+            if self.stopping:
+                return "collector stopping (signal)"
+            self.ingest()
+            if self.state.paused is not None:
+                return "paused by operator"
+            req = required_level(self.state)
+            if req is not None and req < plan.start.index:
+                return (f"superseded: level {self.config.levels[req - 1].name} is now required, "
+                        f"more drastic than {plan.start.name}")
+            return None
+
+        self.runs += 1
+        with StepRunner(cancel=self.cancel) as runner:
+            rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt)
+        if rec.get("outcome") == "failed":
+            self.failed_runs += 1
+            log.warning("run failed: %s", rec.get("reason"))
+
+    def _confirmed(self, plan: RunPlan) -> bool:
+        """With ``status_file``: act only on checks Nagios still sees failing."""
+        path = self.config.nagios.status_file if self.config.nagios else None
+        if not path:
+            return True
+        from .nagios_status import parse_status
+
+        try:
+            statuses = parse_status(path)
+        except EscalatorError as exc:
+            log.warning("cannot confirm with %s: %s", path, exc)
+            return True
+        fresh = []
+        for a in plan.checks:
+            st = statuses.get(a.key)
+            cs = self.state.checks.get(a.key)
+            if st is not None and st.state in GOOD_STATES and cs is not None and st.last_check > cs.time:
+                fresh.append(dict(st.to_event().to_dict(), kind="event", source="status.dat"))
+        if fresh:
+            log.info("status.dat says %d asking check(s) recovered; planning again", len(fresh))
+            self.emit(fresh)
+            return False
+        return True
+
+    def _seed_from_status(self) -> None:
+        path = self.config.nagios.status_file if self.config.nagios else None
+        if not path:
+            return
+        from .nagios_status import status_events
+
+        try:
+            events = status_events(path)
+        except EscalatorError as exc:
+            log.warning("cannot seed from %s: %s", path, exc)
+            return
+        new = []
+        for ev in events:
+            cs = self.state.checks.get(ev.key)
+            if cs is None or (ev.time > cs.time and (ev.state != cs.state or ev.state_type != cs.state_type
+                                                     or ev.downtime != cs.downtime)):
+                new.append(dict(ev.to_dict(), kind="event", source="status.dat"))
+        new.sort(key=lambda r: r["time"])
+        self.emit(new)
+
+    def _wait(self, until: Optional[float]) -> None:
+        timeout = None if until is None else max(0.0, until - self.clock())
+        if self.daemon and (timeout is None or timeout > DAEMON_RECHECK):
+            timeout = DAEMON_RECHECK
+        fds = [fd for fd in (self._wake_fd, self._sig_r) if fd >= 0]
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:
+            return
+        for fd in ready:
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+
+
+def control(config: Config, record: dict) -> str:
+    """Record an operator action (pause, hold, ...) and get it journalled.
+
+    It goes through the spool like any event, so a running collector sees it
+    at its next step boundary; with no collector running, it is journalled
+    here and now under the collector lock.
+    """
+    spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
+    spool.append(config.spool, record, mode=config.spool_mode)
+    pid = spool.collector_running(config.spool)
+    if pid is not None:
+        return f"recorded; the running collector (pid {pid}) applies it" if pid > 0 \
+            else "recorded; the running collector applies it"
+    c = Collector(config)
+    try:
+        c._acquire()
+    except LockedError:
+        return "recorded; the running collector applies it"
+    try:
+        c._recover()
+        c.ingest()
+        c._save()
+    finally:
+        c._release()
+    return "recorded in the journal"

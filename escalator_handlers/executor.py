@@ -1,0 +1,172 @@
+"""Carry out a RunPlan: levels in order, steps in order, journal as it goes.
+
+The collector and ``replay --execute`` run steps for real; a dry-run replay
+uses ``DryRunner``, which only renders the would-be command lines.  Either
+way the records are the same shape: ``start``, one ``step`` per execution,
+then one ``run`` with the outcome.  A failed step stops the run (rule 5);
+between steps ``interrupt()`` may say that the run must stop (a more drastic
+level became required, pause, SIGTERM) and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from .config import Config, Step
+from .planner import RunPlan
+
+Emit = Callable[[Sequence[dict]], None]
+
+
+class DryRunner:
+    """Stands in for ``steps.StepRunner``: renders, never runs."""
+
+    def __init__(self) -> None:
+        from .steps import StepRunner
+
+        self._renderer = StepRunner()
+
+    def render(self, step: Step, values: Mapping[str, Any]) -> str:
+        return self._renderer.render(step, values)
+
+    def close(self) -> None:
+        self._renderer.close()
+
+
+def run_values(plan: RunPlan, level_name: str, config: Config) -> Dict[str, Any]:
+    """Template values for the steps of one level of a run."""
+    return {
+        "level": level_name,
+        "hosts": list(plan.targets.get(level_name, ())),
+        "summary": plan.summary,
+        "checks": [f"{a.key[0]}/{a.key[1]}" if a.key[1] else a.key[0] for a in plan.checks],
+    }
+
+
+def step_record(now: float, run_id: Optional[str], level: str, result: Any) -> dict:
+    rec = {"time": now, "kind": "step", "level": level, "step": result.where, "host": result.host,
+           "exit": result.exit, "duration": round(result.duration, 3), "output": result.output,
+           "command": result.command}
+    if run_id:
+        rec["run"] = run_id
+    if result.error:
+        rec["error"] = result.error
+    if getattr(result, "warning", None):
+        rec["warning"] = result.warning
+    return rec
+
+
+def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Callable[[], float], *,
+            dry_run: bool = False, interrupt: Callable[[], Optional[str]] = lambda: None,
+            extra: Optional[Mapping[str, Any]] = None) -> dict:
+    """Run (or simulate) ``plan``; emit every record; return the final run record."""
+    started = clock()
+    run_id = f"{int(started * 1000):x}"
+    start = plan.record(config, started, kind="start", run=run_id, **(extra or {}))
+    if dry_run:
+        start["dry_run"] = True
+    emit([start])
+    outcome, reason, superseded = ("dry-run" if dry_run else "ok"), None, False
+    levels_run: List[str] = []
+    for level in plan.levels:
+        values = run_values(plan, level.name, config)
+        hosts = plan.targets.get(level.name, ())
+        for step in level.steps:
+            why = None if dry_run else interrupt()
+            if why:
+                outcome, reason, superseded = "failed", why, True
+                break
+            if step.foreach == "host" and not hosts:
+                continue
+            if level.name not in levels_run:
+                levels_run.append(level.name)
+            if dry_run:
+                emit([_dry_step(clock(), run_id, level.name, step, values, h, runner)
+                      for h in (hosts if step.foreach == "host" else (None,))])
+                continue
+            if step.foreach == "host":
+                results = runner.run_foreach(
+                    step, hosts, values,
+                    on_result=lambda r, ln=level.name: emit([step_record(clock(), run_id, ln, r)]))
+            else:
+                r = runner.run(step, values)
+                emit([step_record(clock(), run_id, level.name, r)])
+                results = [r]
+            failed = [r for r in results if not r.ok]
+            if failed:
+                f = failed[0]
+                what = f.error or f"exit status {f.exit}"
+                outcome = "failed"
+                reason = f"step {step.where} of level {level.name} failed" + \
+                         (f" on {f.host}" if f.host else "") + f": {what}"
+                break
+        if outcome == "failed":
+            break
+    end = clock()
+    quiet = 0.0 if superseded else max(
+        (config.level(n).quiescence for n in levels_run), default=0.0)
+    rec = plan.record(config, end, run=run_id, started=started, outcome=outcome,
+                      quiescence_until=end + quiet, levels_run=levels_run, **(extra or {}))
+    if reason:
+        rec["reason"] = reason
+    if superseded:
+        rec["superseded"] = True
+    emit([rec])
+    return rec
+
+
+def _dry_step(now: float, run_id: str, level: str, step: Step, values: Mapping[str, Any],
+              host: Optional[str], runner: Any) -> dict:
+    vals = dict(values)
+    if host is not None:
+        vals["host"] = host
+    return {"time": now, "kind": "step", "run": run_id, "level": level, "step": step.where,
+            "host": host, "exit": None, "duration": 0.0, "output": "",
+            "command": runner.render(step, vals), "dry_run": True}
+
+
+def notify_steps(config: Config, notify_rec: Mapping[str, Any], runner: Any, emit: Emit,
+                 clock: Callable[[], float], *, dry_run: bool = False) -> List[dict]:
+    """Contact the administrator: run every ``notify`` step with ``{summary}``.
+
+    A failing notify step is journalled and never stops the caller.
+    """
+    values = {"summary": notify_rec.get("summary", ""), "level": notify_rec.get("level") or "",
+              "hosts": [], "checks": []}
+    out: List[dict] = []
+    for step in config.notify:
+        if dry_run:
+            rec = _dry_step(clock(), None, "notify", step, values, None, runner)
+            rec.pop("run")
+        else:
+            try:
+                rec = step_record(clock(), None, "notify", runner.run(step, values))
+            except Exception as exc:  # a notify must never take the collector down
+                rec = {"time": clock(), "kind": "step", "level": "notify", "step": step.where,
+                       "host": None, "exit": None, "duration": 0.0, "output": "",
+                       "error": f"{type(exc).__name__}: {exc}"}
+        out.append(rec)
+        emit([rec])
+    return out
+
+
+def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[str, Any]],
+                    now: float, config: Config) -> dict:
+    """The `run` record for a run whose collector died before finishing it."""
+    done = [f"{r.get('step')}@{r.get('host')}" if r.get("host") else str(r.get("step"))
+            for r in step_records]
+    levels = list(open_run.get("levels") or ())
+    quiet = 0.0
+    for name in levels:
+        try:
+            quiet = max(quiet, config.level(name).quiescence)
+        except (KeyError, IndexError):
+            pass
+    rec = {k: v for k, v in open_run.items() if k not in ("kind", "time")}
+    rec.update({
+        "time": now, "kind": "run", "started": open_run.get("time"), "outcome": "failed",
+        "reason": "interrupted: the collector stopped during this run; steps completed: "
+                  + (", ".join(done) if done else "none") + "; the rest were not run",
+        "quiescence_until": now + quiet, "interrupted": True,
+    })
+    return rec

@@ -1,0 +1,106 @@
+"""The journal: the durable record of everything escalator saw, decided and did.
+
+One JSON object a line (ASCII, so hostile text is stored and shown escaped).
+Every record has ``time`` and ``kind``.  The journal is the source of truth:
+the collector's working state (``state.State``) is a fold of its records, and
+``state.json`` is only a snapshot of that fold.  Only the collector (holding
+the spool lock) appends, so appends need no lock of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Mapping, Optional, Tuple
+
+from .errors import EscalatorError
+
+
+def dumps(record: Mapping) -> str:
+    """One journal line (without the newline)."""
+    return json.dumps(record, ensure_ascii=True, separators=(", ", ": "), default=str)
+
+
+def append(path: str, records: Iterable[Mapping]) -> int:
+    """Append records durably (one write, fsync); return the new end offset.
+
+    A torn last line left by a crash is terminated first, so the new records
+    always start on a line of their own.
+    """
+    data = "".join(dumps(r) + "\n" for r in records).encode("ascii")
+    if not data:
+        return os.path.getsize(path) if os.path.exists(path) else 0
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise EscalatorError(f"cannot open journal {path}: {exc.strerror}") from None
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except OSError as exc:
+            # Never leave half a record behind: cut back to where we started.
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise EscalatorError(f"cannot write journal {path}: {exc.strerror}") from None
+        return size + len(data)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class ReadStats:
+    """What a read of the journal skipped."""
+
+    corrupt: int = 0
+    torn_tail: bool = False
+
+
+def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Iterator[Tuple[int, dict]]:
+    """Yield (end offset, record) from ``offset``; skip lines that do not parse.
+
+    A torn last line (a crash mid-append) is detected and skipped, never fatal.
+    """
+    stats = stats if stats is not None else ReadStats()
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        f.seek(offset)
+        pos = offset
+        for raw in f:
+            pos += len(raw)
+            if not raw.endswith(b"\n"):
+                stats.torn_tail = True
+                stats.corrupt += 1
+                return
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                stats.corrupt += 1
+                continue
+            if not isinstance(rec, dict) or "kind" not in rec:
+                stats.corrupt += 1
+                continue
+            yield pos, rec
+
+
+def identity(path: str) -> Optional[Tuple[int, int]]:
+    """(device, inode) of the journal file, to notice rotation."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)

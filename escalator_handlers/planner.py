@@ -1,0 +1,271 @@
+"""The planner: what to do now, as a pure function of state, config and time.
+
+``decide(state, config, now)`` reads the folded ``State`` and returns a
+``Decision``: records to journal (verdicts, notifications, skipped runs,
+releases), at most one ``RunPlan`` to execute, and when to ask again.  It
+reads no clock, does no I/O and changes nothing: the caller journals the
+records, folds them into the state and calls again.  The collector and
+replay share it, which is what makes a replay show what would have happened.
+
+The rules are DESIGN.md's planning rules 1-9; comments cite them by number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .config import Config, Level
+from .event import CheckKey, check_name
+from .state import Episode, State
+
+#: How many check names a summary spells out before "and N more".
+SUMMARY_CHECKS = 5
+
+
+@dataclass(frozen=True)
+class Asking:
+    """A failing check and the level it maps to."""
+
+    key: CheckKey
+    state: str
+    state_type: str
+    level: int          # mapped level (1-based)
+
+    def record(self, config: Config) -> dict:
+        return {"host": self.key[0], "service": self.key[1], "state": self.state,
+                "level": config.levels[self.level - 1].name}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run to execute: a level and every less drastic one (rule 2)."""
+
+    levels: Tuple[Level, ...]
+    targets: Mapping[str, Tuple[str, ...]]     # level name -> hosts (rule 3)
+    checks: Tuple[Asking, ...]
+    attempt: int
+    escalated: bool
+    summary: str
+    explain: Tuple[str, ...] = ()
+    unmapped: Tuple[CheckKey, ...] = ()
+
+    @property
+    def start(self) -> Level:
+        return self.levels[0]
+
+    def record(self, config: Config, now: float, **extra) -> dict:
+        rec = {
+            "time": now, "kind": "run",
+            "levels": [lv.name for lv in self.levels],
+            "start_level": self.start.name,
+            "targets": {k: list(v) for k, v in self.targets.items()},
+            "checks": [a.record(config) for a in self.checks],
+            "attempt": self.attempt,
+            "summary": self.summary,
+        }
+        if self.escalated:
+            rec["escalated"] = True
+        if self.unmapped:
+            rec["unmapped"] = [check_name(k) for k in self.unmapped]
+        rec.update(extra)
+        return rec
+
+
+@dataclass(frozen=True)
+class Decision:
+    records: Tuple[dict, ...] = ()
+    run: Optional[RunPlan] = None
+    wake: Optional[float] = None     # ask again at this time, events or not
+    why: str = ""
+    explain: Tuple[str, ...] = ()
+
+    @property
+    def idle(self) -> bool:
+        return not self.records and self.run is None and self.wake is None
+
+
+@dataclass
+class _Survey:
+    asking: List[Asking] = field(default_factory=list)
+    unmapped: List[CheckKey] = field(default_factory=list)
+    held: List[Asking] = field(default_factory=list)
+
+
+def survey(state: State) -> _Survey:
+    """Sort the failing checks into asking, unmapped (rule 9) and held (rule 8)."""
+    s = _Survey()
+    held_hosts = state.held_hosts
+    for key, cs in state.checks.items():
+        if cs.good or not state.failing(key, cs):
+            continue
+        if cs.level is None:
+            s.unmapped.append(key)
+            continue
+        a = Asking(key, cs.state or "", cs.state_type, cs.level)
+        (s.held if key[0] in held_hosts else s.asking).append(a)
+    return s
+
+
+def required_level(state: State) -> Optional[int]:
+    """Rule 1: the most drastic level among failing, mapped, not held checks."""
+    levels = [a.level for a in survey(state).asking]
+    return min(levels) if levels else None
+
+
+def _names(keys: Sequence[CheckKey]) -> str:
+    names = [check_name(k) for k in keys[:SUMMARY_CHECKS]]
+    more = len(keys) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def _episode_attempts(ep: Optional[Episode]) -> int:
+    # An episode whose checks have all been OK since its last verdict is over.
+    if ep is None or not ep.pending:
+        return 0
+    return ep.attempts
+
+
+def decide(state: State, config: Config, now: float) -> Decision:
+    """What to do at ``now``; see the module docstring."""
+    levels = config.levels
+    # Holds and escalations end when the checks that caused them recovered (rule 7).
+    releases = [
+        {"time": now, "kind": "release", "level": name, "reason": "checks recovered"}
+        for name, ep in state.episodes.items()
+        if (ep.held or ep.escalated) and not ep.pending
+    ]
+    if releases:
+        return Decision(tuple(releases), wake=now, why="checks recovered: releasing held levels")
+
+    last = state.last_run()
+    if last is not None and not last.judged:
+        if now < last.quiet_until:
+            # Rule 6: no new run while the last run's quiescence lasts.
+            return Decision(wake=last.quiet_until,
+                            why=f"quiescence after run of {', '.join(last.levels)} "
+                                f"until {last.quiet_until:.0f} ({last.quiet_until - now:.0f}s left)")
+        return Decision(tuple(_verdict(state, config, last, now)), wake=now,
+                        why="judging the last run")
+
+    if state.burst_start is not None and state.last_event is not None:
+        # Debounce: act after `quiescence` of quiet, but never later than max_delay.
+        due = min(state.last_event + config.quiescence, state.burst_start + config.max_delay)
+        if now < due:
+            return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left")
+
+    s = survey(state)
+    explain = tuple(
+        f"{check_name(a.key)} {a.state} {a.state_type} asks for level {a.level} "
+        f"({levels[a.level - 1].name})" for a in sorted(s.asking, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
+    ) + tuple(f"{check_name(k)} is failing but no rule maps it (ignored)" for k in s.unmapped) + tuple(
+        f"{check_name(a.key)} asks for level {levels[a.level - 1].name} but host {a.key[0]} is held"
+        for a in s.held)
+
+    if not s.asking:
+        if s.held:
+            return _skip(state, config, now, "held-host", levels[min(a.level for a in s.held) - 1], s.held,
+                         "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held})),
+                         explain, notify=True)
+        return Decision(why="nothing to do", explain=explain)
+
+    required = min(a.level for a in s.asking)
+    start = required
+    while start > 1 and (ep := state.episodes.get(levels[start - 1].name)) is not None and ep.escalated:
+        start -= 1  # rule 7, escalate: one level more drastic than the exhausted one
+    start_level = levels[start - 1]
+    ep = state.episodes.get(start_level.name)
+    if ep is not None and ep.held:
+        return _skip(state, config, now, "held-level", start_level, s.asking,
+                     f"{ep.reason}; held until the checks recover or `escalator resume`",
+                     explain, notify=False)
+    if state.paused is not None:
+        reason = "paused by operator" + (f": {state.paused}" if state.paused else "")
+        return _skip(state, config, now, "paused", start_level, s.asking, reason, explain, notify=True)
+
+    limits = config.limits
+    wake = None
+    if limits.max_runs_per_hour:
+        recent = state.runs_since(now - 3600)
+        if len(recent) >= limits.max_runs_per_hour:
+            wake = min(r.started for r in recent) + 3600
+            d = _skip(state, config, now, "max_runs_per_hour", start_level, s.asking,
+                      f"limit max_runs_per_hour ({limits.max_runs_per_hour}) reached: "
+                      f"{len(recent)} runs in the last hour", explain, notify=True)
+            return Decision(d.records, wake=wake, why=d.why, explain=explain)
+
+    # Rule 3: targets of level L are the hosts of checks mapped to L or more drastic;
+    # an escalated run treats the exhausted level's checks as mapped to its start.
+    run_levels = levels[start - 1:]
+    targets: Dict[str, Tuple[str, ...]] = {}
+    for lv in run_levels:
+        hosts = {a.key[0] for a in s.asking if (start if a.level <= required else a.level) <= lv.index}
+        targets[lv.name] = tuple(sorted(hosts))
+    if limits.max_targets:
+        over = [(name, len(h)) for name, h in targets.items() if len(h) > limits.max_targets]
+        if over:
+            name, n = over[0]
+            return _skip(state, config, now, "max_targets", start_level, s.asking,
+                         f"limit max_targets ({limits.max_targets}) exceeded: {n} hosts at level {name}",
+                         explain, notify=True)
+
+    asking = tuple(sorted(s.asking, key=lambda a: (a.level, a.key[0], a.key[1] or "")))
+    attempt = _episode_attempts(ep) + 1
+    hosts = sorted({a.key[0] for a in asking})
+    summary = (f"levels {', '.join(lv.name for lv in run_levels)} for "
+               f"{', '.join(hosts[:SUMMARY_CHECKS])}{' and more' if len(hosts) > SUMMARY_CHECKS else ''}: "
+               f"{_names([a.key for a in asking])} "
+               f"{'escalated after exhausting ' + levels[required - 1].name if start < required else 'failing'}")
+    plan = RunPlan(tuple(run_levels), targets, asking, attempt, start < required, summary, explain,
+                   tuple(s.unmapped))
+    return Decision(run=plan, why=f"run levels {', '.join(lv.name for lv in run_levels)}", explain=explain)
+
+
+def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
+    """Rule 7: judge a run when its quiescence ends."""
+    still = [k for k in run.checks if (cs := state.checks.get(k)) is not None and not cs.good]
+    converged = not still
+    rec = {"time": now, "kind": "verdict", "run": run.time, "run_id": run.id,
+           "level": run.start_level, "converged": converged,
+           "failing": [check_name(k) for k in still],
+           "failing_checks": [list(k) for k in still]}
+    out = [rec]
+    if converged:
+        return out
+    try:
+        level = config.level(run.start_level)
+    except (KeyError, IndexError):
+        return out  # the level vanished with a config reload: nothing to count against
+    attempt = _episode_attempts(state.episodes.get(level.name)) + 1
+    rec["attempt"] = attempt
+    if attempt >= level.max_attempts:
+        policy = level.on_exhausted
+        if policy == "escalate" and level.index == 1:
+            policy = "notify"  # nothing is more drastic than level 1
+        rec["exhausted"] = policy
+        if policy == "notify":
+            out.append({"time": now, "kind": "notify", "reason": "exhausted",
+                        "level": level.name,
+                        "summary": f"level {level.name} did not converge after {attempt} attempts; "
+                                   f"holding it until the checks recover: still failing {_names(still)}"})
+    return out
+
+
+def _skip(state: State, config: Config, now: float, code: str, level: Level,
+          checks: Sequence[Asking], reason: str, explain: Tuple[str, ...], *, notify: bool) -> Decision:
+    """Rule 8: record (once), notify (once), don't act."""
+    key = f"{code}:{level.name}"
+    if state.last_skip == key:
+        return Decision(why=f"skipped: {reason}", explain=explain)
+    rec = {"time": now, "kind": "run", "outcome": "skipped", "reason": reason, "skip_key": key,
+           "levels": [lv.name for lv in config.levels[level.index - 1:]],
+           "start_level": level.name,
+           "checks": [a.record(config) for a in checks]}
+    recs = [rec]
+    if notify:
+        recs.append({"time": now, "kind": "notify", "reason": code,
+                     "summary": f"not acting on {_names([a.key for a in checks])}: {reason}"})
+    return Decision(tuple(recs), why=f"skipped: {reason}", explain=explain)
+
+
+__all__ = ["Asking", "Decision", "RunPlan", "decide", "required_level", "survey"]

@@ -1,0 +1,353 @@
+"""The collector's working memory: a fold of journal records.
+
+``State`` knows, for every check, its latest observed state, and for the
+escalation as a whole: the runs so far (for quiescence, verdicts and the
+hourly limit), per-level attempt counters and holds, operator holds and
+pause, and the debounce window.  It changes only through ``apply(record)``,
+so the same records always give the same state: the collector folds what it
+journals, replay folds what it simulates, and a restart rebuilds the state
+from ``state.json`` plus the journal records written after it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
+
+from .config import Config
+from .event import GOOD_STATES, CheckKey, check_name
+
+#: Runs kept in memory: enough for the hourly limit and `status`.
+RUN_HISTORY = 200
+
+
+class CheckState:
+    """Latest observed state of one check."""
+
+    __slots__ = ("state", "state_type", "attempt", "downtime", "output", "time", "since", "level")
+
+    def __init__(self) -> None:
+        self.state: Optional[str] = None
+        self.state_type = "HARD"
+        self.attempt = 1
+        self.downtime = 0
+        self.output = ""
+        self.time = 0.0
+        self.since = 0.0
+        self.level: Optional[int] = None  # mapped level for the current state
+
+    @property
+    def good(self) -> bool:
+        return self.state is None or self.state in GOOD_STATES
+
+    def to_json(self) -> list:
+        return [self.state, self.state_type, self.attempt, self.downtime, self.output, self.time, self.since]
+
+    @classmethod
+    def from_json(cls, data: list) -> "CheckState":
+        cs = cls()
+        cs.state, cs.state_type, cs.attempt, cs.downtime, cs.output, cs.time, cs.since = data
+        return cs
+
+
+@dataclass
+class RunInfo:
+    """A run that happened (or was simulated), as far as planning cares."""
+
+    id: str
+    time: float                  # when it ended
+    started: float
+    start_level: str
+    levels: Tuple[str, ...]
+    checks: Tuple[CheckKey, ...]
+    outcome: str                 # ok, failed, dry-run
+    quiet_until: float
+    judged: bool = False
+    superseded: bool = False
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d["checks"] = [list(k) for k in self.checks]
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "RunInfo":
+        d = dict(d)
+        d["levels"] = tuple(d["levels"])
+        d["checks"] = tuple((h, s) for h, s in d["checks"])
+        return cls(**d)
+
+
+@dataclass
+class Episode:
+    """Consecutive unconverged runs starting at one level."""
+
+    attempts: int = 0
+    pending: Set[CheckKey] = field(default_factory=set)  # checks not yet seen OK since
+    held: bool = False
+    escalated: bool = False
+    reason: str = ""
+
+
+def key_of(rec: Mapping[str, Any]) -> CheckKey:
+    return (rec["host"], rec.get("service") or None)
+
+
+def keys_of(checks: Any) -> Tuple[CheckKey, ...]:
+    """Check keys from a record's ``checks`` list (dicts or pairs)."""
+    out = []
+    for c in checks or ():
+        if isinstance(c, Mapping):
+            out.append(key_of(c))
+        else:
+            out.append((c[0], c[1] or None))
+    return tuple(out)
+
+
+class State:
+    """Fold of journal records; see the module docstring."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.checks: Dict[CheckKey, CheckState] = {}
+        self.host_downtime: Dict[str, int] = {}
+        self.last_event: Optional[float] = None
+        self.burst_start: Optional[float] = None
+        self.runs: Deque[RunInfo] = deque(maxlen=RUN_HISTORY)
+        self.open_run: Optional[dict] = None      # a `start` without its `run`
+        self.episodes: Dict[str, Episode] = {}
+        self.held_hosts: Dict[str, str] = {}
+        self.paused: Optional[str] = None          # reason; None = not paused
+        self.last_skip: Optional[str] = None
+        self.skip_checks: Set[CheckKey] = set()
+        self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
+        self._map_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[int]] = {}
+
+    # -- mapping -----------------------------------------------------------
+
+    def level_for(self, key: CheckKey, state: Optional[str]) -> Optional[int]:
+        ck = (key, state)
+        try:
+            return self._map_cache[ck]
+        except KeyError:
+            lv = self._map_cache[ck] = self.config.level_for(key, state)
+            return lv
+
+    def remap(self, config: Config) -> None:
+        """Adopt a new config (SIGHUP): recompute every check's mapped level."""
+        self.config = config
+        self._map_cache.clear()
+        for key, cs in self.checks.items():
+            cs.level = self.level_for(key, cs.state) if not cs.good else None
+
+    def failing(self, key: CheckKey, cs: CheckState) -> bool:
+        """DESIGN.md: not OK/UP, state type counted, not in downtime (unless configured)."""
+        if cs.good or cs.state_type not in self.config.state_types:
+            return False
+        if not self.config.act_in_downtime:
+            if cs.downtime > 0 or self.host_downtime.get(key[0], 0) > 0:
+                return False
+        return True
+
+    # -- folding -----------------------------------------------------------
+
+    def apply(self, rec: Mapping[str, Any]) -> None:
+        kind = rec.get("kind", "event")
+        rid = rec.get("id")
+        if rid is not None and kind != "event":
+            self.remember(rid)
+        handler = getattr(self, "_apply_" + kind.replace("-", "_"), None)
+        if handler is not None:
+            handler(rec)
+
+    def _apply_event(self, rec: Mapping[str, Any]) -> None:
+        eid = rec.get("id")
+        if eid is not None:
+            self.remember(eid)
+        self.observe(
+            float(rec["time"]), rec["host"], rec.get("service") or None, rec.get("state"),
+            rec.get("state_type") or "HARD", int(rec.get("attempt") or 1),
+            int(rec.get("downtime") or 0), rec.get("output") or "",
+        )
+
+    def remember(self, rid: str) -> None:
+        """Note a spool record id as journalled, so a re-read spool entry is not folded twice."""
+        self.seen_ids[rid] = None
+        if len(self.seen_ids) > 100_000:
+            for old in list(self.seen_ids)[:50_000]:
+                del self.seen_ids[old]
+
+    def observe(self, time: float, host: str, service: Optional[str], state: Optional[str],
+                state_type: str, attempt: int, downtime: int, output: str) -> None:
+        """Fold one observed state (the hot path of replay)."""
+        key = (host, service)
+        cs = self.checks.get(key)
+        if cs is None:
+            cs = self.checks[key] = CheckState()
+            cs.since = time
+        elif time < cs.time:
+            return  # an older observation arriving late never overrides a newer one
+        if state is not None:
+            if state != cs.state:
+                cs.since = time
+                cs.level = None if state in GOOD_STATES else self.level_for(key, state)
+            cs.state = state
+            cs.state_type = state_type
+            cs.attempt = attempt
+            cs.output = output
+        cs.downtime = downtime
+        cs.time = time
+        if service is None:
+            self.host_downtime[host] = downtime
+        # Debounce: a gap of a whole quiescence period starts a new burst.
+        if self.last_event is None or self.burst_start is None or time - self.last_event >= self.config.quiescence:
+            self.burst_start = time
+        if self.last_event is None or time > self.last_event:
+            self.last_event = time
+        if state in GOOD_STATES:
+            if self.episodes:
+                for ep in self.episodes.values():
+                    ep.pending.discard(key)
+            if key in self.skip_checks:
+                self.last_skip = None
+                self.skip_checks.clear()
+
+    def _apply_start(self, rec: Mapping[str, Any]) -> None:
+        self.open_run = dict(rec)
+        self.burst_start = None
+        self.last_skip = None
+        self.skip_checks.clear()
+
+    def _apply_step(self, rec: Mapping[str, Any]) -> None:
+        if self.open_run is not None and rec.get("run") == self.open_run.get("run"):
+            self.open_run.setdefault("steps_done", []).append(
+                {"step": rec.get("step"), "host": rec.get("host"), "exit": rec.get("exit")})
+
+    def _apply_run(self, rec: Mapping[str, Any]) -> None:
+        outcome = rec.get("outcome")
+        if outcome == "skipped":
+            self.last_skip = rec.get("skip_key") or rec.get("reason")
+            self.skip_checks = set(keys_of(rec.get("checks")))
+            return
+        self.open_run = None
+        self.burst_start = None
+        levels = tuple(rec.get("levels") or ())
+        self.runs.append(RunInfo(
+            id=str(rec.get("run") or rec["time"]),
+            time=float(rec["time"]),
+            started=float(rec.get("started", rec["time"])),
+            start_level=rec.get("start_level") or (levels[0] if levels else ""),
+            levels=levels,
+            checks=keys_of(rec.get("checks")),
+            outcome=outcome or "failed",
+            quiet_until=float(rec.get("quiescence_until", rec["time"])),
+            superseded=bool(rec.get("superseded")),
+            judged=bool(rec.get("superseded")),
+        ))
+
+    def _apply_verdict(self, rec: Mapping[str, Any]) -> None:
+        run_id = str(rec.get("run_id") or rec.get("run"))
+        for r in self.runs:
+            if r.id == run_id:
+                r.judged = True
+        level = rec.get("level")
+        if level is None:
+            return
+        if rec.get("converged"):
+            # A converged run covers its own level and every less drastic one.
+            names = [lv.name for lv in self.config.levels]
+            start = names.index(level) if level in names else 0
+            for name in names[start:]:
+                self.episodes.pop(name, None)
+            return
+        ep = self.episodes.setdefault(level, Episode())
+        ep.attempts = int(rec.get("attempt") or ep.attempts + 1)
+        ep.pending |= set(keys_of(rec.get("failing_checks") or rec.get("checks")))
+        exhausted = rec.get("exhausted")
+        if exhausted == "notify":
+            ep.held = True
+            ep.reason = f"level {level} exhausted after {ep.attempts} attempts"
+        elif exhausted == "escalate":
+            ep.escalated = True
+            ep.reason = f"level {level} exhausted after {ep.attempts} attempts: escalating"
+
+    def _apply_hold(self, rec: Mapping[str, Any]) -> None:
+        if rec.get("host"):
+            self.held_hosts[rec["host"]] = rec.get("reason") or ""
+
+    def _apply_release(self, rec: Mapping[str, Any]) -> None:
+        if rec.get("host"):
+            self.held_hosts.pop(rec["host"], None)
+        if rec.get("level"):
+            self.episodes.pop(rec["level"], None)
+
+    def _apply_pause(self, rec: Mapping[str, Any]) -> None:
+        self.paused = rec.get("reason") or ""
+
+    def _apply_resume(self, rec: Mapping[str, Any]) -> None:
+        self.paused = None
+        self.last_skip = None
+        for ep in self.episodes.values():
+            ep.held = False
+            ep.attempts = 0
+
+    # -- queries -----------------------------------------------------------
+
+    def last_run(self) -> Optional[RunInfo]:
+        return self.runs[-1] if self.runs else None
+
+    def runs_since(self, since: float) -> List[RunInfo]:
+        return [r for r in self.runs if r.started > since]
+
+    def failing_checks(self) -> List[Tuple[CheckKey, CheckState]]:
+        return [(k, cs) for k, cs in self.checks.items() if not cs.good and self.failing(k, cs)]
+
+    # -- snapshot ----------------------------------------------------------
+
+    def to_json(self) -> dict:
+        return {
+            "version": 1,
+            "checks": [[k[0], k[1], cs.to_json()] for k, cs in self.checks.items()],
+            "host_downtime": self.host_downtime,
+            "last_event": self.last_event,
+            "burst_start": self.burst_start,
+            "runs": [r.to_json() for r in self.runs],
+            "open_run": self.open_run,
+            "episodes": {
+                name: {"attempts": ep.attempts, "pending": [list(k) for k in ep.pending],
+                       "held": ep.held, "escalated": ep.escalated, "reason": ep.reason}
+                for name, ep in self.episodes.items()
+            },
+            "held_hosts": self.held_hosts,
+            "paused": self.paused,
+            "last_skip": self.last_skip,
+            "skip_checks": [list(k) for k in self.skip_checks],
+            "seen_ids": list(self.seen_ids)[-20_000:],
+        }
+
+    @classmethod
+    def from_json(cls, config: Config, data: Mapping[str, Any]) -> "State":
+        st = cls(config)
+        for host, service, cs in data.get("checks", ()):
+            c = st.checks[(host, service)] = CheckState.from_json(cs)
+            c.level = None if c.good else st.level_for((host, service), c.state)
+        st.host_downtime = dict(data.get("host_downtime") or {})
+        st.last_event = data.get("last_event")
+        st.burst_start = data.get("burst_start")
+        st.runs.extend(RunInfo.from_json(r) for r in data.get("runs", ()))
+        st.open_run = data.get("open_run")
+        for name, ep in (data.get("episodes") or {}).items():
+            st.episodes[name] = Episode(ep["attempts"], {(h, s) for h, s in ep["pending"]},
+                                        ep["held"], ep["escalated"], ep.get("reason", ""))
+        st.held_hosts = dict(data.get("held_hosts") or {})
+        st.paused = data.get("paused")
+        st.last_skip = data.get("last_skip")
+        st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}
+        st.seen_ids = dict.fromkeys(data.get("seen_ids", ()))
+        return st
+
+
+def describe(key: CheckKey, cs: CheckState) -> str:
+    """``web01/PING CRITICAL HARD``."""
+    return f"{check_name(key)} {cs.state} {cs.state_type}"

@@ -1,0 +1,79 @@
+"""What is going on: the read-only view behind ``escalator status`` and check_escalator.
+
+``gather`` folds the snapshot, the journal after it and the spool entries not
+yet collected, without taking the collector lock and without writing
+anything, and asks the planner what it would do now.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from . import spool, store
+from .config import Config
+from .event import Event, check_name
+from .planner import decide, survey
+
+
+def gather(config: Config, now: float) -> Dict[str, Any]:
+    """A JSON-ready report; see README "escalator status" for the fields."""
+    loaded = store.load(config)
+    state = loaded.state
+    pending_count, oldest = spool.pending_stats(config.spool) if _spool_exists(config) else (0, None)
+    rejected = 0
+    if pending_count:
+        for rec in spool.pending(config.spool):
+            if rec.get("kind") in ("pause", "resume", "hold", "release"):
+                state.apply(rec)
+                continue
+            try:
+                state.apply(dict(Event.from_dict(rec).to_dict(), kind="event"))
+            except (ValueError, TypeError):
+                rejected += 1
+    pid = spool.collector_running(config.spool) if _spool_exists(config) else None
+    s = survey(state)
+    d = decide(state, config, now)
+    last = state.last_run()
+    quiet_left = max(0.0, last.quiet_until - now) if last is not None and not last.judged else 0.0
+    levels = config.levels
+    runs = store.recent_records(config, ("run",), limit=10)
+    verdicts = store.recent_records(config, ("verdict",), limit=5)
+    return {
+        "time": now,
+        "collector": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
+        "spool": {"pending": pending_count, "oldest_age": (now - oldest) if oldest else None,
+                  "unreadable": rejected},
+        "paused": state.paused is not None,
+        "pause_reason": state.paused,
+        "held_hosts": dict(state.held_hosts),
+        "held_levels": {name: ep.reason for name, ep in state.episodes.items() if ep.held},
+        "escalated_levels": [name for name, ep in state.episodes.items() if ep.escalated],
+        "attempts": {name: ep.attempts for name, ep in state.episodes.items() if ep.pending},
+        "failing": [
+            {"check": check_name(a.key), "host": a.key[0], "service": a.key[1], "state": a.state,
+             "state_type": a.state_type, "level": levels[a.level - 1].name,
+             "held": a in s.held}
+            for a in sorted(s.asking + s.held, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
+        ],
+        "unmapped": [check_name(k) for k in s.unmapped],
+        "required_level": levels[min(a.level for a in s.asking) - 1].name if s.asking else None,
+        "next": {"why": d.why, "run": [lv.name for lv in d.run.levels] if d.run else None,
+                 "in": (d.wake - now) if d.wake is not None else None},
+        "quiescence_left": quiet_left,
+        "runs_last_hour": len(state.runs_since(now - 3600)),
+        "last_runs": runs,
+        "last_verdicts": verdicts,
+        "journal_unreadable": loaded.corrupt,
+    }
+
+
+def _spool_exists(config: Config) -> bool:
+    import os
+
+    return os.path.isdir(config.spool)
+
+
+def last_run(report: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The latest non-skipped run record in a report, if any."""
+    runs: List[Dict[str, Any]] = [r for r in report.get("last_runs", ()) if r.get("outcome") != "skipped"]
+    return runs[-1] if runs else None

@@ -1,0 +1,159 @@
+"""Where the collector's state lives between runs: snapshot plus journal.
+
+``state.json`` is a snapshot of the fold (``state.State``) together with the
+journal position it covers (device, inode, offset).  Loading reads the
+snapshot and folds every journal record written after it, following the
+journal across one logrotate rename (``journal.jsonl.1``).  The snapshot is
+replaced atomically (write, fsync, rename, fsync the directory), so a crash
+leaves either the old or the new one, and the journal covers the difference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+from . import journal
+from .config import Config
+from .errors import EscalatorError
+from .state import State
+
+log = logging.getLogger("escalator")
+
+
+@dataclass
+class Position:
+    """How far into which journal file the state has folded."""
+
+    dev: int = 0
+    ino: int = 0
+    offset: int = 0
+
+
+@dataclass
+class Loaded:
+    state: State
+    position: Position
+    tail: List[dict]           # journal records folded after the snapshot
+    corrupt: int               # journal lines skipped as unreadable
+
+
+def _read_snapshot(path: str) -> Optional[dict]:
+    try:
+        with open(path, encoding="ascii") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        # A damaged snapshot is not fatal: the journal holds the truth.
+        log.warning("ignoring unreadable state snapshot %s (%s); rebuilding from the journal", path, exc)
+        return None
+    return data if isinstance(data, dict) and "state" in data else None
+
+
+def _segments(cfg: Config, pos: Optional[Position]) -> Iterator[Tuple[str, int]]:
+    """(file, offset) pairs to fold, oldest first."""
+    path = cfg.journal
+    ident = journal.identity(path)
+    if pos is None:
+        rotated = path + ".1"
+        if ident is None and os.path.exists(rotated):
+            yield rotated, 0
+        if ident is not None:
+            yield path, 0
+        return
+    if ident == (pos.dev, pos.ino):
+        size = os.path.getsize(path)
+        yield path, pos.offset if pos.offset <= size else 0
+        return
+    rotated = path + ".1"
+    if journal.identity(rotated) == (pos.dev, pos.ino):
+        yield rotated, pos.offset
+    if ident is not None:
+        yield path, 0
+
+
+def load(cfg: Config) -> Loaded:
+    """The state as of the end of the journal."""
+    snap = _read_snapshot(cfg.state_path)
+    pos: Optional[Position] = None
+    if snap is not None:
+        try:
+            state = State.from_json(cfg, snap["state"])
+            pos = Position(**snap.get("journal", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring incompatible state snapshot %s (%s)", cfg.state_path, exc)
+            state, pos = State(cfg), None
+    else:
+        state = State(cfg)
+    tail: List[dict] = []
+    stats = journal.ReadStats()
+    end = Position()
+    for path, offset in _segments(cfg, pos):
+        last = offset
+        for last, rec in journal.read(path, offset, stats):
+            state.apply(rec)
+            tail.append(rec)
+        ident = journal.identity(path)
+        if ident is not None:
+            end = Position(ident[0], ident[1], last)
+    if end.ino == 0 and pos is not None:
+        end = pos
+    return Loaded(state, end, tail, stats.corrupt)
+
+
+def save(cfg: Config, state: State, position: Position) -> None:
+    """Atomically replace the snapshot."""
+    path = cfg.state_path
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    data = json.dumps({"journal": position.__dict__, "state": state.to_json()},
+                      ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise EscalatorError(f"cannot write state snapshot {path}: {exc.strerror}") from None
+
+
+def recent_records(cfg: Config, kinds: Tuple[str, ...], limit: int = 20,
+                   max_bytes: int = 4 << 20) -> List[dict]:
+    """The last ``limit`` journal records of ``kinds``, reading at most ``max_bytes`` from the end."""
+    path = cfg.journal
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return []
+    start = max(0, size - max_bytes)
+    out: List[dict] = []
+    with open(path, "rb") as f:
+        f.seek(start)
+        if start:
+            f.readline()  # skip a partial line
+        offset = f.tell()
+    for _, rec in journal.read(path, offset):
+        if rec.get("kind") in kinds:
+            out.append(rec)
+            if len(out) > limit:
+                out.pop(0)
+    return out
