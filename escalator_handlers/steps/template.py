@@ -79,8 +79,50 @@ def _substitute(template: str, values: Mapping[str, Any], quote: bool) -> str:
 
 
 def render_command(template: str, values: Mapping[str, Any]) -> str:
-    """``template`` with every placeholder replaced by its shell-quoted value."""
-    return _substitute(template, values, quote=True)
+    """``template`` with every placeholder replaced by its shell-quoted value.
+
+    The template's own shell quoting is tracked: a placeholder written inside
+    ``"..."`` or ``'...'`` (DESIGN.md's own ``mail -s "escalator: {summary}"``)
+    would otherwise put a quoted value where ``$(...)`` and backticks still
+    expand.  There the quote is closed, the quoted value inserted, and the
+    quote reopened, so the text stays one word and stays literal.
+    """
+    out: List[str] = []
+    state = ""  # "", "'" or '"'
+    i, n = 0, len(template)
+    while i < n:
+        m = _TOKEN.match(template, i)
+        if m is not None:
+            tok = m.group(0)
+            if tok in ("{{", "}}"):
+                out.append(tok[0])
+            else:
+                if state:
+                    # Inside quotes the author meant one word: join lists first.
+                    value = " ".join(_words(_value(template, values, m.group(1))))
+                    out.append(state + shlex.quote(value) + state)
+                else:
+                    out.append(_substitute(tok, values, quote=True))
+            i = m.end()
+            continue
+        c = template[i]
+        if c == "\\" and state != "'":
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        if not state and c in "'\"":
+            state = c
+        elif state and c == state:
+            state = ""
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _value(template: str, values: Mapping[str, Any], name: str) -> Any:
+    if name not in values or values[name] is None:
+        _substitute("{" + name + "}", values, quote=True)  # raises the usual error
+    return values[name]
 
 
 def check_host(host: str, what: str = "host") -> str:
