@@ -210,8 +210,11 @@ class State:
                 for ep in self.episodes.values():
                     ep.pending.discard(key)
             if key in self.skip_checks:
-                self.last_skip = None
-                self.skip_checks.clear()
+                # The skip is news again only once all its checks recovered: one
+                # record per episode, not one per partial recovery.
+                self.skip_checks.discard(key)
+                if not self.skip_checks:
+                    self.last_skip = None
 
     def _apply_start(self, rec: Mapping[str, Any]) -> None:
         self.open_run = dict(rec)
