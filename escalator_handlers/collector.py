@@ -118,7 +118,9 @@ class Collector:
         try:
             self._lock.acquire(timeout=0.5)
         except filelock.Timeout:
+            log.info("an event arrived while exiting; the collector that took the lock handles it")
             return True
+        log.info("an event arrived while exiting; collecting again")
         self._recover()
         return False
 
@@ -311,8 +313,9 @@ class Collector:
         with StepRunner(cancel=self.cancel) as runner:
             rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt)
         if rec.get("outcome") == "failed":
-            self.failed_runs += 1
             log.warning("run failed: %s", rec.get("reason"))
+            if not self.stopping:  # a run cut short by SIGTERM is no failure of the run
+                self.failed_runs += 1
 
     def _confirmed(self, plan: RunPlan) -> bool:
         """With ``status_file``: act only on checks Nagios still sees failing."""
