@@ -376,11 +376,12 @@ def test_sigterm_during_a_step_stops_it_records_the_run_and_exits_0(site: Site) 
     assert run["outcome"] == "failed" and run["run"] == recs[1]["run"]
     assert not site.lines("never.txt")
     assert site.collector_pid() is None
-    # the next collector does not find an open run: nothing to "recover"
-    again = site.start(daemon=False)
-    assert again.wait(timeout=10) == 0
+    # the next collector finds no open run (nothing to "recover") and honours the quiescence
+    again = site.start()
+    site.wait_ready(again)
+    assert stop(again) == 0
     assert "died during run" not in site.log(again)
-    assert len(site.records("run")) == 1
+    assert len(site.records("run")) == 1 and len(site.records("start")) == 1
 
 
 def test_sighup_reloads_the_config_and_keeps_the_old_one_when_the_new_is_invalid(site: Site) -> None:
