@@ -71,9 +71,10 @@ class Collector:
             self._wake_fd = spool.open_wakeup(self.config.spool)
             self._recover()
             while not self.stopping:
+                if self.reload_requested:
+                    self._reload()  # before planning: a SIGHUP'd config must govern the next run
                 d = self.cycle()
                 if self.reload_requested:
-                    self._reload()
                     continue
                 if d is None:
                     continue  # a run just finished: plan again at once
@@ -96,6 +97,9 @@ class Collector:
             self._lock.acquire()
         except filelock.Timeout:
             raise LockedError(self._lock.lock_file, spool.collector_running(self.config.spool)) from None
+        self._write_pid()
+
+    def _write_pid(self) -> None:
         with open(os.path.join(self.config.spool, "collector.pid"), "w") as f:
             f.write(f"{os.getpid()}\n")
 
@@ -121,6 +125,7 @@ class Collector:
             log.info("an event arrived while exiting; the collector that took the lock handles it")
             return True
         log.info("an event arrived while exiting; collecting again")
+        self._write_pid()  # _release removed it; status and check_escalator read it
         self._recover()
         return False
 
@@ -182,8 +187,32 @@ class Collector:
         if open_run is not None:
             log.warning("the previous collector died during run %s; recording it as interrupted",
                         open_run.get("run"))
-            self.emit([interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config)])
+            self.emit([self._interrupted(open_run)])
         self._seed_from_status()
+
+    def _interrupted(self, open_run: dict) -> dict:
+        """The `run` record closing a run whose collector died: what was and was not done."""
+        done_steps = open_run.get("steps_done", ())
+        rec = interrupted_run(open_run, done_steps, self.clock(), self.config)
+        done = [f"{r.get('step')}@{r.get('host')}" if r.get("host") else str(r.get("step")) for r in done_steps]
+        not_done = []
+        for name in open_run.get("levels") or ():
+            try:
+                level = self.config.level(name)
+            except (KeyError, IndexError):
+                continue  # gone with a config change; the steps that did run are listed anyway
+            hosts = (open_run.get("targets") or {}).get(name) or ()
+            for step in level.steps:
+                for h in (hosts if step.foreach == "host" else (None,)):
+                    where = f"{step.where}@{h}" if h else step.where
+                    if where not in done:
+                        not_done.append(where)
+        rec["steps_done"] = done
+        rec["not_done"] = not_done
+        rec["reason"] = ("interrupted: the collector stopped during this run; steps completed: "
+                         + (", ".join(done) or "none") + "; not run: "
+                         + (", ".join([not_done[0] + " (running or next)"] + not_done[1:]) if not_done else "none"))
+        return rec
 
     def _save(self) -> None:
         if not self._lock.is_locked:

@@ -323,7 +323,7 @@ def test_sigkill_mid_run_loses_no_event_and_the_journal_says_what_was_done(site:
     assert run["reason"].startswith("interrupted: the collector stopped during this run")
     assert "steps completed: levels[0].steps[0]@web1;" in run["reason"]
     assert run["not_done"] == ["levels[0].steps[1]", "levels[0].steps[2]", "levels[1].steps[0]"]
-    assert "not run: levels[0].steps[1] (in progress), levels[0].steps[2], levels[1].steps[0]" in run["reason"]
+    assert "not run: levels[0].steps[1] (running or next), levels[0].steps[2], levels[1].steps[0]" in run["reason"]
     assert site.lines("steps.txt") == ["one web1"]
     site.wait_records("event", 4)
     site.wait_ready(restarted)
