@@ -94,9 +94,19 @@ def load(cfg: Config) -> Loaded:
     end = Position()
     for path, offset in _segments(cfg, pos):
         last = offset
-        for last, rec in journal.read(path, offset, stats):
-            state.apply(rec)
-            tail.append(rec)
+        try:
+            for last, rec in journal.read(path, offset, stats):
+                try:
+                    state.apply(rec)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    # A damaged or hand-edited record must not keep every collector from starting.
+                    stats.corrupt += 1
+                    log.warning("journal %s: skipping a record that cannot be folded (%s: %s): %.200s",
+                                path, type(exc).__name__, exc, journal.dumps(rec))
+                    continue
+                tail.append(rec)
+        except OSError as exc:
+            raise EscalatorError(f"cannot read journal {path}: {exc.strerror or exc}") from None
         ident = journal.identity(path)
         if ident is not None:
             end = Position(ident[0], ident[1], last)
@@ -146,14 +156,17 @@ def recent_records(cfg: Config, kinds: Tuple[str, ...], limit: int = 20,
         return []
     start = max(0, size - max_bytes)
     out: List[dict] = []
-    with open(path, "rb") as f:
-        f.seek(start)
-        if start:
-            f.readline()  # skip a partial line
-        offset = f.tell()
-    for _, rec in journal.read(path, offset):
-        if rec.get("kind") in kinds:
-            out.append(rec)
-            if len(out) > limit:
-                out.pop(0)
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            if start:
+                f.readline()  # skip a partial line
+            offset = f.tell()
+        for _, rec in journal.read(path, offset):
+            if rec.get("kind") in kinds:
+                out.append(rec)
+                if len(out) > limit:
+                    out.pop(0)
+    except OSError as exc:
+        raise EscalatorError(f"cannot read journal {path}: {exc.strerror or exc}") from None
     return out
