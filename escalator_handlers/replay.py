@@ -193,6 +193,8 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
     observe = state.observe
     try:
         for t, _, item in sources(paths, stats):
+            if until is not None and t > until:
+                continue  # past the end of the simulated clock (read on only to count lines)
             while wake is not None and wake <= t:
                 wake = act(max(wake, clock.now))
             if t > clock.now:
