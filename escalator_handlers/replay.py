@@ -103,8 +103,8 @@ def _json_items(paths: Sequence[str], stats: SourceStats, seq: List[int]) -> Ite
                                      int(rec.get("attempt") or 1), int(rec.get("downtime") or 0),
                                      str(rec.get("output") or ""))
                         stats.events += 1
-                    elif kind in CONTROL_KINDS:
-                        item = rec
+                    elif kind in CONTROL_KINDS and (kind in ("pause", "resume") or rec.get("host")):
+                        item = rec  # an operator's action; a level's `release` is the planner's own
                     else:
                         stats.ignored += 1
                         continue
