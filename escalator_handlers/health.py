@@ -166,12 +166,10 @@ class EscalatorHealth(nagiosplugin.Resource):
         except OSError as exc:
             if exc.filename is None:
                 raise nagiosplugin.CheckError(f"{clean(exc, 300)} while {self.phase}") from None
-            hint = " (run the check as a user that may read the spool, state and journal)" \
-                if isinstance(exc, PermissionError) else ""
             raise nagiosplugin.CheckError(
-                f"cannot read {clean(exc.filename, 300)}: {exc.strerror}{hint}") from None
+                f"cannot read {clean(exc.filename, 300)}: {exc.strerror}{_hint(exc)}") from None
         except EscalatorError as exc:
-            raise nagiosplugin.CheckError(f"{clean(str(exc).splitlines()[0], 400)}") from None
+            raise nagiosplugin.CheckError(f"{clean(str(exc).splitlines()[0], 400)}{_hint(exc)}") from None
         except Exception as exc:  # the promise: UNKNOWN with a reason, never a traceback
             raise nagiosplugin.CheckError(
                 f"internal error while {self.phase}: {type(exc).__name__}: {clean(exc, 300)}") from None
@@ -214,6 +212,13 @@ class EscalatorHealth(nagiosplugin.Resource):
               context="holds"),
             m("last_run", _last_run_facts(r), context="last_run"),
         ]
+
+
+def _hint(exc: BaseException) -> str:
+    """What to do about a permission problem (the library wraps some OSErrors)."""
+    if isinstance(exc, PermissionError) or isinstance(exc.__context__, PermissionError):
+        return " (run the check as a user that may read the spool, state and journal)"
+    return ""
 
 
 class _Timeout(BaseException):

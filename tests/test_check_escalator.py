@@ -459,7 +459,7 @@ def test_journal_the_nagios_user_may_not_read_is_unknown_with_the_reason():
                                str(CONSOLE_SCRIPT), "--config", cfg.source], cwd="/",
                               env=NAGIOS_ENV, capture_output=True, text=True, timeout=30)
         assert done.stdout.splitlines() == [
-            f"ESCALATOR UNKNOWN - cannot read {cfg.journal}: Permission denied (run the check "
+            f"ESCALATOR UNKNOWN - cannot read journal {cfg.journal}: Permission denied (run the check "
             "as a user that may read the spool, state and journal)"]
         assert done.returncode == 3
     finally:
