@@ -232,6 +232,7 @@ def _control(config: Optional[str], record: dict) -> int:
     record.setdefault("time", time.time())
     record.setdefault("user", os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid()))
     click.echo(f"{record['kind']}: {control(cfg, record)}")
+    _kick(config)
     return 0
 
 
@@ -248,9 +249,7 @@ def pause(config: Optional[str], reason: str) -> int:
 @click.option("--reason", default="")
 def resume(config: Optional[str], reason: str) -> int:
     """Restart automatic action; also lifts holds on exhausted levels."""
-    rc = _control(config, {"kind": "resume", "reason": reason})
-    _kick(config)
-    return rc
+    return _control(config, {"kind": "resume", "reason": reason})
 
 
 @cli.command()
@@ -268,19 +267,20 @@ def hold(config: Optional[str], host: str, reason: str) -> int:
 @click.option("--reason", default="")
 def release(config: Optional[str], host: str, reason: str) -> int:
     """Release a host held with `escalator hold`."""
-    rc = _control(config, {"kind": "release", "host": host, "reason": reason})
-    _kick(config)
-    return rc
+    return _control(config, {"kind": "release", "host": host, "reason": reason})
 
 
 def _kick(config: Optional[str]) -> None:
-    """Start a detached collector so that action held back can proceed."""
+    """Start a detached collector when none runs and there is work: action held back by a
+    hold or pause can proceed, and events a handler appended while ``control`` held the
+    collector lock (that handler started no collector) are acted on."""
     import subprocess
 
     from . import spool
+    from .collector import work_pending
 
     cfg = _load(config)
-    if spool.collector_running(cfg.spool) is None:
+    if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):
         subprocess.Popen([sys.executable, "-m", "escalator_handlers.cli", "collect",
                           "--config", os.path.abspath(config_path(config))],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

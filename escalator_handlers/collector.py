@@ -407,6 +407,14 @@ class Collector:
                 pass
 
 
+def work_pending(config: Config, now: float) -> bool:
+    """Whether a collector is needed: spool entries, or the planner has something to do or await."""
+    if spool.pending_stats(config.spool)[0]:
+        return True
+    d = decide(store.load(config).state, config, now)
+    return bool(d.records or d.run is not None or d.wake is not None)
+
+
 def control(config: Config, record: dict) -> str:
     """Record an operator action (pause, hold, ...) and get it journalled.
 
