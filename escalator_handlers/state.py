@@ -187,8 +187,22 @@ class State:
             cs = self.checks[key] = CheckState()
             cs.since = time
         elif time < cs.time:
-            return  # an older observation arriving late never overrides a newer one
+            # An older observation arriving late never overrides a newer one --
+            # except a HARD of the same problem: Nagios runs the SOFT and HARD
+            # handlers in the same second and their stamps can come out swapped
+            # (seen with a real Nagios 4).  Dropping the HARD would leave the
+            # check SOFT for good, since Nagios sends nothing more while it stays.
+            if state_type == "HARD" and state == cs.state and cs.state_type == "SOFT" \
+                    and state not in GOOD_STATES and state is not None:
+                cs.state_type = "HARD"
+                cs.attempt = max(cs.attempt, attempt)
+            return
         if state is not None:
+            if state_type == "SOFT" and cs.state_type == "HARD" and state == cs.state \
+                    and state not in GOOD_STATES:
+                # Same race, other order: HARD never goes back to SOFT without a
+                # recovery in between, so a SOFT of the same problem is the stale one.
+                state_type = "HARD"
             if state != cs.state:
                 cs.since = time
                 cs.level = None if state in GOOD_STATES else self.level_for(key, state)
