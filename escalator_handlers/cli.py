@@ -150,11 +150,11 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
                 state.observe(*item)
     else:
         from . import store
-        from .status import gather
+        from .status import fold_pending
 
         now = time.time()
-        gather(cfg, now)  # validates the spool and journal are readable
         state = store.load(cfg).state
+        fold_pending(cfg, state)  # events no collector has taken yet count too
     d = decide(state, cfg, now)
     waited = None
     if d.run is None and not d.records and d.wake is not None:

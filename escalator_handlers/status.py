@@ -13,6 +13,7 @@ from . import spool, store
 from .config import Config
 from .event import Event, check_name
 from .planner import decide, survey
+from .state import State
 
 
 def gather(config: Config, now: float) -> Dict[str, Any]:
@@ -20,16 +21,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     loaded = store.load(config)
     state = loaded.state
     pending_count, oldest = spool.pending_stats(config.spool) if _spool_exists(config) else (0, None)
-    rejected = 0
-    if pending_count:
-        for rec in spool.pending(config.spool):
-            if rec.get("kind") in ("pause", "resume", "hold", "release"):
-                state.apply(rec)
-                continue
-            try:
-                state.apply(dict(Event.from_dict(rec).to_dict(), kind="event"))
-            except (ValueError, TypeError):
-                rejected += 1
+    rejected = fold_pending(config, state) if pending_count else 0
     pid = spool.collector_running(config.spool) if _spool_exists(config) else None
     s = survey(state)
     d = decide(state, config, now)
@@ -65,6 +57,23 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "last_verdicts": verdicts,
         "journal_unreadable": loaded.corrupt,
     }
+
+
+def fold_pending(config: Config, state: State) -> int:
+    """Fold the spool entries no collector has taken yet into ``state``; return how many
+    could not be read as events (the collector will journal them as rejected)."""
+    rejected = 0
+    if not _spool_exists(config):
+        return 0
+    for rec in spool.pending(config.spool):
+        if rec.get("kind") in ("pause", "resume", "hold", "release"):
+            state.apply(rec)
+            continue
+        try:
+            state.apply(dict(Event.from_dict(rec).to_dict(), kind="event"))
+        except (ValueError, TypeError):
+            rejected += 1
+    return rejected
 
 
 def _spool_exists(config: Config) -> bool:
