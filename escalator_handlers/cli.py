@@ -202,6 +202,8 @@ def status(config: Optional[str], as_json: bool) -> int:
     click.echo(f"collector:   {'running' + (' (pid %s)' % c['pid'] if c['pid'] else '') if c['running'] else 'not running'}")
     age = r["spool"]["oldest_age"]
     click.echo(f"spool:       {r['spool']['pending']} pending" + (f", oldest {age:.0f}s" if age is not None else ""))
+    if r["spool"]["problem"]:
+        click.echo(f"spool:       PROBLEM: {safe(r['spool']['problem'], 400)}")
     click.echo(f"automation:  {'PAUSED: ' + safe(r['pause_reason'] or '(no reason given)') if r['paused'] else 'active'}")
     for h, why in r["held_hosts"].items():
         click.echo(f"held host:   {safe(h)}: {safe(why) or '(no reason given)'}")
@@ -301,7 +303,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         click.echo("Aborted.", err=True)
         return 1
     except ConfigError as exc:
-        click.echo(f"Error: invalid config:\n{exc}", err=True)
+        # Each problem names the file, line and key: one alone fits on the Error line.
+        if len(exc.problems) == 1:
+            click.echo(f"Error: {exc.problems[0]}", err=True)
+        else:
+            click.echo(f"Error: invalid config, {len(exc.problems)} problems:\n{exc}", err=True)
         return 2
     except EscalatorError as exc:
         click.echo(f"Error: {exc}", err=True)

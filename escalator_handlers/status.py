@@ -20,6 +20,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     """A JSON-ready report; see README "escalator status" for the fields."""
     loaded = store.load(config)
     state = loaded.state
+    problem = _spool_problem(config)
     pending_count, oldest = spool.pending_stats(config.spool) if _spool_exists(config) else (0, None)
     rejected = fold_pending(config, state) if pending_count else 0
     pid = spool.collector_running(config.spool) if _spool_exists(config) else None
@@ -34,7 +35,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "time": now,
         "collector": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "spool": {"pending": pending_count, "oldest_age": (now - oldest) if oldest else None,
-                  "unreadable": rejected},
+                  "unreadable": rejected, "problem": problem},
         "paused": state.paused is not None,
         "pause_reason": state.paused,
         "held_hosts": dict(state.held_hosts),
@@ -74,6 +75,25 @@ def fold_pending(config: Config, state: State) -> int:
         except (ValueError, TypeError):
             rejected += 1
     return rejected
+
+
+def _spool_problem(config: Config) -> Optional[str]:
+    """Why the collector would refuse the spool (symlink, world-writable...), or None.
+
+    A spool that does not exist yet is no problem: the first handler or
+    collector creates it.
+    """
+    import os
+
+    from .errors import SpoolError
+
+    if not os.path.lexists(config.spool):
+        return None
+    try:
+        spool.check_spool_dir(config.spool, create=False)
+    except SpoolError as exc:
+        return str(exc)
+    return None
 
 
 def _spool_exists(config: Config) -> bool:
