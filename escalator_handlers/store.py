@@ -59,8 +59,11 @@ def _segments(cfg: Config, pos: Optional[Position]) -> Iterator[Tuple[str, int]]
     path = cfg.journal
     ident = journal.identity(path)
     if pos is None:
+        # No snapshot: rebuild from the rotated journal too.  logrotate's
+        # `create` makes a new, empty journal at once, so "the journal exists"
+        # says nothing about whether journal.jsonl.1 still matters.
         rotated = path + ".1"
-        if ident is None and os.path.exists(rotated):
+        if os.path.isfile(rotated):
             yield rotated, 0
         if ident is not None:
             yield path, 0

@@ -9,13 +9,16 @@ about a second per level) and every wait polls for its outcome with a deadline.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -471,3 +474,82 @@ def test_more_drastic_level_required_mid_run_supersedes_the_run(site: Site) -> N
     assert site.lines("vm.txt") == ["vm web1"]
     assert site.lines("deploy2.txt") == ["deploy2"]      # only in the second run
     assert stop(collector) == 0
+
+
+# -- the shipped systemd unit and logrotate snippet ------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNIT = os.path.join(REPO, "nagios-conf", "systemd", "escalator-collector.service")
+LOGROTATE = os.path.join(REPO, "nagios-conf", "logrotate", "escalator")
+BIN_ESCALATOR = Path(sys.executable).parent / "escalator"
+
+
+def unit_settings() -> dict:
+    out: dict = {}
+    section = ""
+    with open(UNIT) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]")
+            elif line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                out.setdefault(f"{section}.{key}", []).append(value)
+    return out
+
+
+def test_systemd_unit_runs_the_daemon_restarts_on_failure_and_reloads_with_hup(tmp_path) -> None:
+    u = unit_settings()
+    assert u["Service.ExecStart"] == ["/usr/local/bin/escalator collect --daemon"]
+    assert u["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert u["Service.Restart"] == ["on-failure"] and u["Service.RestartPreventExitStatus"] == ["2"]
+    assert u["Service.User"] == ["escalator"] and u["Service.Group"] == ["escalator"]
+    assert u["Service.SupplementaryGroups"] == ["nagios"]
+    assert u["Service.KillMode"] == ["mixed"]    # SIGTERM to the collector only; it stops its steps
+    assert u["Service.ProtectSystem"] == ["full"] and u["Service.PrivateTmp"] == ["yes"]
+    assert u["Install.WantedBy"] == ["multi-user.target"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # offline check of every directive; ExecStart must exist for it
+        unit = tmp_path / "escalator-collector.service"
+        unit.write_text(open(UNIT).read().replace("/usr/local/bin/escalator", str(BIN_ESCALATOR)))
+        r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+
+def rotate(site: Site) -> None:
+    """Rotate the journal with the shipped snippet (or, without logrotate, as it would)."""
+    logrotate = shutil.which("logrotate") or (os.path.exists("/usr/sbin/logrotate") and "/usr/sbin/logrotate")
+    if not logrotate:
+        os.rename(site.journal, f"{site.journal}.1")
+        fd = os.open(site.journal, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+        os.close(fd)
+        return
+    conf = site.root / "logrotate.conf"
+    conf.write_text(open(LOGROTATE).read().replace("/var/lib/escalator/journal.jsonl", str(site.journal))
+                    .replace("escalator escalator", "root root"))
+    r = subprocess.run([logrotate, "-f", "-s", str(site.root / "logrotate.state"), str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_logrotate_snippet_rotates_the_journal_and_the_state_follows(site: Site) -> None:
+    site.write_config([{"name": "vm", "quiescence": 60, "steps": [{"shell": f"echo vm >> {site.out}/vm.txt"}]}],
+                      [{"host": "*", "level": "vm"}])
+    collector = site.start()
+    site.event("web1", "DOWN")
+    site.wait_records("run")
+    rotate(site)
+    assert os.path.getsize(site.journal) == 0 and os.path.exists(f"{site.journal}.1")
+    site.event("web2", "DOWN")              # journalled in the new file; the quiescence holds
+    site.wait_records("event")
+    site.wait_ready(collector)
+    assert stop(collector) == 0
+    for snapshot_lost in (False, True):
+        if snapshot_lost:
+            os.unlink(site.root / "state.json")
+        r = site.cli("status", "--json", "--config", str(site.config))
+        assert r.returncode == 0, r.stderr
+        status = json.loads(r.stdout)
+        assert [f["check"] for f in status["failing"]] == ["web1", "web2"], snapshot_lost
+        assert status["quiescence_left"] > 50 and status["runs_last_hour"] == 1
+    assert site.lines("vm.txt") == ["vm"]
