@@ -96,15 +96,23 @@ def survey(state: State) -> _Survey:
     """Sort the failing checks into asking, unmapped (rule 9) and held (rule 8)."""
     s = _Survey()
     held_hosts = state.held_hosts
-    for key, cs in state.checks.items():
-        if cs.good or not state.failing(key, cs):
+    for key, cs in state.problems.items():
+        if not state.failing(key, cs):
             continue
         if cs.level is None:
             s.unmapped.append(key)
             continue
         a = Asking(key, cs.state or "", cs.state_type, cs.level)
         (s.held if key[0] in held_hosts else s.asking).append(a)
+    # A stable order, whatever order the checks failed in (or a snapshot listed them).
+    s.unmapped.sort(key=lambda k: (k[0], k[1] or ""))
+    s.asking.sort(key=_order)
+    s.held.sort(key=_order)
     return s
+
+
+def _order(a: Asking) -> tuple:
+    return (a.level, a.key[0], a.key[1] or "")
 
 
 def required_level(state: State) -> Optional[int]:

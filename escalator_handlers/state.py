@@ -111,6 +111,9 @@ class State:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.checks: Dict[CheckKey, CheckState] = {}
+        # The checks not OK/UP: what the planner surveys.  Kept apart so a decision
+        # costs O(problems), not O(all checks) -- a big site has thousands of OK checks.
+        self.problems: Dict[CheckKey, CheckState] = {}
         self.host_downtime: Dict[str, int] = {}
         self.last_event: Optional[float] = None
         self.burst_start: Optional[float] = None
@@ -207,6 +210,10 @@ class State:
                 cs.since = time
                 cs.level = None if state in GOOD_STATES else self.level_for(key, state)
             cs.state = state
+            if state in GOOD_STATES:
+                self.problems.pop(key, None)
+            else:
+                self.problems[key] = cs
             cs.state_type = state_type
             cs.attempt = attempt
             cs.output = output
@@ -318,7 +325,7 @@ class State:
         return [r for r in self.runs if r.started > since]
 
     def failing_checks(self) -> List[Tuple[CheckKey, CheckState]]:
-        return [(k, cs) for k, cs in self.checks.items() if not cs.good and self.failing(k, cs)]
+        return [(k, cs) for k, cs in self.problems.items() if self.failing(k, cs)]
 
     # -- snapshot ----------------------------------------------------------
 
@@ -349,6 +356,8 @@ class State:
         for host, service, cs in data.get("checks", ()):
             c = st.checks[(host, service)] = CheckState.from_json(cs)
             c.level = None if c.good else st.level_for((host, service), c.state)
+            if not c.good:
+                st.problems[(host, service)] = c
         st.host_downtime = dict(data.get("host_downtime") or {})
         st.last_event = data.get("last_event")
         st.burst_start = data.get("burst_start")
