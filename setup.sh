@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PKGS="python3-venv nagios4-core icinga2-bin openssh-server openssh-client cucumber sudo"
+PKGS="python3-venv logrotate nagios4-core icinga2-bin openssh-server openssh-client cucumber sudo"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

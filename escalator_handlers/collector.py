@@ -247,7 +247,8 @@ class Collector:
         from .steps import StepRunner
 
         log.warning("notify: %s", rec.get("summary"))
-        with StepRunner() as runner:
+        # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
+        with StepRunner(cancel=self.cancel) as runner:
             notify_steps(self.config, rec, runner, self.emit, self.clock)
 
     def _tell(self, method: str, *args: object) -> None:
