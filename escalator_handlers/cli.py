@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 import time
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 import click
 
@@ -228,7 +227,7 @@ def status(config: Optional[str], as_json: bool) -> int:
 
 
 def _control(config: Optional[str], record: dict) -> int:
-    from .collector import control
+    from .control import control
 
     cfg = _load(config)
     record.setdefault("time", time.time())
@@ -279,7 +278,7 @@ def _kick(config: Optional[str]) -> None:
     import subprocess
 
     from . import spool
-    from .collector import work_pending
+    from .control import work_pending
 
     cfg = _load(config)
     if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):

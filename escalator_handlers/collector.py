@@ -191,28 +191,7 @@ class Collector:
         self._seed_from_status()
 
     def _interrupted(self, open_run: dict) -> dict:
-        """The `run` record closing a run whose collector died: what was and was not done."""
-        done_steps = open_run.get("steps_done", ())
-        rec = interrupted_run(open_run, done_steps, self.clock(), self.config)
-        done = [f"{r.get('step')}@{r.get('host')}" if r.get("host") else str(r.get("step")) for r in done_steps]
-        not_done = []
-        for name in open_run.get("levels") or ():
-            try:
-                level = self.config.level(name)
-            except (KeyError, IndexError):
-                continue  # gone with a config change; the steps that did run are listed anyway
-            hosts = (open_run.get("targets") or {}).get(name) or ()
-            for step in level.steps:
-                for h in (hosts if step.foreach == "host" else (None,)):
-                    where = f"{step.where}@{h}" if h else step.where
-                    if where not in done:
-                        not_done.append(where)
-        rec["steps_done"] = done
-        rec["not_done"] = not_done
-        rec["reason"] = ("interrupted: the collector stopped during this run; steps completed: "
-                         + (", ".join(done) or "none") + "; not run: "
-                         + (", ".join([not_done[0] + " (running or next)"] + not_done[1:]) if not_done else "none"))
-        return rec
+        return interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config)
 
     def _save(self) -> None:
         if not self._lock.is_locked:
@@ -406,38 +385,3 @@ class Collector:
                     pass
             except (BlockingIOError, InterruptedError):
                 pass
-
-
-def work_pending(config: Config, now: float) -> bool:
-    """Whether a collector is needed: spool entries, or the planner has something to do or await."""
-    if spool.pending_stats(config.spool)[0]:
-        return True
-    d = decide(store.load(config).state, config, now)
-    return bool(d.records or d.run is not None or d.wake is not None)
-
-
-def control(config: Config, record: dict) -> str:
-    """Record an operator action (pause, hold, ...) and get it journalled.
-
-    It goes through the spool like any event, so a running collector sees it
-    at its next step boundary; with no collector running, it is journalled
-    here and now under the collector lock.
-    """
-    spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
-    spool.append(config.spool, record, mode=config.spool_mode)
-    pid = spool.collector_running(config.spool)
-    if pid is not None:
-        return f"recorded; the running collector (pid {pid}) applies it" if pid > 0 \
-            else "recorded; the running collector applies it"
-    c = Collector(config)
-    try:
-        c._acquire()
-    except LockedError:
-        return "recorded; the running collector applies it"
-    try:
-        c._recover()
-        c.ingest()
-        c._save()
-    finally:
-        c._release()
-    return "recorded in the journal"

@@ -152,21 +152,31 @@ def notify_steps(config: Config, notify_rec: Mapping[str, Any], runner: Any, emi
 
 def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[str, Any]],
                     now: float, config: Config) -> dict:
-    """The `run` record for a run whose collector died before finishing it."""
+    """The `run` record closing a run whose collector died: what was and was not done."""
     done = [f"{r.get('step')}@{r.get('host')}" if r.get("host") else str(r.get("step"))
             for r in step_records]
     levels = list(open_run.get("levels") or ())
     quiet = 0.0
+    not_done: List[str] = []
     for name in levels:
         try:
-            quiet = max(quiet, config.level(name).quiescence)
+            level = config.level(name)
         except (KeyError, IndexError):
-            pass
-    rec = {k: v for k, v in open_run.items() if k not in ("kind", "time")}
+            continue  # gone with a config change; the steps that did run are listed anyway
+        quiet = max(quiet, level.quiescence)
+        hosts = (open_run.get("targets") or {}).get(name) or ()
+        for step in level.steps:
+            for h in (hosts if step.foreach == "host" else (None,)):
+                where = f"{step.where}@{h}" if h else step.where
+                if where not in done:
+                    not_done.append(where)
+    rec = {k: v for k, v in open_run.items() if k not in ("kind", "time", "steps_done")}
     rec.update({
         "time": now, "kind": "run", "started": open_run.get("time"), "outcome": "failed",
         "reason": "interrupted: the collector stopped during this run; steps completed: "
-                  + (", ".join(done) if done else "none") + "; the rest were not run",
+                  + (", ".join(done) or "none") + "; not run: "
+                  + (", ".join([not_done[0] + " (running or next)"] + not_done[1:]) if not_done else "none"),
         "quiescence_until": now + quiet, "interrupted": True,
+        "steps_done": done, "not_done": not_done,
     })
     return rec

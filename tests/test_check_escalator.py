@@ -2,7 +2,7 @@
 
 Each test builds the escalator's state with the project's own code -- events
 through ``spool.append`` (the handler's write path), operator actions through
-``collector.control`` (what ``escalator pause``/``hold`` call), runs and
+``control.control`` (what ``escalator pause``/``hold`` call), runs and
 verdicts by the real collector (in-process at a chosen clock, or a real
 ``escalator collect --daemon``) running real shell steps -- then starts the
 installed console script as a subprocess from / with a minimal environment
@@ -27,7 +27,8 @@ from typing import Iterator
 import pytest
 
 from escalator_handlers import __version__, spool, store
-from escalator_handlers.collector import Collector, control
+from escalator_handlers.collector import Collector
+from escalator_handlers.control import control
 from escalator_handlers.config import Config, load_config
 from escalator_handlers.event import Event
 

@@ -1,0 +1,49 @@
+"""Operator actions (pause, resume, hold, release) and whether a collector is needed.
+
+An action travels through the spool like any event, so a running collector
+applies it at its next step boundary; with no collector running, ``control``
+journals it itself under the collector lock.
+"""
+
+from __future__ import annotations
+
+from . import spool, store
+from .collector import Collector
+from .config import Config
+from .errors import LockedError
+from .planner import decide
+
+
+def work_pending(config: Config, now: float) -> bool:
+    """Whether a collector is needed: spool entries, or the planner has something to do or await."""
+    if spool.pending_stats(config.spool)[0]:
+        return True
+    d = decide(store.load(config).state, config, now)
+    return bool(d.records or d.run is not None or d.wake is not None)
+
+
+def control(config: Config, record: dict) -> str:
+    """Record an operator action (pause, hold, ...) and get it journalled.
+
+    It goes through the spool like any event, so a running collector sees it
+    at its next step boundary; with no collector running, it is journalled
+    here and now under the collector lock.
+    """
+    spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
+    spool.append(config.spool, record, mode=config.spool_mode)
+    pid = spool.collector_running(config.spool)
+    if pid is not None:
+        return f"recorded; the running collector (pid {pid}) applies it" if pid > 0 \
+            else "recorded; the running collector applies it"
+    c = Collector(config)
+    try:
+        c._acquire()
+    except LockedError:
+        return "recorded; the running collector applies it"
+    try:
+        c._recover()
+        c.ingest()
+        c._save()
+    finally:
+        c._release()
+    return "recorded in the journal"
