@@ -208,7 +208,11 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
                     out({"time": t, "kind": "event", "host": item[1], "service": item[2],
                          "state": item[3], "state_type": item[4], "attempt": item[5],
                          "downtime": item[6], "output": item[7]})
-                observe(clock.now, *item[1:])
+                if not observe(clock.now, *item[1:]) and wake is None:
+                    # The planner is idle and nothing it reads changed: asking again would
+                    # only say so again (a busy day of log has mostly such events).
+                    last_t = t
+                    continue
             last_t = t
             due = min(state.last_event + q, state.burst_start + max_delay) \
                 if state.burst_start is not None and state.last_event is not None else clock.now

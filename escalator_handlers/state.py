@@ -182,13 +182,19 @@ class State:
                 del self.seen_ids[old]
 
     def observe(self, time: float, host: str, service: Optional[str], state: Optional[str],
-                state_type: str, attempt: int, downtime: int, output: str) -> None:
-        """Fold one observed state (the hot path of replay)."""
+                state_type: str, attempt: int, downtime: int, output: str) -> bool:
+        """Fold one observed state (the hot path of replay).
+
+        Return whether it can change a decision: a check started or stopped failing
+        or changed level, a host's downtime changed, or a check that an episode or a
+        skip waits for recovered.  Replay asks an idle planner again only then.
+        """
         key = (host, service)
         cs = self.checks.get(key)
         if cs is None:
             cs = self.checks[key] = CheckState()
             cs.since = time
+            was_failing, old_level = False, None
         elif time < cs.time:
             # An older observation arriving late never overrides a newer one --
             # except a HARD of the same problem: Nagios runs the SOFT and HARD
@@ -199,7 +205,10 @@ class State:
                     and state not in GOOD_STATES and state is not None:
                 cs.state_type = "HARD"
                 cs.attempt = max(cs.attempt, attempt)
-            return
+                return True
+            return False
+        else:
+            was_failing, old_level = self.failing(key, cs), cs.level
         if state is not None:
             if state_type == "SOFT" and cs.state_type == "HARD" and state == cs.state \
                     and state not in GOOD_STATES:
@@ -219,7 +228,9 @@ class State:
             cs.output = output
         cs.downtime = downtime
         cs.time = time
+        relevant = False
         if service is None:
+            relevant = self.host_downtime.get(host, 0) != downtime
             self.host_downtime[host] = downtime
         # Debounce: a gap of a whole quiescence period starts a new burst.
         if self.last_event is None or self.burst_start is None or time - self.last_event >= self.config.quiescence:
@@ -229,13 +240,18 @@ class State:
         if state in GOOD_STATES:
             if self.episodes:
                 for ep in self.episodes.values():
-                    ep.pending.discard(key)
+                    if key in ep.pending:
+                        ep.pending.discard(key)
+                        relevant = True
             if key in self.skip_checks:
+                relevant = True
                 # The skip is news again only once all its checks recovered: one
                 # record per episode, not one per partial recovery.
                 self.skip_checks.discard(key)
                 if not self.skip_checks:
                     self.last_skip = None
+        failing = self.failing(key, cs)
+        return relevant or failing != was_failing or (failing and cs.level != old_level)
 
     def _apply_start(self, rec: Mapping[str, Any]) -> None:
         self.open_run = dict(rec)
