@@ -1,0 +1,134 @@
+"""nagioslog: every kind of Nagios 4 / Icinga 2 compat log line, downtime depth,
+hostile output, and what is ignored versus counted as unparsed."""
+
+from __future__ import annotations
+
+import io
+
+from escalator_handlers.nagioslog import ParseStats, parse
+
+
+def run(text: str):
+    st = ParseStats()
+    obs = list(parse(io.StringIO(text), st))
+    return obs, st
+
+
+def test_alert_and_current_state_lines_become_observations():
+    obs, st = run(
+        "[1700000000] SERVICE ALERT: web01;HTTP;CRITICAL;SOFT;1;connect to port 80: refused\n"
+        "[1700000001] HOST ALERT: web01;DOWN;HARD;3;CRITICAL - Host Unreachable (10.0.1.11)\n"
+        "[1700000002] CURRENT SERVICE STATE: db01;PostgreSQL;WARNING;HARD;2;slow\n"
+        "[1700000003] CURRENT HOST STATE: db01;UNREACHABLE;SOFT;1;parent down\n"
+    )
+    assert obs == [
+        (1700000000.0, "web01", "HTTP", "CRITICAL", "SOFT", 1, 0, "connect to port 80: refused"),
+        (1700000001.0, "web01", None, "DOWN", "HARD", 3, 0, "CRITICAL - Host Unreachable (10.0.1.11)"),
+        (1700000002.0, "db01", "PostgreSQL", "WARNING", "HARD", 2, 0, "slow"),
+        (1700000003.0, "db01", None, "UNREACHABLE", "SOFT", 1, 0, "parent down"),
+    ]
+    assert (st.lines, st.used, st.ignored, st.unparsed) == (4, 4, 0, 0)
+
+
+def test_output_containing_semicolons_is_kept_whole():
+    obs, _ = run("[1] SERVICE ALERT: app;Smoke test;CRITICAL;HARD;2;CUCUMBER CRITICAL - a;b;c | x=1;2;3\n"
+                 "[2] HOST ALERT: h;DOWN;HARD;1;PING CRITICAL; loss=100%;rta=0\n")
+    assert obs[0][7] == "CUCUMBER CRITICAL - a;b;c | x=1;2;3"
+    assert obs[1][7] == "PING CRITICAL; loss=100%;rta=0"
+
+
+def test_missing_or_empty_output_is_an_empty_string():
+    obs, st = run("[1] SERVICE ALERT: h;s;OK;HARD;1\n[2] SERVICE ALERT: h;s;OK;HARD;1;\n"
+                  "[3] HOST ALERT: h;UP;HARD;1\n")
+    assert [o[7] for o in obs] == ["", "", ""] and st.unparsed == 0
+
+
+def test_service_names_with_spaces_and_colons_parse():
+    obs, _ = run("[1] SERVICE ALERT: web02;Disk /var: usage;CRITICAL;HARD;1;DISK CRITICAL\n")
+    assert obs[0][1:4] == ("web02", "Disk /var: usage", "CRITICAL")
+
+
+def test_service_downtime_depth_follows_started_stopped_cancelled():
+    obs, st = run(
+        "[10] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; Service has entered a period of scheduled downtime\n"
+        "[11] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused\n"
+        "[12] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; a second, overlapping downtime (Icinga 2)\n"
+        "[13] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; Service has exited from a period of scheduled downtime\n"
+        "[14] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;still refused\n"
+        "[15] SERVICE DOWNTIME ALERT: db01;PostgreSQL;CANCELLED; Scheduled downtime for service has been cancelled.\n"
+        "\n"   # Nagios 4 writes this message with its own trailing newline: a blank line follows
+        "[16] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused again\n"
+        "[17] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; one too many (log began mid-downtime)\n"
+        "[18] SERVICE ALERT: db01;PostgreSQL;OK;HARD;1;ok\n"
+    )
+    # Downtime-only observations carry no state; alerts carry the current depth.
+    assert [(o[0], o[3], o[6]) for o in obs] == [
+        (10, None, 1), (11, "CRITICAL", 1), (12, None, 2), (13, None, 1), (14, "CRITICAL", 1),
+        (15, None, 0), (16, "CRITICAL", 0), (17, None, 0), (18, "OK", 0)]
+    assert st.ignored == 1 and st.unparsed == 0
+
+
+def test_host_downtime_depth_is_the_hosts_and_not_its_services():
+    obs, _ = run(
+        "[1] HOST DOWNTIME ALERT: web01;STARTED; Host has entered a period of scheduled downtime\n"
+        "[2] HOST ALERT: web01;DOWN;HARD;1;down\n"
+        "[3] SERVICE ALERT: web01;HTTP;CRITICAL;HARD;1;refused\n"
+        "[4] HOST ALERT: web02;DOWN;HARD;1;down\n"
+        "[5] HOST DOWNTIME ALERT: web01;STOPPED; Host has exited from a period of scheduled downtime\n"
+        "[6] HOST ALERT: web01;DOWN;HARD;1;down\n"
+    )
+    assert [(o[1], o[2], o[3], o[6]) for o in obs] == [
+        ("web01", None, None, 1), ("web01", None, "DOWN", 1),
+        ("web01", "HTTP", "CRITICAL", 0),     # the state fold applies the host's downtime
+        ("web02", None, "DOWN", 0), ("web01", None, None, 0), ("web01", None, "DOWN", 0)]
+
+
+def test_other_well_formed_lines_are_ignored():
+    _, st = run(
+        "[1795500000] Nagios 4.4.6 starting... (PID=4242)\n"
+        "[1795500000] LOG VERSION: 2.0\n"
+        "[1795500000] LOG ROTATION: DAILY\n"
+        "[1795500101] HOST EVENT HANDLER: web01;DOWN;SOFT;1;escalator-host-handler\n"
+        "[1795500102] SERVICE EVENT HANDLER: web01;HTTP;CRITICAL;SOFT;1;escalator-handler\n"
+        "[1795500170] SERVICE NOTIFICATION: oncall;web01;HTTP;CRITICAL;notify-service-by-email;x\n"
+        "[1795500171] HOST NOTIFICATION: oncall;web01;DOWN;notify-host-by-email;x\n"
+        "[1795500172] EXTERNAL COMMAND: SCHEDULE_SVC_DOWNTIME;db01;PostgreSQL;1;2;1;0;0;me;x\n"
+        "[1795500173] SERVICE FLAPPING ALERT: web01;HTTP;STARTED; flapping\n"
+        "[1795500174] Warning: Check result queue contained results for host 'x'\n"
+        "[1795500175] Caught SIGTERM, shutting down...\n"
+        "   \n"
+    )
+    assert (st.lines, st.used, st.unparsed, st.ignored) == (12, 0, 0, 12)
+
+
+def test_malformed_alerts_and_foreign_lines_are_counted_with_their_line_numbers():
+    obs, st = run(
+        "[1] SERVICE ALERT: web01;HTTP;CRITICAL;HARD;1;fine\n"                 # 1
+        "this line is not a Nagios log line\n"                               # 2
+        "[abc] SERVICE ALERT: web01;HTTP;CRITICAL;HARD;1;bad time\n"          # 3
+        "[3] SERVICE ALERT: web01;HTTP;BROKEN;HARD;1;bad state\n"             # 4
+        "[4] SERVICE ALERT: web01;HTTP;CRITICAL;HARDISH;1;bad type\n"         # 5
+        "[5] SERVICE ALERT: web01;HTTP;CRITICAL;HARD;one;bad attempt\n"       # 6
+        "[6] SERVICE ALERT: web01;HTTP;CRITICAL\n"                            # 7
+        "[7] HOST ALERT: web01;CRITICAL;HARD;1;a service state for a host\n"  # 8
+        "[8] HOST ALERT: web01;DOWN\n"                                        # 9
+        "[9] SERVICE DOWNTIME ALERT: web01;HTTP\n"                            # 10
+        "[10] HOST DOWNTIME ALERT: web01\n"                                   # 11
+        "[11 HOST ALERT: web01;DOWN;HARD;1;no closing bracket\n"              # 12
+        "[12] SERVICE ALERT: web01;HTTP;OK;HARD;1;fine again\n"               # 13
+    )
+    assert [o[0] for o in obs] == [1.0, 12.0]
+    assert st.unparsed == 11 and st.unparsed_lines == list(range(2, 13))
+    assert st.lines == 13 and st.used == 2
+
+
+def test_unparsed_line_numbers_are_bounded_but_all_are_counted():
+    _, st = run("junk\n" * 1500)
+    assert st.unparsed == 1500 and len(st.unparsed_lines) == 1000
+
+
+def test_parse_is_lazy_and_accepts_any_text_stream():
+    lines = iter(["[1] HOST ALERT: a;DOWN;HARD;1;x\n", "[2] HOST ALERT: b;DOWN;HARD;1;y\n"])
+    gen = parse(lines)              # a plain iterator of lines is enough
+    assert next(gen)[1] == "a"
+    assert next(gen)[1] == "b"
