@@ -1,8 +1,9 @@
 """Read Nagios 4 ``nagios.log`` (and Icinga 2's compat log, same format).
 
 Turns ``SERVICE ALERT``, ``HOST ALERT``, ``CURRENT SERVICE STATE``,
-``CURRENT HOST STATE`` and downtime alerts into observations for the state
-fold.  Other well-formed lines (notifications, event handler runs, external
+``CURRENT HOST STATE`` (and the ``INITIAL`` ones Nagios logs at start-up with
+``log_initial_states=1``, same format) and downtime alerts into observations
+for the state fold.  Other well-formed lines (notifications, event handler runs, external
 commands, start-up messages) are ignored; lines that are not Nagios log lines
 at all, or alerts with missing fields, are counted as unparsed with their line
 numbers.  Built for speed: replay reads a million lines in about a second.
@@ -63,14 +64,14 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None) -> Iterator[Observation
             continue
         kind = line[end + 2:colon]
         body = line[colon + 2:].rstrip("\n")
-        if kind == "SERVICE ALERT" or kind == "CURRENT SERVICE STATE":
+        if kind == "SERVICE ALERT" or kind == "CURRENT SERVICE STATE" or kind == "INITIAL SERVICE STATE":
             p = body.split(";", 5)
             if len(p) < 5 or p[2] not in _SVC_STATES or p[3] not in _TYPES or not p[4].isdigit():
                 st.bad(lineno)
                 continue
             key = (p[0], p[1])
             yield (t, p[0], p[1], p[2], p[3], int(p[4]), svc_dt.get(key, 0), p[5] if len(p) > 5 else "")
-        elif kind == "HOST ALERT" or kind == "CURRENT HOST STATE":
+        elif kind == "HOST ALERT" or kind == "CURRENT HOST STATE" or kind == "INITIAL HOST STATE":
             p = body.split(";", 4)
             if len(p) < 4 or p[1] not in _HOST_STATES or p[2] not in _TYPES or not p[3].isdigit():
                 st.bad(lineno)
