@@ -30,6 +30,16 @@ def test_alert_and_current_state_lines_become_observations():
     assert (st.lines, st.used, st.ignored, st.unparsed) == (4, 4, 0, 0)
 
 
+def test_initial_states_logged_at_start_up_are_observations_too():
+    # Nagios 4 with log_initial_states=1 logs these at start-up, in the CURRENT format;
+    # a check failing across a restart appears nowhere else in the new log.
+    obs, st = run("[5] INITIAL HOST STATE: web01;DOWN;HARD;3;CRITICAL - Host Unreachable\n"
+                  "[5] INITIAL SERVICE STATE: app;Smoke test;CRITICAL;HARD;2;CUCUMBER CRITICAL\n")
+    assert [o[:5] for o in obs] == [(5.0, "web01", None, "DOWN", "HARD"),
+                                    (5.0, "app", "Smoke test", "CRITICAL", "HARD")]
+    assert st.used == 2 and st.ignored == 0
+
+
 def test_output_containing_semicolons_is_kept_whole():
     obs, _ = run("[1] SERVICE ALERT: app;Smoke test;CRITICAL;HARD;2;CUCUMBER CRITICAL - a;b;c | x=1;2;3\n"
                  "[2] HOST ALERT: h;DOWN;HARD;1;PING CRITICAL; loss=100%;rta=0\n")
