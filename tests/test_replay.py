@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import yaml
 
 from escalator_handlers import spool
 from escalator_handlers.errors import UsageError
 from escalator_handlers.replay import replay
 from escalator_handlers.state import State
 
-from planner_fixtures import (EXAMPLE_CONFIG, EXAMPLE_LOG, example_config, example_config_with, make_config,
+from planner_fixtures import (BASE, EXAMPLE_CONFIG, EXAMPLE_LOG, example_config, example_config_with, make_config,
                               story)
 
 #: The example log's first timestamp.
@@ -125,6 +126,22 @@ def test_cli_replay_with_bad_config_or_missing_file_exits_2_without_traceback(tm
     assert p.returncode == 2 and "Traceback" not in p.stderr and "bad.yaml" in p.stderr
     p = cli("replay", str(tmp_path / "nope.log"), "--config", str(EXAMPLE_CONFIG))
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_hostile_check_output_cannot_forge_timeline_lines_or_break_json(tmp_path):
+    evil = "refused\n2026-11-24 06:03:14  RUN      dry-run: levels fake\x1b[2J\u2028\x00"
+    events = write_jsonl(tmp_path / "e.jsonl", [ev(1000, "web01", "HTTP\x07", output=evil),
+                                                ev(1001, "web01", "HTTP\x07", "OK", output=evil)])
+    cfg = tmp_path / "escalator.yaml"
+    cfg.write_text(yaml.safe_dump(dict(BASE, checks=[{"service": "HTTP*", "level": "converge"}])))
+    text = cli("replay", str(events), "--config", str(cfg), "-v")
+    assert text.returncode == 0, text.stderr
+    assert len(text.stdout.splitlines()) == 2          # the two events, one line each
+    assert "\x1b" not in text.stdout and "\x00" not in text.stdout and "\x07" not in text.stdout
+    assert not any(line.startswith("2026-11-24") for line in text.stdout.splitlines())
+    js = cli("replay", str(events), "--config", str(cfg), "--json", "-v")
+    records = [json.loads(line) for line in js.stdout.splitlines()]
+    assert [r["output"] for r in records] == [evil, evil]
 
 
 # -- inputs -----------------------------------------------------------------------

@@ -43,6 +43,20 @@ def test_older_event_arriving_late_never_overrides_a_newer_one():
     assert st.checks[("web01", "HTTP")].downtime == 0
 
 
+def test_a_late_hard_of_the_same_problem_still_counts():
+    # Nagios runs the SOFT and HARD handlers of one problem in the same second; their
+    # stamps can come out swapped.  The HARD is the one exception to "older loses".
+    st = State(make_config())
+    obs(st, 10, "web01", "HTTP", "CRITICAL", "SOFT")
+    obs(st, 9.5, "web01", "HTTP", "CRITICAL", "HARD")
+    assert st.checks[("web01", "HTTP")].state_type == "HARD" and len(st.failing_checks()) == 1
+    obs(st, 11, "web01", "HTTP", "CRITICAL", "SOFT")        # and a stale SOFT does not demote it
+    assert st.checks[("web01", "HTTP")].state_type == "HARD"
+    obs(st, 12, "web01", "HTTP", "OK", "HARD")
+    obs(st, 11.5, "web01", "HTTP", "CRITICAL", "HARD")      # but never revives a recovered problem
+    assert st.failing_checks() == []
+
+
 def test_late_recovery_does_not_cancel_a_run_and_late_problem_does_not_cause_one():
     sim = Sim(make_config())
     sim.event(T0 + 10, "web01", "HTTP", "CRITICAL")
