@@ -30,7 +30,7 @@ ALL_SIX = ("account", "core", "tier", "vm", "converge", "deploy")
 VM_RUN = ("vm", "converge", "deploy")
 ESCALATOR = str(Path(sys.executable).with_name("escalator"))
 
-#: What the bundled outage must do (seconds after L0); see outage.log's comments in the README.
+#: What the bundled outage must do (seconds after L0).
 EXPECTED_OUTAGE = [
     # web01 dies (SOFT at +100, HARD at +160/+164): one run 30 s after the last event.
     (194, "run", VM_RUN, {"vm": ("web01",), "converge": ("web01",), "deploy": ("web01",)}),
@@ -201,17 +201,20 @@ def test_journal_replays_events_and_operator_records_but_not_runs(tmp_path):
          "exhausted": "notify"},
         {"time": 1041, "kind": "release", "level": "vm", "reason": "checks recovered"},
         {"time": 1050, "kind": "notify", "reason": "exhausted", "summary": "old news"},
+        ev(1100, "web02", None, "UP"),
         {"time": 1700, "kind": "pause", "reason": "freeze"},
         ev(1800, "web03", "HTTP"),
         {"time": 2000, "kind": "resume"},
     ])
     records, stats = replay_records(make_config(), [journal])
-    assert stats.events == 3 and stats.ignored == 5
-    s = story(records, 1000)
-    assert s[0] == (30, "run", VM_RUN, {"vm": ("web02",), "converge": ("web02",), "deploy": ("web02",)})
-    # The old records (run, verdict, release, notify) do not appear; pause and resume do act.
-    assert [x for x in s if x[0] < 630] == [s[0]]
-    assert (1830, "skipped", "converge", "paused") not in s      # vm run's quiescence lasts to 630
+    assert stats.events == 4 and stats.ignored == 5
+    assert story(records, 1000)[:7] == [
+        (30, "run", VM_RUN, {"vm": ("web02",), "converge": ("web02",), "deploy": ("web02",)}),
+        (630, "verdict", "vm", True, None),
+        (630, "skipped", "vm", "held-host"), (630, "notify", "held-host"),     # web01, held
+        (830, "skipped", "converge", "paused"), (830, "notify", "paused"),
+        (1000, "run", ("converge", "deploy"), {"converge": ("web03",), "deploy": ("web03",)}),
+    ]
     kinds = [(round(r["time"] - 1000), r["kind"]) for r in records if r["kind"] in ("hold", "pause", "resume")]
     assert kinds == [(-100, "hold"), (700, "pause"), (1000, "resume")]
     assert "old news" not in json.dumps(records)
