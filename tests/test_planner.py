@@ -14,7 +14,7 @@ from escalator_handlers.executor import execute
 from escalator_handlers.planner import decide, required_level, survey
 from escalator_handlers.state import State
 
-from planner_fixtures import (DAY, T0, FakeRunner, Renderer, Sim, example_config, example_config_with,
+from planner_fixtures import (DAY, T0, FakeRunner, Sim, example_config,
                               make_config)
 
 ALL_SIX = ("account", "core", "tier", "vm", "converge", "deploy")
