@@ -240,6 +240,11 @@ def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
     out = [rec]
     if converged:
         return out
+    if run.start_checks and all((cs := state.checks.get(k)) is None or cs.good for k in run.start_checks):
+        # Only less drastic checks still fail: not an unconverged attempt of
+        # this level (rebuilding a VM again will not fix a smoke test).
+        rec["level_converged"] = True
+        return out
     try:
         level = config.level(run.start_level)
     except (KeyError, IndexError):
@@ -263,7 +268,10 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
           checks: Sequence[Asking], reason: str, explain: Tuple[str, ...], *, notify: bool) -> Decision:
     """Rule 8: record (once), notify (once), don't act."""
     key = f"{code}:{level.name}"
-    if state.last_skip == key:
+    # Once per episode -- but a held level pages only once (at exhaustion), so a
+    # new failure it swallows must at least reach the journal: re-record when a
+    # check that the last skip did not list is asking.
+    if state.last_skip == key and (code != "held-level" or {a.key for a in checks} <= state.skip_checks):
         return Decision(why=f"skipped: {reason}", explain=explain)
     rec = {"time": now, "kind": "run", "outcome": "skipped", "reason": reason, "skip_key": key,
            "levels": [lv.name for lv in config.levels[level.index - 1:]],

@@ -65,10 +65,12 @@ class RunInfo:
     quiet_until: float
     judged: bool = False
     superseded: bool = False
+    start_checks: Tuple[CheckKey, ...] = ()   # the checks that asked for the start level itself
 
     def to_json(self) -> dict:
         d = dict(self.__dict__)
         d["checks"] = [list(k) for k in self.checks]
+        d["start_checks"] = [list(k) for k in self.start_checks]
         return d
 
     @classmethod
@@ -76,6 +78,7 @@ class RunInfo:
         d = dict(d)
         d["levels"] = tuple(d["levels"])
         d["checks"] = tuple((h, s) for h, s in d["checks"])
+        d["start_checks"] = tuple((h, s) for h, s in d.get("start_checks", ()))
         return cls(**d)
 
 
@@ -232,11 +235,6 @@ class State:
         if service is None:
             relevant = self.host_downtime.get(host, 0) != downtime
             self.host_downtime[host] = downtime
-        # Debounce: a gap of a whole quiescence period starts a new burst.
-        if self.last_event is None or self.burst_start is None or time - self.last_event >= self.config.quiescence:
-            self.burst_start = time
-        if self.last_event is None or time > self.last_event:
-            self.last_event = time
         if state in GOOD_STATES:
             if self.episodes:
                 for ep in self.episodes.values():
@@ -251,7 +249,18 @@ class State:
                 if not self.skip_checks:
                     self.last_skip = None
         failing = self.failing(key, cs)
-        return relevant or failing != was_failing or (failing and cs.level != old_level)
+        relevant = relevant or failing != was_failing or (failing and cs.level != old_level)
+        if relevant:
+            # Debounce counts only events that can change a decision: on a busy
+            # site OK and SOFT chatter would otherwise keep every burst open
+            # until max_delay and turn the debounce off.  A gap of a whole
+            # quiescence period starts a new burst.
+            if self.last_event is None or self.burst_start is None \
+                    or time - self.last_event >= self.config.quiescence:
+                self.burst_start = time
+            if self.last_event is None or time > self.last_event:
+                self.last_event = time
+        return relevant
 
     def _apply_start(self, rec: Mapping[str, Any]) -> None:
         self.open_run = dict(rec)
@@ -271,7 +280,11 @@ class State:
             self.skip_checks = set(keys_of(rec.get("checks")))
             return
         self.open_run = None
-        self.burst_start = None
+        if not rec.get("superseded"):
+            # A superseded run keeps the burst that superseded it: the more
+            # drastic run waits for quiet like any other, so failures still
+            # arriving are batched into it.
+            self.burst_start = None
         levels = tuple(rec.get("levels") or ())
         self.runs.append(RunInfo(
             id=str(rec.get("run") or rec["time"]),
@@ -284,7 +297,18 @@ class State:
             quiet_until=float(rec.get("quiescence_until", rec["time"])),
             superseded=bool(rec.get("superseded")),
             judged=bool(rec.get("superseded")),
+            start_checks=self._start_checks(rec.get("checks")),
         ))
+
+    def _start_checks(self, checks: Any) -> Tuple[CheckKey, ...]:
+        """The checks mapped to the most drastic level among a run's checks."""
+        names = {lv.name: lv.index for lv in self.config.levels}
+        ranked = [(names.get(c.get("level"), 10**6), key_of(c)) for c in checks or ()
+                  if isinstance(c, Mapping)]
+        if not ranked:
+            return keys_of(checks)
+        top = min(r for r, _ in ranked)
+        return tuple(k for r, k in ranked if r == top)
 
     def _apply_verdict(self, rec: Mapping[str, Any]) -> None:
         run_id = str(rec.get("run_id") or rec.get("run"))
@@ -293,6 +317,11 @@ class State:
                 r.judged = True
         level = rec.get("level")
         if level is None:
+            return
+        if rec.get("level_converged") and not rec.get("converged"):
+            # The start level did its job; what still fails asks for a less
+            # drastic level and gets its own runs and its own episode.
+            self.episodes.pop(level, None)
             return
         if rec.get("converged"):
             # A converged run covers its own level and every less drastic one.

@@ -115,11 +115,31 @@ def test_recovery_inside_the_quiescence_window_cancels_the_run():
     assert sim.decisions[-1][1].why == "nothing to do"
 
 
+def test_chatter_that_changes_no_decision_does_not_postpone_action():
+    sim = Sim(make_config())
+    sim.event(at(0), "web01", "HTTP")
+    for t in range(10, 1000, 5):         # OK results and SOFT attempts every 5 s
+        sim.event(at(t), "web09", "Load", "OK")
+        sim.event(at(t), "web08", "Load", "WARNING", state_type="SOFT")
+    assert start_times(sim)[0] == 30
+
+
+def test_a_held_level_records_a_new_failure_it_swallows_without_paging_again():
+    sim = Sim(make_config())
+    sim.event(at(0), "app", "Smoke test")
+    sim.settle()
+    assert len(sim.skipped) == 1
+    notifies = len(sim.of("notify"))
+    sim.event(at(1000), "app2", "Smoke test")          # a new check asks for the held level
+    sim.settle()
+    assert len(sim.skipped) == 2 and len(sim.of("notify")) == notifies
+
+
 def test_max_delay_forces_action_during_a_never_ending_burst():
     sim = Sim(make_config())
     sim.event(at(0), "web01", "HTTP")
-    for t in range(10, 1000, 20):        # another check flaps SOFT: events never stop
-        sim.event(at(t), "web09", "Load", "WARNING" if t % 40 else "OK", state_type="SOFT")
+    for t in range(10, 1000, 20):        # another check flaps HARD: relevant events never stop
+        sim.event(at(t), "web09", "Load", "OK" if (t - 10) % 40 else "WARNING")
     assert start_times(sim)[0] == 300    # max_delay after the burst's first event
     # The run reset the burst: the next one is measured from the first event after it
     # (+310), although the run's quiescence (converge: 2m) ended at +420.
@@ -128,10 +148,10 @@ def test_max_delay_forces_action_during_a_never_ending_burst():
 
 def test_a_quiet_gap_starts_a_new_burst_for_max_delay():
     sim = Sim(make_config())
-    for t in range(0, 201, 20):          # harmless chatter, then a quiet gap of 50 s
-        sim.event(at(t), "web09", "Load", "OK")
+    for t in range(0, 201, 20):          # a flapping check, then a quiet gap of 50 s
+        sim.event(at(t), "web09", "Load", "WARNING" if t % 40 else "OK")
     for t in range(250, 1000, 20):
-        sim.event(at(t), "web09", "Load", "OK")
+        sim.event(at(t), "web09", "Load", "OK" if (t - 250) % 40 else "WARNING")
         if t == 270:
             sim.event(at(t), "web01", "HTTP")
     assert start_times(sim)[0] == 250 + 300
@@ -168,10 +188,10 @@ def test_soft_states_are_ignored_by_default():
 
 def test_soft_states_are_acted_on_with_state_types_soft_and_hard():
     sim = Sim(make_config(state_types=["SOFT", "HARD"]))
-    for t in (0, 10, 20):
+    for t in (0, 10, 20):                # repeated SOFT attempts of the same problem
         sim.event(at(t), "web01", "HTTP", "CRITICAL", state_type="SOFT")
     sim.advance(at(50))
-    assert start_times(sim) == [50]
+    assert start_times(sim) == [30]      # they change no decision, so they do not extend the wait
     assert sim.starts[0]["checks"][0]["level"] == "converge"
 
 
@@ -527,3 +547,23 @@ def test_superseded_run_has_no_quiescence_and_no_verdict():
     assert sim.state.last_run().judged
     d2 = decide(sim.state, cfg, at(30))
     assert d2.run is not None and d2.records == ()
+
+
+def test_a_run_whose_start_level_recovered_is_not_counted_against_that_level():
+    # vm: max_attempts 2, on_exhausted escalate.  The node comes back but the smoke
+    # test still fails: the next runs are deploy-only, and the vm level's episode
+    # is over, so a later node failure starts at vm again, not one level up.
+    sim = Sim(example_config())
+    sim.event(at(0), "web01", None, "DOWN")
+    sim.event(at(0), "app", "Smoke test")
+    sim.event(at(100), "web01", None, "UP")
+    sim.advance(at(400))
+    verdict = sim.of("verdict")[0]
+    assert verdict["level"] == "vm" and not verdict["converged"] and verdict["level_converged"]
+    assert "exhausted" not in verdict and "vm" not in sim.state.episodes
+    assert [s["levels"][0] for s in sim.starts] == ["vm", "deploy"]
+    sim.event(at(2000), "app", "Smoke test", "OK")
+    sim.event(at(5000), "web02", None, "DOWN")
+    sim.advance(at(6000))
+    first = [s for s in sim.starts if s["time"] > at(5000)][0]
+    assert first["levels"][0] == "vm" and first["attempt"] == 1

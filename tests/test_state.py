@@ -102,14 +102,16 @@ def test_soft_states_count_only_when_configured():
 
 def test_debounce_bursts_are_split_by_a_whole_quiescence_and_reset_by_a_run():
     st = State(make_config())                    # quiescence 30s
-    for t in (0, 29, 58):
-        obs(st, t, "web01", "HTTP", "CRITICAL")
+    for t, host in ((0, "web01"), (29, "web02"), (58, "web03")):
+        obs(st, t, host, "HTTP", "CRITICAL")
     assert (st.burst_start, st.last_event) == (T0, T0 + 58)
-    obs(st, 88, "web01", "HTTP", "CRITICAL")     # gap of exactly the quiescence
+    obs(st, 70, "web03", "HTTP", "CRITICAL")     # same problem again: changes nothing
+    assert st.last_event == T0 + 58
+    obs(st, 88, "web04", "HTTP", "CRITICAL")     # gap of exactly the quiescence
     assert st.burst_start == T0 + 88
     st.apply({"time": T0 + 90, "kind": "start", "run": "r1", "levels": ["converge"]})
     assert st.burst_start is None and st.open_run["run"] == "r1"
-    obs(st, 95, "web01", "HTTP", "CRITICAL")
+    obs(st, 95, "web05", "HTTP", "CRITICAL")
     assert st.burst_start == T0 + 95
 
 
