@@ -71,6 +71,9 @@ def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Itera
     """Yield (end offset, record) from ``offset``; skip lines that do not parse.
 
     A torn last line (a crash mid-append) is detected and skipped, never fatal.
+    A last line that is a whole record and lacks only its newline is a record:
+    the next ``append`` terminates it, and every later read must agree with
+    this one (a prefix of a JSON object never parses as one).
     """
     stats = stats if stats is not None else ReadStats()
     try:
@@ -82,14 +85,15 @@ def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Itera
         pos = offset
         for raw in f:
             pos += len(raw)
-            if not raw.endswith(b"\n"):
-                stats.torn_tail = True
-                stats.corrupt += 1
-                return
+            if raw == b"\n":
+                continue  # the newline append() added after such a record
             try:
                 rec = json.loads(raw)
             except ValueError:
                 stats.corrupt += 1
+                if not raw.endswith(b"\n"):
+                    stats.torn_tail = True
+                    return
                 continue
             if not isinstance(rec, dict) or "kind" not in rec:
                 stats.corrupt += 1
