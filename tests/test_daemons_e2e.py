@@ -246,6 +246,10 @@ def test_feedback_is_visible_in_nagios_log_and_status(nagios):  # noqa: F811
 # --- Icinga 2 -> escalator-handler -----------------------------------------
 
 def test_icinga_reports_soft_hard_and_recovery_to_the_handler(icinga):  # noqa: F811
+    # A check that fails from its very first run goes straight to HARD in Icinga:
+    # flip only after the start-up UNKNOWN -> OK was reported (slow under load).
+    icinga.wait_for(lambda: any(e.get("service") == SERVICE and e["state"] == "OK" for e in icinga.events()),
+                    what="start-up OK")
     icinga.flip("CRITICAL", output="broken")
     icinga.wait_for(lambda: any(e["state_type"] == "HARD" for e in icinga.problem_events()), what="HARD")
     icinga.flip("OK")
