@@ -158,6 +158,7 @@ def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[
     levels = list(open_run.get("levels") or ())
     quiet = 0.0
     not_done: List[str] = []
+    running = 0  # how many of not_done may have been running: the unfinished step's
     for name in levels:
         try:
             level = config.level(name)
@@ -166,16 +167,22 @@ def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[
         quiet = max(quiet, level.quiescence)
         hosts = (open_run.get("targets") or {}).get(name) or ()
         for step in level.steps:
+            first = not not_done
             for h in (hosts if step.foreach == "host" else (None,)):
                 where = f"{step.where}@{h}" if h else step.where
                 if where not in done:
                     not_done.append(where)
+            if first and not_done:
+                # foreach hosts start in order, `concurrency` at a time: any of the
+                # first that many unfinished ones may have been running.
+                running = min(len(not_done), step.concurrency if step.foreach == "host" else 1)
     rec = {k: v for k, v in open_run.items() if k not in ("kind", "time", "steps_done")}
     rec.update({
         "time": now, "kind": "run", "started": open_run.get("time"), "outcome": "failed",
         "reason": "interrupted: the collector stopped during this run; steps completed: "
                   + (", ".join(done) or "none") + "; not run: "
-                  + (", ".join([not_done[0] + " (running or next)"] + not_done[1:]) if not_done else "none"),
+                  + (", ".join([w + " (running or next)" for w in not_done[:running]] + not_done[running:])
+                     if not_done else "none"),
         "quiescence_until": now + quiet, "interrupted": True,
         "steps_done": done, "not_done": not_done,
     })
