@@ -88,6 +88,9 @@ notify:
 """
 
 
+STEP_OF_LEVEL = {"vm": "levels[0].steps[0]", "converge": "levels[1].steps[0]", "deploy": "levels[2].steps[0]"}
+
+
 @dataclass
 class Trial:
     index: int
@@ -223,12 +226,18 @@ def audit_final(t: Trial) -> Dict[str, int]:
     rerun = [k for k, n in begins.items() if n > 1]
     assert not rerun, f"{where}: step ran twice within one run: {rerun}"
     unrecorded = 0
+    cut_short = []
     for (rid, level, host) in begins:
         assert rid in starts, f"{where}: step {level} {host} ran under no journalled start ({rid!r})"
         if not recorded[(rid, level, host)]:
             # Cut short by the kill: its run must be closed as interrupted.
             assert rid in interrupted, f"{where}: step {level} {host} of run {rid} ran, no record"
             unrecorded += 1
+            # ...and the interrupted run must not claim that it did not run at all.
+            closed = closing[rid][0]
+            step = STEP_OF_LEVEL[level] + ("" if host == "all" else f"@{host}")
+            assert step in closed["not_done"], f"{where}: {step} not listed in {closed}"
+            cut_short.append((step, closed["reason"]))
     for key, n in recorded.items():
         assert begins[key] == n and ends[key] == n, f"{where}: step record {key} without the step running"
 
@@ -238,6 +247,8 @@ def audit_final(t: Trial) -> Dict[str, int]:
         scratch.apply(r)
     loaded = store.load(cfg)
     assert comparable(loaded.state) == comparable(scratch), where
+    for step, reason in cut_short:
+        assert f"{step} (running" in reason, f"{where}: {step} was cut short, the journal says: {reason}"
     return {"steps": sum(begins.values()), "unrecorded": unrecorded, "runs": len(starts),
             "interrupted": len(interrupted)}
 
