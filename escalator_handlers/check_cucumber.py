@@ -18,15 +18,15 @@ are UNKNOWN with the reason as the status line.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 import nagiosplugin
-from nagiosplugin.output import Output
 
 from . import __version__
+from .pluginkit import Parser, StatusLineOutput, parse_range
+from .pluginkit import unknown as _unknown
 from .cucumber_runner import RUNNERS, RunnerError, RunOptions, RunOutcome, run_features
 
 __all__ = ["main", "FeatureRun", "CountContext", "CucumberSummary", "CucumberCheck"]
@@ -145,51 +145,17 @@ class CucumberCheck(nagiosplugin.Check):
         self.perfdata.sort(key=lambda p: rank.get(p.split("=", 1)[0].strip("'"), 99))
 
 
-class _StatusLineOutput(Output):
-    """nagiosplugin's Output, but perfdata always on the first line and long output
-    always shown (the Failed: lines are part of the cucumber-nagios contract).
-    nagiosplugin moves perfdata to the end and hides long output unless -v."""
-
-    def add(self, check: nagiosplugin.Check) -> None:
-        self.status = self.format_status(check)
-        perfdata = self.format_perfdata(check)
-        if perfdata:
-            self.status += " " + perfdata
-        self.add_longoutput(check.verbose_str)
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors are UNKNOWN (exit 3) with a one-line reason, per the guidelines."""
-
-    def error(self, message: str) -> NoReturn:
-        unknown(message, self.format_usage().strip())
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        # -h and -V exit 3 like the Monitoring Plugins' own plugins do: their
-        # output is not a check result.
-        if message:
-            sys.stderr.write(message)
-        sys.exit(3)
+class _Parser(Parser):
+    plugin_name = NAME
 
 
 def unknown(reason: str, *details: str) -> NoReturn:
     """Print an UNKNOWN status line (and details) and exit 3."""
-    print(f"{NAME} UNKNOWN - {reason}")
-    for line in details:
-        print(line)
-    sys.exit(3)
+    _unknown(NAME, reason, *details)
 
 
-def _range(option: str, spec: str | None) -> nagiosplugin.Range | None:
-    if spec is None:
-        return None
-    try:
-        return nagiosplugin.Range(spec)
-    except ValueError as err:
-        # nagiosplugin's own message is only helpful for "start > end".
-        why = f": {err}" if "greater" in str(err) else ""
-        unknown(f"invalid range {spec!r} for {option}{why} "
-                "(expected N, N:, ~:N, N:M or @N:M)")
+def _range(option: str, spec: Optional[str]) -> Optional[nagiosplugin.Range]:
+    return parse_range(NAME, option, spec)
 
 
 def _parser() -> _Parser:
@@ -270,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console script ``check_cucumber``: run the check, print, exit 0-3."""
     check, verbosity = build_check(argv)
     runtime = nagiosplugin.Runtime()
-    runtime.output = _StatusLineOutput(runtime.logchan)
+    runtime.output = StatusLineOutput(runtime.logchan)
     # The runner's deadline is enforced in cucumber_runner (it must kill the
     # runner's process group); nagiosplugin's own SIGALRM timeout stays off.
     check.main(verbose=verbosity, timeout=0)

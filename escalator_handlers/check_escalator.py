@@ -22,15 +22,15 @@ like the Monitoring Plugins' own plugins, perfdata separated by spaces.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 import nagiosplugin
-from nagiosplugin.output import Output
 
 from . import __version__
+from .pluginkit import Parser, StatusLineOutput, parse_range
+from .pluginkit import unknown as _unknown
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
 from .timeline import format_record
 
@@ -134,51 +134,17 @@ def _record(rec: Dict[str, Any]) -> str:
     return " / ".join(line.strip() for line in format_record(rec).splitlines()).replace("|", "\\x7c")
 
 
-class _StatusLineOutput(Output):
-    """Perfdata always on the first line; long output (from -v on) after it.
-
-    nagiosplugin's own Output moves perfdata to a last line once -v is given.
-    """
-
-    def add(self, check: nagiosplugin.Check) -> None:
-        self.status = self.format_status(check)
-        perfdata = self.format_perfdata(check)
-        if perfdata:
-            self.status += " " + perfdata
-        self.add_longoutput(check.verbose_str)
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors are UNKNOWN (exit 3) with a one-line reason, per the guidelines."""
-
-    def error(self, message: str) -> NoReturn:
-        unknown(message, self.format_usage().strip())
-
-    def exit(self, status: int = 0, message: Optional[str] = None) -> NoReturn:
-        # -h and -V exit 3 like the Monitoring Plugins' own plugins (check_dummy -V).
-        if message:
-            sys.stderr.write(message)
-        sys.exit(3)
+class _Parser(Parser):
+    plugin_name = NAME
 
 
 def unknown(reason: str, *details: str) -> NoReturn:
     """Print an UNKNOWN status line (and details) and exit 3."""
-    print(f"{NAME} UNKNOWN - {reason}")
-    for line in details:
-        print(line)
-    sys.exit(3)
+    _unknown(NAME, reason, *details)
 
 
 def _range(option: str, spec: Optional[str]) -> Optional[nagiosplugin.Range]:
-    if spec is None:
-        return None
-    try:
-        return nagiosplugin.Range(spec)
-    except ValueError as err:
-        # nagiosplugin's own message is only helpful for "start > end".
-        why = f": {err}" if "greater" in str(err) else ""
-        unknown(f"invalid range {clean(spec, 80)!r} for {option}{why} "
-                "(expected N, N:, ~:N, N:M or @N:M)")
+    return parse_range(NAME, option, spec)
 
 
 def seconds(text: str) -> float:
@@ -242,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     try:
         check, verbosity = build_check(argv)
         runtime = nagiosplugin.Runtime()
-        runtime.output = _StatusLineOutput(runtime.logchan)
+        runtime.output = StatusLineOutput(runtime.logchan)
         # The resource enforces -t itself around its I/O, so that the UNKNOWN
         # line can say what it was doing; nagiosplugin's SIGALRM stays off.
         check.main(verbose=verbosity, timeout=0)
