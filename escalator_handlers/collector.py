@@ -28,7 +28,7 @@ from . import journal, spool, store
 from .config import Config, load_config
 from .errors import ConfigError, EscalatorError, LockedError
 from .event import GOOD_STATES, Event
-from .executor import execute, interrupted_run, notify_steps
+from .executor import execute, interrupted_run, notify_steps, unsent_notifications
 from .planner import Decision, RunPlan, decide, required_level
 from .state import State
 
@@ -188,6 +188,9 @@ class Collector:
             log.warning("the previous collector died during run %s; recording it as interrupted",
                         open_run.get("run"))
             self.emit([self._interrupted(open_run)])
+        for rec in unsent_notifications(loaded.tail, len(self.config.notify)):
+            log.warning("the previous collector died before sending a notification; sending it now")
+            self._notify(rec)
         self._seed_from_status()
 
     def _interrupted(self, open_run: dict) -> dict:

@@ -187,3 +187,25 @@ def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[
         "steps_done": done, "not_done": not_done,
     })
     return rec
+
+
+def unsent_notifications(records: Iterable[Mapping[str, Any]], steps_per_notify: int) -> List[dict]:
+    """``notify`` records among ``records`` (a journal tail) whose notify steps were never journalled.
+
+    The collector journals a ``notify`` and then runs the notify steps, each
+    journalled as it ends; a collector killed in between leaves a notify
+    nobody was told about.  Notifications are sent in journal order, so the
+    step records (level ``notify``, no run) are matched to them first come,
+    first served.
+    """
+    waiting: List[List[Any]] = []
+    if steps_per_notify <= 0:
+        return []
+    for r in records:
+        if r.get("kind") == "notify":
+            waiting.append([dict(r), 0])
+        elif r.get("kind") == "step" and r.get("level") == "notify" and not r.get("run") and waiting:
+            waiting[0][1] += 1
+            if waiting[0][1] >= steps_per_notify:
+                waiting.pop(0)
+    return [w[0] for w in waiting]
