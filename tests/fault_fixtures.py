@@ -11,8 +11,8 @@ escalator_handlers in that process only and then runs ``escalator``.  The
 COUNT-th time the collector passes POINT it SIGKILLs itself:
 
 ``taken``           after spool.take returned files (read, nothing journalled yet)
-``journal[.KIND]``  after a journal append (of a batch starting with KIND) was fsynced
-``torn[.KIND]``     in the middle of a journal append: part of the line is written
+``journal[.KIND]``  after a journal append (of a batch with a KIND record) was fsynced
+``torn[.KIND]``     in the middle of a journal append: part of the batch is written
 ``finish``          while removing taken spool files (the first is gone, the rest not)
 ``finished``        after the taken spool files were removed
 ``saved``           after a state snapshot was written
@@ -206,8 +206,8 @@ def _install(point: str, count: int, delay: float) -> None:
 
     def append(path, records):
         records = list(records)
-        kind = records[0].get("kind") if records else None
-        if records and hit("torn", f"torn.{kind}"):
+        kinds = sorted({str(r.get("kind")) for r in records})
+        if records and hit("torn", *(f"torn.{k}" for k in kinds)):
             data = "".join(journal.dumps(r) + "\n" for r in records).encode("ascii")
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
             size = os.fstat(fd).st_size
@@ -218,7 +218,7 @@ def _install(point: str, count: int, delay: float) -> None:
             os.fsync(fd)
             die()
         end = orig_append(path, records)
-        if records and hit("journal", f"journal.{kind}"):
+        if records and hit("journal", *(f"journal.{k}" for k in kinds)):
             die()
         return end
 

@@ -38,6 +38,7 @@ import pytest
 
 from escalator_handlers import journal as journalmod, spool, spool_reader, store
 from escalator_handlers.config import load_config
+from escalator_handlers.executor import unsent_notifications
 from escalator_handlers.state import State
 from fault_fixtures import ESCALATOR, clean_env, escalator, faulty, of_kind, read_journal, write_config
 
@@ -241,6 +242,10 @@ def audit_final(t: Trial) -> Dict[str, int]:
     for key, n in recorded.items():
         assert begins[key] == n and ends[key] == n, f"{where}: step record {key} without the step running"
 
+    # Every notification journalled was sent (its notify step journalled), even across kills.
+    assert unsent_notifications(records, len(cfg.notify)) == [], f"{where}: a notification was never sent"
+    notifications = len(of_kind(records, "notify"))
+
     # The state a restart loads equals the fold of the whole journal.
     scratch = State(cfg)
     for r in records:
@@ -249,7 +254,7 @@ def audit_final(t: Trial) -> Dict[str, int]:
     assert comparable(loaded.state) == comparable(scratch), where
     for step, reason in cut_short:
         assert f"{step} (running" in reason, f"{where}: {step} was cut short, the journal says: {reason}"
-    return {"steps": sum(begins.values()), "unrecorded": unrecorded, "runs": len(starts),
+    return {"steps": sum(begins.values()), "unrecorded": unrecorded, "notifications": notifications, "runs": len(starts),
             "interrupted": len(interrupted)}
 
 
@@ -293,7 +298,8 @@ def test_sigkill_at_random_points_loses_no_event_and_reruns_no_step_unrecorded(t
           f"{sum(r['runs'] for r in results)} runs ({sum(r['interrupted'] for r in results)} closed as "
           f"interrupted), {sum(r['steps'] for r in results)} step executions "
           f"({sum(r['unrecorded'] for r in results)} cut short, each in an interrupted run), "
-          f"0 re-run without a record, {sum(r['torn'] for r in results)} torn journal lines skipped; "
+          f"0 re-run without a record, {sum(r['notifications'] for r in results)} notifications all sent, "
+          f"{sum(r['torn'] for r in results)} torn journal lines skipped; "
           f"{elapsed:.1f}s")
     assert len(kills) >= 50, f"only {len(kills)} kills fired"
     assert len(points) >= 10
@@ -341,3 +347,41 @@ def test_a_record_torn_at_any_byte_is_either_folded_now_or_never(tmp_path, cut):
     (tmp_path / "state.json").unlink()
     seen_from_scratch = store.load(cfg).state.paused
     assert seen_now == seen_later == seen_from_scratch
+
+
+NOTIFY_CONFIG = """quiescence: 0s
+levels:
+  - name: vm
+    max_attempts: 1
+    on_exhausted: notify
+    steps:
+      - shell: exit 1
+checks:
+  - {{service: "*", level: vm}}
+notify:
+  - shell: echo "$ESCALATOR_SUMMARY" >> '{out}'
+"""
+
+
+@pytest.mark.parametrize("point", ["journal.notify", "step"])
+def test_a_notification_journalled_just_before_a_kill_is_sent_once_after_restart(tmp_path, point):
+    out = tmp_path / "notified"
+    conf = write_config(tmp_path, NOTIFY_CONFIG.format(out=out))
+    t = Trial(0, tmp_path, random.Random(3))
+    t.ids.append(spool.append(str(t.spool), {"time": time.time(), "host": "h1", "service": "PING",
+                                             "state": "CRITICAL", "output": "down"}))
+    # "step" 2: the kill lands while the notify step (the second step process) runs.
+    count = 1 if point == "journal.notify" else 2
+    r = subprocess.run(faulty(point, count, 0.0, "collect", "--config", str(conf)),
+                       env=clean_env(), capture_output=True, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    records, _ = read_journal(t.journal)
+    assert len(of_kind(records, "notify")) == 1
+    assert escalator("collect", "--config", str(conf)).returncode in (0, 1)
+    records, _ = read_journal(t.journal)
+    assert len(of_kind(records, "notify")) == 1
+    time.sleep(0.2)  # a notify step orphaned by the kill may still be writing
+    lines = out.read_text().splitlines() if out.exists() else []
+    assert len(lines) >= 1, "the administrator was never contacted"
+    notify_steps = [s for s in of_kind(records, "step") if s.get("level") == "notify"]
+    assert len(notify_steps) == 1
