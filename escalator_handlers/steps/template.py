@@ -154,7 +154,7 @@ def values_env(values: Mapping[str, Any]) -> Dict[str, str]:
         "ESCALATOR_CHECKS": "\n".join(_words(values.get("checks"))),
     }
     if values.get("host") is not None:
-        env["ESCALATOR_HOST"] = str(values["host"])
+        env["ESCALATOR_HOST"] = " ".join(_words(values["host"]))  # NUL cannot be in environ
     return env
 
 
