@@ -31,6 +31,7 @@ from .event import GOOD_STATES, Event
 from .executor import execute, interrupted_run, notify_steps, unsent_notifications
 from .planner import Decision, RunPlan, decide, required_level
 from .state import State
+from .timeline import safe
 
 log = logging.getLogger("escalator")
 
@@ -228,7 +229,7 @@ class Collector:
     def _notify(self, rec: dict) -> None:
         from .steps import StepRunner
 
-        log.warning("notify: %s", rec.get("summary"))
+        log.warning("notify: %s", safe(rec.get("summary"), 1000))  # host names are untrusted
         # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
         with StepRunner(cancel=self.cancel) as runner:
             notify_steps(self.config, rec, runner, self.emit, self.clock)
@@ -307,7 +308,7 @@ class Collector:
     def _execute(self, plan: RunPlan) -> None:
         from .steps import StepRunner
 
-        log.info("run: %s", plan.summary)
+        log.info("run: %s", safe(plan.summary, 1000))
 
         def interrupt() -> Optional[str]:
             if self.stopping:
@@ -325,7 +326,7 @@ class Collector:
         with StepRunner(cancel=self.cancel) as runner:
             rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt)
         if rec.get("outcome") == "failed":
-            log.warning("run failed: %s", rec.get("reason"))
+            log.warning("run failed: %s", safe(rec.get("reason"), 1000))
             if not self.stopping:  # a run cut short by SIGTERM is no failure of the run
                 self.failed_runs += 1
 
