@@ -184,6 +184,13 @@ def test_hostile_names_and_output_are_never_executed_never_paths_recorded_and_sh
             assert not lines_starting_with_injection(stream), (args, lines_starting_with_injection(stream))
             assert len(stream) < 200_000, f"escalator {args[0]} printed {len(stream)} bytes"
         shown.stdout.decode("utf-8")  # non-UTF-8 input never reaches the terminal raw
+    # The Nagios plugin: its output lands in Nagios' UI and logs.
+    check = subprocess.run([HANDLER.replace("escalator-handler", "check_escalator"), "-C", str(conf), "-vvv"],
+                           env=clean_env(), capture_output=True, timeout=60, cwd=work)
+    assert check.returncode in (0, 1, 2), check
+    for stream in (check.stdout, check.stderr):
+        assert_no_control_chars(stream, "check_escalator")
+        assert not lines_starting_with_injection(stream)
     assert list(canary.iterdir()) == []
 
 
