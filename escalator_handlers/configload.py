@@ -10,6 +10,8 @@ live in ``_configsteps``; the node-walking helpers in ``_yamlnodes``.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import yaml
@@ -76,10 +78,15 @@ def _load(path: Optional[str]) -> Tuple[Optional[Config], List[ConfigProblem]]:
     source = config_path(path)
     try:
         with open(source, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode  # of the file itself, after any symlink
             data = f.read()
     except OSError as exc:
         why = exc.strerror or str(exc)
         return None, [ConfigProblem(source, None, "", f"cannot read config file: {why}")]
+    if mode & stat.S_IWOTH:
+        # Like sshd's StrictModes: whoever can write the config can run any command as us.
+        return None, [ConfigProblem(source, None, "", f"refusing config {source}: it is world-writable "
+                                    f"(mode {stat.S_IMODE(mode):04o}); chmod o-w {source}")]
     return _analyse(data, source)
 
 
