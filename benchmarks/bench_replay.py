@@ -1,0 +1,131 @@
+"""Replay and planning benchmarks, each at three sizes to show how cost grows.
+
+Replay: ``escalator replay LOG --config CFG --json`` (stdout to /dev/null)
+as a subprocess, as an operator runs it, on prefixes of one generated
+nagios.log over 10,000 checks (see ``loggen``), interleaved with ``wc -l``
+and a bare Python loop that only splits each line (also subprocesses, same
+interpreter, same file, warm page cache).  Peak memory is the child's own
+``ru_maxrss`` from ``wait4``.
+
+Planning: ``planner.decide`` in-process on a ``State`` holding N failing
+checks (10 a host: the host check and nine services), at a ``now`` after the
+debounce, with no limits so that it returns a full ``RunPlan``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, List, Tuple
+
+from . import loggen
+from .harness import BIN, PYTHON, Context, Row, interleaved, median, ms, run_child
+
+BARE_LOOP = ("import sys\n"
+             "with open(sys.argv[1], encoding='utf-8', errors='replace') as f:\n"
+             "    for line in f:\n"
+             "        line.split(';')\n")
+
+
+def _logs(ctx: Context) -> Tuple[List[Tuple[int, str]], str, int]:
+    sizes = (5_000, 10_000, 20_000) if ctx.quick else (100_000, 300_000, 1_000_000)
+    hosts = 100 if ctx.quick else 1000
+    big = os.path.join(ctx.tmp, f"nagios-{sizes[-1]}.log")
+    t = time.monotonic()
+    _, checks = loggen.write_log(big, sizes[-1], hosts=hosts)
+    ctx.say(f"replay: generated {sizes[-1]:,} lines over {checks:,} checks in {time.monotonic() - t:.1f}s")
+    logs = []
+    with open(big, "rb") as src:
+        lines = src.readlines()
+    for n in sizes[:-1]:
+        path = os.path.join(ctx.tmp, f"nagios-{n}.log")
+        with open(path, "wb") as f:
+            f.writelines(lines[:n])  # a prefix of a log is a log
+        logs.append((n, path))
+    logs.append((sizes[-1], big))
+    cfg = os.path.join(ctx.tmp, "replay.yaml")
+    loggen.write_config(cfg, os.path.join(ctx.tmp, "replay-spool"), os.path.join(ctx.tmp, "replay-journal.jsonl"))
+    return logs, cfg, checks
+
+
+def replay(ctx: Context) -> List[Row]:
+    logs, cfg, checks = _logs(ctx)
+    escalator = os.path.join(BIN, "escalator")
+    rows: List[Row] = []
+    rss: Dict[int, float] = {}
+    speed: Dict[int, float] = {}
+    for n, path in logs:
+        peak = [0.0]
+
+        def rep(path: str = path) -> float:
+            wall, _, usage = run_child([escalator, "replay", path, "--config", cfg, "--json"])
+            peak[0] = max(peak[0], usage.ru_maxrss / 1024)
+            return wall
+
+        repeats = 1 if ctx.quick else 3
+        ctx.say(f"replay: {n:,} lines, {repeats} run(s) each of escalator replay, wc -l, bare loop")
+        times = interleaved({
+            "replay": rep,
+            "wc": lambda path=path: run_child(["wc", "-l", path])[0],
+            "bare": lambda path=path: run_child([PYTHON, "-c", BARE_LOOP, path])[0],
+        }, repeats, budget=90, warmup=0)
+        r, w, b = median(times["replay"]), median(times["wc"]), median(times["bare"])
+        rss[n], speed[n] = peak[0], n / r
+        rows.append(Row(f"replay {n:,} lines ({checks:,} checks)", f"{r:.2f} s, {n / r:,.0f} lines/s",
+                        f"bare loop {b:.2f} s; wc -l {w * 1000:.0f} ms", f"{r / b:.1f}x bare, {r / w:.0f}x wc",
+                        ">= 250,000 lines/s; <= 3x bare", n / r >= 250_000 and r / b <= 3.0,
+                        f"median of {len(times['replay'])}; peak memory {rss[n]:.1f} MiB"))
+    small, large = logs[0][0], logs[-1][0]
+    growth = rss[large] / rss[small]
+    rows.append(Row(f"replay peak memory, {small:,} vs {large:,} lines",
+                    f"{rss[small]:.1f} vs {rss[large]:.1f} MiB", "", f"{growth:.2f}x",
+                    "<= 150 MiB; flat (<= 1.1x)", rss[large] <= 150 and growth <= 1.1,
+                    "ru_maxrss of the replay process; " + ", ".join(f"{n:,} lines: {rss[n]:.1f} MiB"
+                                                                   for n, _ in logs)))
+    return rows
+
+
+def _failing_state(config, hosts: int):
+    from escalator_handlers.state import State
+
+    state = State(config)
+    t = float(loggen.T0)
+    for h in loggen.host_names(hosts):
+        state.observe(t, h, None, "DOWN", "HARD", 2, 0, "CRITICAL - Host Unreachable")
+        for s in loggen.SERVICES:
+            state.observe(t, h, s, "CRITICAL", "HARD", 3, 0, "CRITICAL - Connection refused")
+        t += 0.01
+    return state, t
+
+
+def planning(ctx: Context) -> List[Row]:
+    from escalator_handlers.config import load_config
+    from escalator_handlers.planner import decide
+
+    cfg_path = os.path.join(ctx.tmp, "plan.yaml")
+    loggen.write_config(cfg_path, os.path.join(ctx.tmp, "plan-spool"), os.path.join(ctx.tmp, "plan-journal.jsonl"),
+                        limits=False)
+    config = load_config(cfg_path)
+    rows = []
+    for hosts in ((10, 30, 100) if ctx.quick else (100, 300, 1000)):
+        state, last = _failing_state(config, hosts)
+        now = last + 3600.0   # well after the debounce
+        d = decide(state, config, now)
+        assert d.run is not None, d.why
+        n = len(state.failing_checks())
+        repeats = 5 if ctx.quick else 21
+
+        def once() -> float:
+            t = time.perf_counter()
+            decide(state, config, now)
+            return time.perf_counter() - t
+
+        times = interleaved({"decide": once}, repeats, warmup=1)["decide"]
+        m = median(times)
+        ctx.say(f"planning: {n:,} failing checks over {hosts} hosts: {ms(m)}")
+        rows.append(Row(f"planning, {n:,} failing checks over {hosts:,} hosts", f"{ms(m)} per plan", "", "",
+                        "<= 50 ms", m <= 0.050,
+                        f"median of {len(times)} decide() calls; plan: levels "
+                        f"{', '.join(lv.name for lv in d.run.levels)}, {len(d.run.checks):,} asking, "
+                        f"{len(d.run.unmapped):,} unmapped"))
+    return rows

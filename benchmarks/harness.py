@@ -1,0 +1,197 @@
+"""The benchmark harness: timing, side-by-side runs, the machine, the table.
+
+Every benchmark measures the escalator and its baseline in the same run,
+interleaved (A B A B ...), and reports medians and their ratio: the machines
+are noisy, so the ratio is what stays comparable over time.  A benchmark
+returns ``Row`` values; ``format_table`` prints them and ``write_results``
+renders ``benchmarks/RESULTS.rst``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+if not os.path.exists(PYTHON):  # not run from the checkout's venv: use this interpreter
+    PYTHON = sys.executable
+BIN = os.path.dirname(PYTHON)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table.  ``met`` is None for a row without a target."""
+
+    bench: str
+    measured: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    met: Optional[bool] = None
+    note: str = ""
+
+
+@dataclass
+class Context:
+    """What every benchmark gets: sizes (quick or full), a scratch dir, a log."""
+
+    quick: bool
+    tmp: str
+    notes: List[str] = field(default_factory=list)      # details for RESULTS.rst
+    verbose: bool = True
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(f"  .. {text}", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def run_child(argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None,
+              stdout: int = subprocess.DEVNULL, stderr: int = subprocess.DEVNULL,
+              cwd: Optional[str] = None, check: bool = True) -> Tuple[float, int, "os.struct_rusage"]:
+    """Run argv to completion: (wall seconds, exit status, the child's own rusage)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(argv), env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                            stdout=stdout, stderr=stderr, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}")
+    return wall, proc.returncode, usage
+
+
+def interleaved(subjects: Mapping[str, Callable[[], float]], repeats: int,
+                budget: Optional[float] = None, warmup: int = 1) -> Dict[str, List[float]]:
+    """Call each subject in turn ``repeats`` times (after ``warmup`` unrecorded rounds).
+
+    A subject returns its own measurement (seconds).  With ``budget`` (seconds),
+    stop early once that much time went by and every subject has 3 samples.
+    """
+    for _ in range(warmup):
+        for fn in subjects.values():
+            fn()
+    out: Dict[str, List[float]] = {name: [] for name in subjects}
+    start = time.monotonic()
+    for i in range(repeats):
+        for name, fn in subjects.items():
+            out[name].append(fn())
+        if budget is not None and i >= 2 and time.monotonic() - start > budget:
+            break
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b > 0 else "-"
+
+
+def machine() -> Dict[str, str]:
+    """CPU model, cores, memory, Python, kernel, date: the RESULTS.rst header."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                    break
+    except (OSError, ValueError):
+        pass
+    return {
+        "CPU": model,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "Python": f"{platform.python_implementation()} {platform.python_version()} ({PYTHON})",
+        "kernel": f"{platform.system()} {platform.release()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def _mark(met: Optional[bool]) -> str:
+    return "" if met is None else ("yes" if met else "NO")
+
+
+_HEAD = ("benchmark", "measured", "baseline (same run)", "ratio", "target", "met")
+
+
+def _cells(rows: Sequence[Row]) -> List[Tuple[str, ...]]:
+    return [(r.bench, r.measured, r.baseline, r.ratio, r.target, _mark(r.met)) for r in rows]
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """Plain aligned columns for the terminal."""
+    cells = [_HEAD] + _cells(rows)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(_HEAD))]
+    lines = []
+    for n, c in enumerate(cells):
+        lines.append("  ".join(x.ljust(w) for x, w in zip(c, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def rst_table(rows: Sequence[Row]) -> str:
+    """A reStructuredText grid table."""
+    cells = [_HEAD] + _cells(rows)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(_HEAD))]
+    sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    head_sep = sep.replace("-", "=")
+    out = [sep]
+    for n, c in enumerate(cells):
+        out.append("| " + " | ".join(x.ljust(w) for x, w in zip(c, widths)) + " |")
+        out.append(head_sep if n == 0 else sep)
+    return "\n".join(out)
+
+
+def write_results(path: str, rows: Sequence[Row], info: Mapping[str, str], notes: Sequence[str],
+                  elapsed: float, command: str) -> None:
+    met = [r for r in rows if r.met is not None]
+    ok = sum(1 for r in met if r.met)
+    lines = [
+        "Benchmark results",
+        "=================",
+        "",
+        f"Written by ``{command}`` (issue 8).  Every ratio compares two things",
+        "measured side by side in the same run, interleaved; absolute times vary",
+        "from machine to machine and from run to run, the ratios much less.",
+        "",
+        "Machine",
+        "-------",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += [f"- whole run: {elapsed:.0f} s", "", "Results", "-------", "",
+              f"{ok} of {len(met)} targets met.", "", rst_table(rows), ""]
+    details = [r for r in rows if r.note]
+    if details or notes:
+        lines += ["Notes", "-----", ""]
+        lines += [f"- {r.bench}: {r.note}" for r in details]
+        lines += [f"- {n}" for n in notes]
+        lines.append("")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
