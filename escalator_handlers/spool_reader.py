@@ -111,10 +111,17 @@ def take(spool_dir: str) -> list[str]:
         # A handler that locked the file before the rename may still be
         # writing; its lock ends when its record is complete.
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted under a taken- name must not hang us here.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             continue
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                _refuse(spool_dir, f"{path} is a symbolic link", f"remove {path}")
+            _fail(f"cannot open {path}: {exc.strerror}")
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                _refuse(spool_dir, f"{path} is not a regular file", f"remove {path}")
             fcntl.flock(fd, fcntl.LOCK_EX)
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
