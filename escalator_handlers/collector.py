@@ -101,8 +101,13 @@ class Collector:
         self._write_pid()
 
     def _write_pid(self) -> None:
-        with open(os.path.join(self.config.spool, "collector.pid"), "w") as f:
-            f.write(f"{os.getpid()}\n")
+        try:
+            with open(os.path.join(self.config.spool, "collector.pid"), "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            # Only informational (the lock decides who runs): a full disk must not stop us
+            # before we get to say what really matters, that the journal cannot be written.
+            log.warning("cannot write %s/collector.pid: %s", self.config.spool, exc.strerror)
 
     def _release(self) -> None:
         if self._lock.is_locked:
