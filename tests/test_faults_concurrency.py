@@ -104,7 +104,7 @@ levels:
   - name: converge
     max_attempts: 1
     steps:
-      - shell: echo ran $$ >> '{marker}'; sleep 1.5
+      - shell: echo ran $$ >> '{marker}'; sleep 2.5
 checks:
   - {{service: "*", level: converge}}
 """

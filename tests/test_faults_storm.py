@@ -178,13 +178,13 @@ def test_max_runs_per_hour_holds_across_collector_restarts_and_a_lost_snapshot(t
 
 
 def test_max_targets_holds_across_a_restart_that_brings_the_rest_of_the_hosts(tmp_path):
-    conf = write_config(tmp_path, LIMIT_CONFIG.format(quiescence="2s", tmp=tmp_path))
+    conf = write_config(tmp_path, LIMIT_CONFIG.format(quiescence="3s", tmp=tmp_path))
     with Daemon(conf) as d:
         wait_for(lambda: lock_holder(tmp_path / "spool"), 15)
         for i in range(8):
             event(tmp_path, f"node{i}")
         wait_for(lambda: len(of_kind(journal(tmp_path), "event")) == 8, 10)
-        d.proc.send_signal(signal.SIGKILL)  # before the 2 s of quiet end: nothing decided yet
+        d.proc.send_signal(signal.SIGKILL)  # before the 3 s of quiet end: nothing decided yet
         d.proc.wait(10)
     assert not of_kind(journal(tmp_path), "start", "run")
     for i in range(8, 12):
