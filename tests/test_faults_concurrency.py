@@ -16,13 +16,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from escalator_handlers import spool, spool_reader
+from escalator_handlers import spool, spool_reader, store
 from escalator_handlers.config import load_config
-from escalator_handlers import store
 from fault_fixtures import (
     ESCALATOR, Daemon, clean_env, escalator, lock_holder, of_kind, read_journal, wait_for, write_config,
 )

@@ -255,8 +255,8 @@ def audit_final(t: Trial) -> Dict[str, int]:
     assert comparable(loaded.state) == comparable(scratch), where
     for step, reason in cut_short:
         assert f"{step} (running" in reason, f"{where}: {step} was cut short, the journal says: {reason}"
-    return {"steps": sum(begins.values()), "unrecorded": unrecorded, "notifications": notifications, "runs": len(starts),
-            "interrupted": len(interrupted)}
+    return {"steps": sum(begins.values()), "unrecorded": unrecorded, "notifications": notifications,
+            "runs": len(starts), "interrupted": len(interrupted)}
 
 
 def comparable(state: State) -> dict:
