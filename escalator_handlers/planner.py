@@ -134,8 +134,12 @@ def _episode_attempts(ep: Optional[Episode]) -> int:
     return ep.attempts
 
 
-def decide(state: State, config: Config, now: float) -> Decision:
-    """What to do at ``now``; see the module docstring."""
+def decide(state: State, config: Config, now: float, *, explain: bool = True) -> Decision:
+    """What to do at ``now``; see the module docstring.
+
+    ``explain=False`` leaves ``Decision.explain`` and ``RunPlan.explain`` empty:
+    replay, which never shows them, asks tens of thousands of times a day of log.
+    """
     levels = config.levels
     # Holds and escalations end when the checks that caused them recovered (rule 7).
     releases = [
@@ -163,12 +167,22 @@ def decide(state: State, config: Config, now: float) -> Decision:
             return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left")
 
     s = survey(state)
-    explain = tuple(
+    return _decide(state, config, now, s, _explain(s, levels) if explain else ())
+
+
+def _explain(s: _Survey, levels: Sequence[Level]) -> Tuple[str, ...]:
+    """Which check asked for which level (``plan --explain``); ``s.asking`` is sorted already."""
+    return tuple(
         f"{check_name(a.key)} {a.state} {a.state_type} asks for level {a.level} "
-        f"({levels[a.level - 1].name})" for a in sorted(s.asking, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
+        f"({levels[a.level - 1].name})" for a in s.asking
     ) + tuple(f"{check_name(k)} is failing but no rule maps it (ignored)" for k in s.unmapped) + tuple(
         f"{check_name(a.key)} asks for level {levels[a.level - 1].name} but host {a.key[0]} is held"
         for a in s.held)
+
+
+def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple[str, ...]) -> Decision:
+    """Rules 1-4 and 8 once the failing checks are surveyed."""
+    levels = config.levels
 
     if not s.asking:
         if s.held:
@@ -217,7 +231,7 @@ def decide(state: State, config: Config, now: float) -> Decision:
                          f"limit max_targets ({limits.max_targets}) exceeded: {n} hosts at level {name}",
                          explain, notify=True)
 
-    asking = tuple(sorted(s.asking, key=lambda a: (a.level, a.key[0], a.key[1] or "")))
+    asking = tuple(s.asking)  # survey sorted it
     attempt = _episode_attempts(ep) + 1
     hosts = sorted({a.key[0] for a in asking})
     summary = (f"levels {', '.join(lv.name for lv in run_levels)} for "

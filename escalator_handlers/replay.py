@@ -171,7 +171,7 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
     def act(now: float) -> Optional[float]:
         clock.now = now
         for _ in range(MAX_DECISIONS_PER_INSTANT):
-            d = decide(state, config, now)
+            d = decide(state, config, now, explain=False)  # replay never shows it
             if d.records:
                 emit(d.records)
                 continue
