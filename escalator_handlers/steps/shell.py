@@ -70,6 +70,12 @@ def _kill_group(proc: "subprocess.Popen[bytes]", grace: float) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+    # SIGKILL is delivered asynchronously: on a busy machine a member can
+    # still be running when killpg() returns. Wait (briefly) until it is gone
+    # so that "timed out" in the record means the group is dead.
+    end = time.monotonic() + 2.0
+    while group_alive(pgid) and time.monotonic() < end:
+        time.sleep(0.01)
 
 
 def group_alive(pgid: int) -> bool:
