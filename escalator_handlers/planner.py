@@ -13,8 +13,9 @@ The rules are DESIGN.md's planning rules 1-9; comments cite them by number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ._survey_cache import SurveyCache
 from .config import Config, Level
 from .event import CheckKey, check_name
 from .state import Episode, State
@@ -93,7 +94,43 @@ class _Survey:
 
 
 def survey(state: State) -> _Survey:
-    """Sort the failing checks into asking, unmapped (rule 9) and held (rule 8)."""
+    """Sort the failing checks into asking, unmapped (rule 9) and held (rule 8).
+
+    The same as ``_survey_all`` but incremental: replay decides tens of
+    thousands of times a day of log, a few events apart, so the sorted lists
+    are kept in ``state.survey_cache`` and only the checks ``State.observe``
+    noted in ``state.changed`` are looked at again (with every check of a host
+    whose host check changed: its downtime counts for them all).  A new config
+    or a change of holds starts afresh.
+    """
+    c = state.survey_cache
+    if c is _UNCACHED:
+        return _survey_all(state)
+    changed = state.changed
+    keys: Iterable[CheckKey] = changed
+    if c is None or c.config is not state.config or c.held_hosts != state.held_hosts:
+        c = state.survey_cache = SurveyCache(state.config, dict(state.held_hosts), Asking)
+        keys = list(state.problems)
+    elif len(changed) > len(state.problems) + len(c.entries):
+        keys = set(state.problems).union(c.entries)  # long since the last survey: look at all
+    else:
+        hosts = {k[0] for k in changed if k[1] is None}
+        if hosts:  # a host's downtime hides or shows every check of that host
+            keys = changed.union(k for k in state.problems if k[0] in hosts)
+    ok = c.update(state, keys)
+    changed.clear()
+    if not ok:
+        state.survey_cache = _UNCACHED
+        return _survey_all(state)
+    return _Survey(list(c.asking.values), list(c.unmapped.values), list(c.held.values))
+
+
+#: ``state.survey_cache`` once it gave up (see ``SurveyCache.update``).
+_UNCACHED = object()
+
+
+def _survey_all(state: State) -> _Survey:
+    """Survey every problem check from scratch."""
     s = _Survey()
     held_hosts = state.held_hosts
     for key, cs in state.problems.items():

@@ -129,6 +129,10 @@ class State:
         self.skip_checks: Set[CheckKey] = set()
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
         self._map_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[int]] = {}
+        # For planner.survey, which keeps its sorted lists here between decisions
+        # and looks again only at the checks observed since.
+        self.changed: Set[CheckKey] = set()
+        self.survey_cache: Any = None
 
     # -- mapping -----------------------------------------------------------
 
@@ -193,6 +197,7 @@ class State:
         skip waits for recovered.  Replay asks an idle planner again only then.
         """
         key = (host, service)
+        self.changed.add(key)
         cs = self.checks.get(key)
         if cs is None:
             cs = self.checks[key] = CheckState()

@@ -1,0 +1,66 @@
+"""planner.survey keeps its lists between decisions (escalator_handlers/_survey_cache.py);
+whatever happens in between, it must say exactly what a survey from scratch says."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from escalator_handlers.planner import _survey_all, survey
+from escalator_handlers.state import State
+from planner_fixtures import example_config, example_config_with
+
+HOSTS = ["web01", "db01", "tier-web"]
+SERVICES = [None, "PING", "HTTP", "PostgreSQL", "Smoke test", "Disk /var", "IaaS API"]
+STATES = {None: ["UP", "DOWN", "UNREACHABLE", None], "svc": ["OK", "WARNING", "CRITICAL", "UNKNOWN", None]}
+
+# An empty service name (possible in a nagios.log) is rare: it turns the cache off.
+service = st.one_of(*[st.sampled_from(SERVICES)] * 20, st.just(""))
+observe = st.tuples(st.just("observe"), st.sampled_from(HOSTS), service,
+                    st.integers(0, 3), st.sampled_from(["SOFT", "HARD"]), st.integers(0, 1),
+                    st.integers(-5, 30))
+control = st.tuples(st.sampled_from(["hold", "release", "remap", "survey"]), st.sampled_from(HOSTS))
+steps = st.lists(st.one_of(observe, observe, observe, control), max_size=60)
+
+
+def same(state: State) -> None:
+    a, b = survey(state), _survey_all(state)
+    assert (a.asking, a.unmapped, a.held) == (b.asking, b.unmapped, b.held)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.booleans())
+def test_incremental_survey_always_equals_a_survey_from_scratch(script, act_in_downtime):
+    configs = [example_config_with(act_in_downtime=act_in_downtime),
+               example_config_with(act_in_downtime=act_in_downtime, state_types=["SOFT", "HARD"])]
+    state = State(configs[0])
+    t = 1000.0
+    for step in script:
+        if step[0] == "observe":
+            _, host, service, n, stype, downtime, dt = step
+            states = STATES[None] if service is None else STATES["svc"]
+            t += dt  # sometimes back in time: late observations are dropped or merged
+            state.observe(t, host, service, states[n], stype, 1, downtime, "out")
+            same(state)
+        elif step[0] == "hold":
+            state.apply({"time": t, "kind": "hold", "host": step[1], "reason": "x"})
+        elif step[0] == "release":
+            state.apply({"time": t, "kind": "release", "host": step[1]})
+        elif step[0] == "remap":
+            configs.reverse()
+            state.remap(configs[0])
+        same(state)
+
+
+def test_a_long_gap_between_surveys_and_a_host_downtime_change_are_seen():
+    state = State(example_config())
+    for i in range(50):
+        state.observe(1000.0 + i, f"web{i:02d}", "HTTP", "CRITICAL", "HARD", 3, 0, "down")
+    same(state)
+    state.observe(2000.0, "web07", None, "UP", "HARD", 1, 1, "host in downtime")  # hides web07/HTTP
+    a = survey(state)
+    assert ("web07", "HTTP") not in [x.key for x in a.asking]
+    same(state)
+    state.observe(3000.0, "web07", None, "UP", "HARD", 1, 0, "downtime over")
+    assert ("web07", "HTTP") in [x.key for x in survey(state).asking]
+    same(state)
