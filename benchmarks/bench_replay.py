@@ -5,7 +5,8 @@ as a subprocess, as an operator runs it, on prefixes of one generated
 nagios.log over 10,000 checks (see ``loggen``), interleaved with ``wc -l``
 and a bare Python loop that only splits each line (also subprocesses, same
 interpreter, same file, warm page cache).  Peak memory is the child's own
-``ru_maxrss`` from ``wait4``.
+``ru_maxrss`` from ``wait4``, taken in a small spawner process (see
+``harness.run_measured``) so that the harness's own memory does not count.
 
 Planning: ``planner.decide`` in-process on a ``State`` holding N failing
 checks (10 a host: the host check and nine services), at a ``now`` after the
@@ -14,12 +15,13 @@ debounce, with no limits so that it returns a full ``RunPlan``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from typing import Dict, List, Tuple
 
 from . import loggen
-from .harness import BIN, PYTHON, Context, Row, interleaved, median, ms, run_child
+from .harness import BIN, PYTHON, Context, Row, interleaved, median, ms, run_child, run_measured
 
 BARE_LOOP = ("import sys\n"
              "with open(sys.argv[1], encoding='utf-8', errors='replace') as f:\n"
@@ -35,12 +37,10 @@ def _logs(ctx: Context) -> Tuple[List[Tuple[int, str]], str, int]:
     _, checks = loggen.write_log(big, sizes[-1], hosts=hosts)
     ctx.say(f"replay: generated {sizes[-1]:,} lines over {checks:,} checks in {time.monotonic() - t:.1f}s")
     logs = []
-    with open(big, "rb") as src:
-        lines = src.readlines()
     for n in sizes[:-1]:
         path = os.path.join(ctx.tmp, f"nagios-{n}.log")
-        with open(path, "wb") as f:
-            f.writelines(lines[:n])  # a prefix of a log is a log
+        with open(big, "rb") as src, open(path, "wb") as f:
+            f.writelines(itertools.islice(src, n))  # a prefix of a log is a log
         logs.append((n, path))
     logs.append((sizes[-1], big))
     cfg = os.path.join(ctx.tmp, "replay.yaml")
@@ -58,8 +58,8 @@ def replay(ctx: Context) -> List[Row]:
         peak = [0.0]
 
         def rep(path: str = path) -> float:
-            wall, _, usage = run_child([escalator, "replay", path, "--config", cfg, "--json"])
-            peak[0] = max(peak[0], usage.ru_maxrss / 1024)
+            wall, rss_mib = run_measured([escalator, "replay", path, "--config", cfg, "--json"])
+            peak[0] = max(peak[0], rss_mib)
             return wall
 
         repeats = 1 if ctx.quick else 3

@@ -74,6 +74,30 @@ def run_child(argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None,
     return wall, proc.returncode, usage
 
 
+#: Runs argv[1:] from a fresh, small interpreter and prints "wall maxrss_kib".
+#: A child forked (vfork) straight from the harness would inherit the
+#: harness's own high-water RSS into its ru_maxrss (Linux carries the old
+#: mm's peak across exec), so peak memory is measured from here.
+_SPAWNER = ("import os, sys, time\n"
+            "t = time.perf_counter()\n"
+            "null = os.open(os.devnull, os.O_RDWR)\n"
+            "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ,\n"
+            "                     file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),\n"
+            "                                   (os.POSIX_SPAWN_DUP2, null, 2)])\n"
+            "_, status, ru = os.wait4(pid, 0)\n"
+            "wall = time.perf_counter() - t\n"
+            "print(wall, ru.ru_maxrss, os.waitstatus_to_exitcode(status))\n")
+
+
+def run_measured(argv: Sequence[str]) -> Tuple[float, float]:
+    """Run argv (an absolute path first) to completion: (wall seconds, peak RSS in MiB) of that process alone."""
+    out = subprocess.run([PYTHON, "-S", "-c", _SPAWNER, *argv], check=True, capture_output=True,
+                         stdin=subprocess.DEVNULL, text=True).stdout.split()
+    if int(out[2]) != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {out[2]}")
+    return float(out[0]), int(out[1]) / 1024
+
+
 def interleaved(subjects: Mapping[str, Callable[[], float]], repeats: int,
                 budget: Optional[float] = None, warmup: int = 1) -> Dict[str, List[float]]:
     """Call each subject in turn ``repeats`` times (after ``warmup`` unrecorded rounds).

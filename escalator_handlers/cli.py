@@ -140,7 +140,8 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
     if files:
         state = State(cfg)
         now = 0.0
-        for t, _, item in sources(files, SourceStats()):
+        for item in sources(files, SourceStats()):
+            t = item[0]
             now = max(now, t)
             if isinstance(item, dict):
                 if item.get("kind") in CONTROL_KINDS:

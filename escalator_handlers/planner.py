@@ -73,8 +73,8 @@ class RunPlan:
         return rec
 
 
-@dataclass(frozen=True)
-class Decision:
+@dataclass
+class Decision:  # not frozen: replay makes hundreds of thousands, and a frozen __init__ is 3x slower
     records: Tuple[dict, ...] = ()
     run: Optional[RunPlan] = None
     wake: Optional[float] = None     # ask again at this time, events or not
@@ -223,12 +223,12 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
 
     if not s.asking:
         if s.held:
-            return _skip(state, config, now, "held-host", levels[min(a.level for a in s.held) - 1], s.held,
+            return _skip(state, config, now, "held-host", levels[s.held[0].level - 1], s.held,
                          "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held})),
                          explain, notify=True)
         return Decision(why="nothing to do", explain=explain)
 
-    required = min(a.level for a in s.asking)
+    required = s.asking[0].level  # survey sorts by level first: the most drastic
     start = required
     while start > 1 and (ep := state.episodes.get(levels[start - 1].name)) is not None and ep.escalated:
         start -= 1  # rule 7, escalate: one level more drastic than the exhausted one

@@ -14,8 +14,9 @@ from __future__ import annotations
 import heapq
 import json
 import os
+from operator import itemgetter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from . import nagioslog
 from .config import Config
@@ -30,7 +31,9 @@ CONTROL_KINDS = frozenset(("hold", "release", "pause", "resume"))
 #: Decisions at one instant before replay assumes the planner is looping.
 MAX_DECISIONS_PER_INSTANT = 100
 
-Item = Tuple[float, int, Any]  # (time, sequence, observation tuple or control record)
+#: An observation tuple (time, host, service, state, state_type, attempt,
+#: downtime, output), or a control record as (time, record).
+Item = Tuple[Any, ...]
 
 
 @dataclass
@@ -64,14 +67,10 @@ def detect(path: str) -> str:
     return "jsonl"  # empty file: nothing to replay, not an error
 
 
-def _nagios_items(path: str, stats: SourceStats, seq: List[int]) -> Iterator[Item]:
+def _nagios_items(path: str, stats: SourceStats) -> Iterator[Item]:
     ps = nagioslog.ParseStats()
     with open(path, encoding="utf-8", errors="replace") as f:
-        n = seq[0]
-        for obs in nagioslog.parse(f, ps):
-            n += 1
-            yield (obs[0], n, obs)
-        seq[0] = n
+        yield from nagioslog.parse(f, ps)  # observation tuples already, time first
     stats.lines += ps.lines
     stats.events += ps.used
     stats.ignored += ps.ignored
@@ -79,7 +78,7 @@ def _nagios_items(path: str, stats: SourceStats, seq: List[int]) -> Iterator[Ite
     stats.unparsed_where.extend(f"{path}:{n}" for n in ps.unparsed_lines)
 
 
-def _json_items(paths: Sequence[str], stats: SourceStats, seq: List[int]) -> Iterator[Item]:
+def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
     items: List[Item] = []
     for path in paths:
         try:
@@ -104,7 +103,7 @@ def _json_items(paths: Sequence[str], stats: SourceStats, seq: List[int]) -> Ite
                                      str(rec.get("output") or ""))
                         stats.events += 1
                     elif kind in CONTROL_KINDS and (kind in ("pause", "resume") or rec.get("host")):
-                        item = rec  # an operator's action; a level's `release` is the planner's own
+                        item = (t, rec)  # an operator's action; a level's `release` is the planner's own
                     else:
                         stats.ignored += 1
                         continue
@@ -112,30 +111,31 @@ def _json_items(paths: Sequence[str], stats: SourceStats, seq: List[int]) -> Ite
                     stats.unparsed += 1
                     stats.unparsed_where.append(f"{path}:{lineno}")
                     continue
-                seq[0] += 1
-                items.append((t, seq[0], item))
-    items.sort(key=lambda i: (i[0], i[1]))
+                items.append(item)
+    items.sort(key=_time)  # stable: equal times keep their order in the files
     return iter(items)
 
 
+_time = itemgetter(0)
+
+
 def sources(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
-    """All inputs merged into one time-ordered stream."""
+    """All inputs merged into one time-ordered stream (at equal times: in the order given)."""
     streams: List[Iterator[Item]] = []
-    seq = [0]
     for path in paths:
         kind = detect(path)
         stats.files.append(f"{path} ({kind})")
         if kind == "nagios":
-            streams.append(_nagios_items(path, stats, seq))
+            streams.append(_nagios_items(path, stats))
         elif kind == "spool":
             names = sorted(n for n in os.listdir(path)
                            if n == "events.jsonl" or (n.startswith("taken-") and n.endswith(".jsonl")))
-            streams.append(_json_items([os.path.join(path, n) for n in names], stats, seq))
+            streams.append(_json_items([os.path.join(path, n) for n in names], stats))
         else:
-            streams.append(_json_items([path], stats, seq))
+            streams.append(_json_items([path], stats))
     if len(streams) == 1:
         return streams[0]
-    return heapq.merge(*streams, key=lambda i: (i[0], i[1]))
+    return heapq.merge(*streams, key=_time)  # stable: ties go to the earlier stream
 
 
 class _Clock:
@@ -191,32 +191,42 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
     wake: Optional[float] = None
     last_t: Optional[float] = None
     observe = state.observe
+    now = clock.now
     try:
-        for t, _, item in sources(paths, stats):
+        for item in sources(paths, stats):
+            t = item[0]
             if until is not None and t > until:
                 continue  # past the end of the simulated clock (read on only to count lines)
-            while wake is not None and wake <= t:
-                wake = act(max(wake, clock.now))
-            if t > clock.now:
-                clock.now = t
-            if isinstance(item, dict):
-                rec = dict(item)
-                rec["time"] = clock.now
+            if wake is not None and wake <= t:
+                while wake is not None and wake <= t:
+                    wake = act(max(wake, clock.now))
+                now = clock.now
+            if t > now:
+                now = clock.now = t
+            last_t = t
+            if len(item) == 2:  # an operator's control record
+                rec = dict(item[1])
+                rec["time"] = now
                 emit([rec])
             else:
                 if show_events != "none" and _shown(state, item, show_events):
                     out({"time": t, "kind": "event", "host": item[1], "service": item[2],
                          "state": item[3], "state_type": item[4], "attempt": item[5],
                          "downtime": item[6], "output": item[7]})
-                if not observe(clock.now, *item[1:]) and wake is None:
+                relevant = observe(*item) if t == now else observe(now, *item[1:])
+                if not relevant and wake is None:
                     # The planner is idle and nothing it reads changed: asking again would
                     # only say so again (a busy day of log has mostly such events).
-                    last_t = t
                     continue
-            last_t = t
-            due = min(state.last_event + q, state.burst_start + max_delay) \
-                if state.burst_start is not None and state.last_event is not None else clock.now
-            wake = due if wake is None or due < wake else wake
+            burst, last = state.burst_start, state.last_event
+            if burst is not None and last is not None:
+                due = last + q
+                if burst + max_delay < due:
+                    due = burst + max_delay
+            else:
+                due = now
+            if wake is None or due < wake:
+                wake = due
         end = until if until is not None else (last_t or 0.0) + 86400.0
         while wake is not None and wake <= end:
             wake = act(max(wake, clock.now))

@@ -198,6 +198,10 @@ class State:
         """
         key = (host, service)
         self.changed.add(key)
+        config = self.config
+        counted = config.state_types
+        hide_downtime = not config.act_in_downtime
+        host_downtime = self.host_downtime
         cs = self.checks.get(key)
         if cs is None:
             cs = self.checks[key] = CheckState()
@@ -216,18 +220,22 @@ class State:
                 return True
             return False
         else:
-            was_failing, old_level = self.failing(key, cs), cs.level
+            # self.failing(key, cs), inlined: this is the hot path of replay
+            old = cs.state
+            was_failing = old is not None and old not in GOOD_STATES and cs.state_type in counted \
+                and not (hide_downtime and (cs.downtime > 0 or host_downtime.get(host, 0) > 0))
+            old_level = cs.level
+        good = state in GOOD_STATES
         if state is not None:
-            if state_type == "SOFT" and cs.state_type == "HARD" and state == cs.state \
-                    and state not in GOOD_STATES:
+            if state_type == "SOFT" and cs.state_type == "HARD" and state == cs.state and not good:
                 # Same race, other order: HARD never goes back to SOFT without a
                 # recovery in between, so a SOFT of the same problem is the stale one.
                 state_type = "HARD"
             if state != cs.state:
                 cs.since = time
-                cs.level = None if state in GOOD_STATES else self.level_for(key, state)
+                cs.level = None if good else self.level_for(key, state)
             cs.state = state
-            if state in GOOD_STATES:
+            if good:
                 self.problems.pop(key, None)
             else:
                 self.problems[key] = cs
@@ -238,9 +246,9 @@ class State:
         cs.time = time
         relevant = False
         if service is None:
-            relevant = self.host_downtime.get(host, 0) != downtime
-            self.host_downtime[host] = downtime
-        if state in GOOD_STATES:
+            relevant = host_downtime.get(host, 0) != downtime
+            host_downtime[host] = downtime
+        if good:
             if self.episodes:
                 for ep in self.episodes.values():
                     if key in ep.pending:
@@ -253,17 +261,19 @@ class State:
                 self.skip_checks.discard(key)
                 if not self.skip_checks:
                     self.last_skip = None
-        failing = self.failing(key, cs)
+        now_state = cs.state
+        failing = now_state is not None and now_state not in GOOD_STATES and cs.state_type in counted \
+            and not (hide_downtime and (downtime > 0 or host_downtime.get(host, 0) > 0))
         relevant = relevant or failing != was_failing or (failing and cs.level != old_level)
         if relevant:
             # Debounce counts only events that can change a decision: on a busy
             # site OK and SOFT chatter would otherwise keep every burst open
             # until max_delay and turn the debounce off.  A gap of a whole
             # quiescence period starts a new burst.
-            if self.last_event is None or self.burst_start is None \
-                    or time - self.last_event >= self.config.quiescence:
+            last = self.last_event
+            if last is None or self.burst_start is None or time - last >= config.quiescence:
                 self.burst_start = time
-            if self.last_event is None or time > self.last_event:
+            if last is None or time > last:
                 self.last_event = time
         return relevant
 
@@ -372,7 +382,15 @@ class State:
         return self.runs[-1] if self.runs else None
 
     def runs_since(self, since: float) -> List[RunInfo]:
-        return [r for r in self.runs if r.started > since]
+        """Runs started after ``since``, oldest first (runs never overlap, so
+        ``started`` grows along the history: scan back from the newest)."""
+        out = []
+        for r in reversed(self.runs):
+            if r.started <= since:
+                break
+            out.append(r)
+        out.reverse()
+        return out
 
     def failing_checks(self) -> List[Tuple[CheckKey, CheckState]]:
         return [(k, cs) for k, cs in self.problems.items() if self.failing(k, cs)]

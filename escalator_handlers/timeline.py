@@ -36,7 +36,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
     kind = rec.get("kind", "event")
     t = when(rec.get("time"))
     if kind == "event":
-        dt = f" (in downtime)" if rec.get("downtime") else ""
+        dt = " (in downtime)" if rec.get("downtime") else ""
         if not rec.get("state"):
             what = "entered scheduled downtime" if rec.get("downtime") else "left scheduled downtime"
             return f"{t}  event    {_check(rec)} {what}"

@@ -451,7 +451,7 @@ def test_host_check_agrees_with_the_runner(host):
                                   "bad user@b", "ops@bastion1,ops@bastion2", "fe80::1"])
 def test_proxy_jump_check_agrees_with_the_runner(spec):
     from escalator_handlers.errors import StepError
-    from escalator_handlers.steps.ssh import Target, parse_jump
+    from escalator_handlers.steps.target import Target, parse_jump
 
     try:
         parse_jump(spec, Target(host="h"))

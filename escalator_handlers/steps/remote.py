@@ -12,16 +12,15 @@ import shlex
 import socket
 import threading
 import time
-from typing import List, Mapping, Optional, Union
-
-import paramiko
-from paramiko.common import cMSG_CHANNEL_REQUEST
-from paramiko.message import Message
+from typing import TYPE_CHECKING, List, Mapping, Optional, Union
 
 from .result import TailBuffer
 from .shell import POLL, Outcome, stop_message
-from .ssh import Target
+from .target import Target
 from .template import check_user, env_words
+
+if TYPE_CHECKING:  # paramiko is imported where a command really runs: a dry run never needs it
+    import paramiko
 
 
 def remote_command(words: List[str], *, sudo: Union[bool, str], env: Mapping[str, str]) -> str:
@@ -56,6 +55,8 @@ def exec_command(client: paramiko.SSHClient, target: Target, command: str, *, ti
                  tail: TailBuffer, cancel: Optional[threading.Event] = None,
                  kill_grace: float = 2.0) -> Outcome:
     """Run ``command`` in a new channel (no pty, stdin closed); output into ``tail``."""
+    import paramiko
+
     deadline = time.monotonic() + timeout
     tr = client.get_transport()
     try:
@@ -120,6 +121,10 @@ def _stop_remote(chan: paramiko.Channel, grace: float) -> None:
 
 
 def _signal(chan: paramiko.Channel, name: str) -> None:
+    import paramiko
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+    from paramiko.message import Message
+
     # paramiko has no public API for the "signal" channel request.
     if chan.closed:
         return

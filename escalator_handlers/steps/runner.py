@@ -24,7 +24,7 @@ from . import chef as chefmod
 from .result import StepResult, TailBuffer
 from .shell import Outcome, fmt_seconds, run_process, stop_message
 from .remote import display_command, exec_command, remote_command
-from .ssh import SshPool, Target, parse_jump
+from .target import Target, parse_jump
 from .template import check_user, render_command, render_host, values_env
 
 log = logging.getLogger("escalator_handlers.steps")
@@ -58,7 +58,7 @@ class StepRunner:
         self._cancel = cancel if cancel is not None else threading.Event()
         self.kill_grace = kill_grace
         self.lock_retry_interval = lock_retry_interval
-        self.pool = SshPool()
+        self._pool: Any = None
 
     def __enter__(self) -> "StepRunner":
         return self
@@ -66,8 +66,18 @@ class StepRunner:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @property
+    def pool(self) -> Any:
+        """The ssh connection pool, made (and paramiko imported) on first use."""
+        if self._pool is None:
+            from .ssh import SshPool
+
+            self._pool = SshPool()
+        return self._pool
+
     def close(self) -> None:
-        self.pool.close()
+        if self._pool is not None:
+            self._pool.close()
 
     # -- public -----------------------------------------------------------
 
@@ -75,7 +85,7 @@ class StepRunner:
         """The would-be command line (dry runs).  Never raises: a step that
         could not run renders as ``(would fail: why)``."""
         try:
-            return self._plan(step, values).display
+            return self._plan(step, values, display_only=True).display
         except StepError as exc:
             return f"(would fail: {exc})"
 
@@ -187,8 +197,12 @@ class StepRunner:
                           total.text(), error=error or verdict.error, warning=verdict.warning,
                           ok_exits=verdict.ok_exits, attempts=attempts)
 
-    def _plan(self, step: Step, values: Mapping[str, Any]) -> _Plan:
-        env = values_env(values)
+    def _plan(self, step: Step, values: Mapping[str, Any], display_only: bool = False) -> _Plan:
+        # A dry run shows only the command line: the ESCALATOR_* environment
+        # (which lists every failing check, once per host of a foreach) is
+        # left out, and so is a remote command's copy of it -- but the step's own
+        # ``env`` still goes through the same checks, so it fails alike.
+        env = {} if display_only else values_env(values)
         if step.kind == "shell":
             rendered = render_command(_need(step.command, step, "command"), values)
             return _Plan(rendered, argv=[SHELL, "-c", rendered], env=env)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any, Dict, List, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import StepError
 
@@ -88,6 +89,27 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
     quote reopened, so the text stays one word and stays literal.
     """
     out: List[str] = []
+    for literal, name, quote in _compile(template):
+        if name is None:
+            out.append(literal)
+        elif quote:
+            # Inside quotes the author meant one word: join lists first.
+            value = " ".join(_words(_value(template, values, name)))
+            out.append(quote + shlex.quote(value) + quote)
+        else:
+            out.append(_substitute("{" + name + "}", values, quote=True))
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def _compile(template: str) -> Tuple[Tuple[str, Optional[str], str], ...]:
+    """``template`` cut into (literal, None, "") and (``""``, placeholder, quote) parts.
+
+    ``quote`` is the template's own quote (``'``, ``"`` or ``""``) around the
+    placeholder.  Done once per template: a dry run renders a step per host.
+    """
+    parts: List[Tuple[str, Optional[str], str]] = []
+    lit: List[str] = []
     state = ""  # "", "'" or '"'
     i, n = 0, len(template)
     while i < n:
@@ -95,28 +117,28 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
         if m is not None:
             tok = m.group(0)
             if tok in ("{{", "}}"):
-                out.append(tok[0])
+                lit.append(tok[0])
             else:
-                if state:
-                    # Inside quotes the author meant one word: join lists first.
-                    value = " ".join(_words(_value(template, values, m.group(1))))
-                    out.append(state + shlex.quote(value) + state)
-                else:
-                    out.append(_substitute(tok, values, quote=True))
+                if lit:
+                    parts.append(("".join(lit), None, ""))
+                    lit = []
+                parts.append(("", m.group(1), state))
             i = m.end()
             continue
         c = template[i]
         if c == "\\" and state != "'":
-            out.append(template[i:i + 2])
+            lit.append(template[i:i + 2])
             i += 2
             continue
         if not state and c in "'\"":
             state = c
         elif state and c == state:
             state = ""
-        out.append(c)
+        lit.append(c)
         i += 1
-    return "".join(out)
+    if lit:
+        parts.append(("".join(lit), None, ""))
+    return tuple(parts)
 
 
 def _value(template: str, values: Mapping[str, Any], name: str) -> Any:
