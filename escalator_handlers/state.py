@@ -12,100 +12,16 @@ from ``state.json`` plus the journal records written after it.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
+from ._statetypes import CheckState, Episode, RunInfo, key_of, keys_of
 from .config import Config
-from .event import GOOD_STATES, CheckKey, check_name
+from .event import GOOD_STATES, CheckKey
+
+__all__ = ["RUN_HISTORY", "CheckState", "Episode", "RunInfo", "State", "key_of", "keys_of"]
 
 #: Runs kept in memory: enough for the hourly limit and `status`.
 RUN_HISTORY = 200
-
-
-class CheckState:
-    """Latest observed state of one check."""
-
-    __slots__ = ("state", "state_type", "attempt", "downtime", "output", "time", "since", "level")
-
-    def __init__(self) -> None:
-        self.state: Optional[str] = None
-        self.state_type = "HARD"
-        self.attempt = 1
-        self.downtime = 0
-        self.output = ""
-        self.time = 0.0
-        self.since = 0.0
-        self.level: Optional[int] = None  # mapped level for the current state
-
-    @property
-    def good(self) -> bool:
-        return self.state is None or self.state in GOOD_STATES
-
-    def to_json(self) -> list:
-        return [self.state, self.state_type, self.attempt, self.downtime, self.output, self.time, self.since]
-
-    @classmethod
-    def from_json(cls, data: list) -> "CheckState":
-        cs = cls()
-        cs.state, cs.state_type, cs.attempt, cs.downtime, cs.output, cs.time, cs.since = data
-        return cs
-
-
-@dataclass
-class RunInfo:
-    """A run that happened (or was simulated), as far as planning cares."""
-
-    id: str
-    time: float                  # when it ended
-    started: float
-    start_level: str
-    levels: Tuple[str, ...]
-    checks: Tuple[CheckKey, ...]
-    outcome: str                 # ok, failed, dry-run
-    quiet_until: float
-    judged: bool = False
-    superseded: bool = False
-    start_checks: Tuple[CheckKey, ...] = ()   # the checks that asked for the start level itself
-
-    def to_json(self) -> dict:
-        d = dict(self.__dict__)
-        d["checks"] = [list(k) for k in self.checks]
-        d["start_checks"] = [list(k) for k in self.start_checks]
-        return d
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "RunInfo":
-        d = dict(d)
-        d["levels"] = tuple(d["levels"])
-        d["checks"] = tuple((h, s) for h, s in d["checks"])
-        d["start_checks"] = tuple((h, s) for h, s in d.get("start_checks", ()))
-        return cls(**d)
-
-
-@dataclass
-class Episode:
-    """Consecutive unconverged runs starting at one level."""
-
-    attempts: int = 0
-    pending: Set[CheckKey] = field(default_factory=set)  # checks not yet seen OK since
-    held: bool = False
-    escalated: bool = False
-    reason: str = ""
-
-
-def key_of(rec: Mapping[str, Any]) -> CheckKey:
-    return (rec["host"], rec.get("service") or None)
-
-
-def keys_of(checks: Any) -> Tuple[CheckKey, ...]:
-    """Check keys from a record's ``checks`` list (dicts or pairs)."""
-    out = []
-    for c in checks or ():
-        if isinstance(c, Mapping):
-            out.append(key_of(c))
-        else:
-            out.append((c[0], c[1] or None))
-    return tuple(out)
 
 
 class State:
@@ -440,8 +356,3 @@ class State:
         st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}
         st.seen_ids = dict.fromkeys(data.get("seen_ids", ()))
         return st
-
-
-def describe(key: CheckKey, cs: CheckState) -> str:
-    """``web01/PING CRITICAL HARD``."""
-    return f"{check_name(key)} {cs.state} {cs.state_type}"
