@@ -143,9 +143,9 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         for item in sources(files, SourceStats()):
             t = item[0]
             now = max(now, t)
-            if isinstance(item, dict):
-                if item.get("kind") in CONTROL_KINDS:
-                    state.apply(item)
+            if len(item) == 2:  # (time, an operator's control record)
+                if item[1].get("kind") in CONTROL_KINDS:
+                    state.apply(item[1])
             else:
                 state.observe(*item)
     else:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import heapq
 import json
 import os
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from . import nagioslog

@@ -225,6 +225,19 @@ def test_plan_over_an_event_file_and_nothing_to_do(site: Site, capsys, tmp_path:
     assert rc == 0 and out.startswith("nothing would run: nothing to do")
 
 
+def test_plan_over_events_and_operator_records_honours_a_hold(site: Site, capsys, tmp_path: Path) -> None:
+    cfg = str(configure(site))
+    events = tmp_path / "journal.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in [
+        {"time": 1000.0, "host": "web2", "service": "HTTP", "state": "CRITICAL", "state_type": "HARD"},
+        {"time": 1001.0, "kind": "hold", "host": "web2", "reason": "disk swap"},
+    ]))
+    rc, out, err = escalator(capsys, "plan", "--config", cfg, str(events))
+    assert rc == 0, err
+    assert "SKIPPED  levels converge, deploy: hosts held by an operator: web2" in out, out
+    assert "would run" not in out
+
+
 def test_plan_reads_a_nagios_log_with_the_shipped_example() -> None:
     example = REPO / "nagios-conf" / "examples"
     r = subprocess.run([str(Path(HANDLER).parent / "escalator"), "plan", "--explain", "--config",
