@@ -55,16 +55,13 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None) -> Iterator[Observation
     lineno = 0
     used = ignored = 0
     for lineno, line in enumerate(f, 1):
-        if line[11:13] == "] " and line[:1] == "[":
-            end = 11  # a ten-digit timestamp: every date from 2001 to 2286
-        elif line[:1] != "[":
+        if line[:1] != "[":
             if line.strip():
                 st.bad(lineno)
             else:
                 ignored += 1
             continue
-        else:
-            end = line.find("] ", 1)
+        end = line.find("] ", 1)
         colon = line.find(": ", end)
         code = kinds.get(line[end + 2:colon]) if colon > 0 else None
         try:
