@@ -305,11 +305,16 @@ def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
             proc.kill()
             proc.wait()
     deadline = time.monotonic() + timeout
+    killed = False
     while group_alive(pgid):
         if time.monotonic() > deadline:
+            if killed:
+                raise AssertionError(f"process group {pgid} survived SIGKILL for {timeout}s")
+            # SIGKILL is delivered asynchronously: wait for it to take effect too,
+            # or a worker still holding the command FIFO open outlives stop().
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            return
+            killed, deadline = True, time.monotonic() + timeout
         time.sleep(0.02)
 
 
