@@ -69,9 +69,13 @@ def new_id() -> str:
     return f"{time.time_ns():x}-{os.getpid():x}-{os.urandom(4).hex()}"
 
 
+#: One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
 def encode(record: dict) -> bytes:
     """One record as its spool line: ASCII JSON ending in a newline."""
-    return (json.dumps(record, ensure_ascii=True, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
+    return (_ENCODER.encode(record) + "\n").encode("ascii")
 
 
 def _open_dir(path: str, create: bool, mode: int) -> int:
@@ -195,7 +199,7 @@ def _open_live(spool_dir: str, dfd: int, dir_st: os.stat_result) -> tuple[int, o
                 now = None
             if st.st_nlink > 0 and now is not None and (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev):
                 _check_events_stat(spool_dir, full, st)
-                if os.geteuid() == 0 and st.st_uid != dir_st.st_uid and st.st_size == 0:
+                if st.st_size == 0 and st.st_uid != dir_st.st_uid and os.geteuid() == 0:
                     # root (the CLI, a root collector) must not leave a file
                     # the spool's owner (the nagios user) can no longer append to
                     os.fchown(fd, dir_st.st_uid, dir_st.st_gid)
