@@ -25,7 +25,7 @@ from typing import Any, NoReturn, Optional, Sequence
 import nagiosplugin
 
 from . import __version__
-from .pluginkit import Parser, StatusLineOutput, parse_range
+from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .cucumber_runner import RUNNERS, RunnerError, RunOptions, RunOutcome, run_features
 
@@ -136,13 +136,10 @@ class CucumberSummary(nagiosplugin.Summary):
         return lines
 
 
-class CucumberCheck(nagiosplugin.Check):
-    """A Check that keeps perfdata in cucumber-nagios order instead of sorting it."""
+class CucumberCheck(OrderedPerfCheck):
+    """Perfdata in cucumber-nagios order."""
 
-    def __call__(self) -> None:
-        super().__call__()
-        rank = {label: i for i, label in enumerate(_PERF_ORDER)}
-        self.perfdata.sort(key=lambda p: rank.get(p.split("=", 1)[0].strip("'"), 99))
+    perf_order = _PERF_ORDER
 
 
 class _Parser(Parser):
@@ -194,9 +191,7 @@ def _parser() -> _Parser:
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more long output: -v error messages and undefined steps, "
                         "-vv scenarios, -vvv runner command and output")
-    p.add_argument("-V", "--version", action="version",
-                   version=f"{PROG} v{__version__} (escalator-handlers, "
-                           f"nagiosplugin {nagiosplugin.__version__})")
+    add_version(p, PROG, __version__)
     return p
 
 

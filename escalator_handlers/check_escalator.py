@@ -29,7 +29,7 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence
 import nagiosplugin
 
 from . import __version__
-from .pluginkit import Parser, StatusLineOutput, parse_range
+from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
 from .timeline import format_record
@@ -43,13 +43,10 @@ PROG = "check_escalator"
 DEFAULT_TIMEOUT = 10
 
 
-class EscalatorCheck(nagiosplugin.Check):
-    """A Check that keeps perfdata in PERF_ORDER instead of sorting it by name."""
+class EscalatorCheck(OrderedPerfCheck):
+    """Perfdata in PERF_ORDER."""
 
-    def __call__(self) -> None:
-        super().__call__()
-        rank = {label: i for i, label in enumerate(PERF_ORDER)}
-        self.perfdata.sort(key=lambda p: rank.get(p.split("=", 1)[0].strip("'"), 99))
+    perf_order = PERF_ORDER
 
 
 class HealthSummary(nagiosplugin.Summary):
@@ -180,9 +177,7 @@ def _parser() -> _Parser:
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="long output: -v failing checks, holds, next action, last run; "
                         "-vv recent runs and verdicts; -vvv file locations")
-    p.add_argument("-V", "--version", action="version",
-                   version=f"{PROG} v{__version__} (escalator-handlers, "
-                           f"nagiosplugin {nagiosplugin.__version__})")
+    add_version(p, PROG, __version__)
     return p
 
 

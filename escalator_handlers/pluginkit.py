@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn, Optional
+from typing import NoReturn, Optional, Sequence
 
 import nagiosplugin
 from nagiosplugin.output import Output
@@ -31,6 +31,28 @@ class StatusLineOutput(Output):
         if perfdata:
             self.status += " " + perfdata
         self.add_longoutput(check.verbose_str)
+
+
+class OrderedPerfCheck(nagiosplugin.Check):
+    """A Check that keeps perfdata in ``perf_order`` instead of sorting it by name.
+
+    Subclasses set ``perf_order``: the order their documentation (and
+    graphing setups built on it) promise.  Unknown labels go last.
+    """
+
+    perf_order: Sequence[str] = ()
+
+    def __call__(self) -> None:
+        super().__call__()
+        rank = {label: i for i, label in enumerate(self.perf_order)}
+        self.perfdata.sort(key=lambda p: rank.get(p.split("=", 1)[0].strip("'"), 99))
+
+
+def add_version(parser: argparse.ArgumentParser, prog: str, version: str) -> None:
+    """``-V``/``--version`` as the guidelines want: the plugin, its package, nagiosplugin."""
+    parser.add_argument("-V", "--version", action="version",
+                        version=f"{prog} v{version} (escalator-handlers, "
+                                f"nagiosplugin {nagiosplugin.__version__})")
 
 
 def unknown(name: str, reason: str, *details: str) -> NoReturn:
