@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Optional, Tuple
 
 from .errors import EscalatorError
+from .spool import write_at_end
 
 
 def dumps(record: Mapping) -> str:
@@ -39,13 +40,8 @@ def append(path: str, records: Iterable[Mapping]) -> int:
         raise EscalatorError(f"cannot open journal {path}: {exc.strerror}") from None
     try:
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
-        view = memoryview(data)
         try:
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            written = write_at_end(fd, size, data)
             os.fsync(fd)
         except OSError as exc:
             # Never leave half a record behind: cut back to where we started.
@@ -54,7 +50,7 @@ def append(path: str, records: Iterable[Mapping]) -> int:
             except OSError:
                 pass
             raise EscalatorError(f"cannot write journal {path}: {exc.strerror}") from None
-        return size + len(data)
+        return size + written
     finally:
         os.close(fd)
 

@@ -216,17 +216,8 @@ def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) 
     fd, st = _open_live(spool_dir, dfd, dir_st)
     try:
         size = st.st_size
-        # A writer killed mid-write can leave a line without its newline;
-        # start ours on a fresh line so only that torn one is lost.
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line
-        view = memoryview(line)
         try:
-            while view:
-                n = os.write(fd, view)
-                if n <= 0:
-                    raise OSError(errno.EIO, os.strerror(errno.EIO))
-                view = view[n:]
+            write_at_end(fd, size, line)
         except OSError as exc:
             _cut_back(fd, size, full, exc)
         fcntl.flock(fd, fcntl.LOCK_UN)  # release before fsync: others need not wait for the disk
@@ -238,6 +229,25 @@ def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) 
             _fail(f"cannot write {full}: fsync failed: {exc.strerror}")
     finally:
         os.close(fd)
+
+
+def write_at_end(fd: int, size: int, data: bytes) -> int:
+    """Write ``data`` (whole lines) at the end of the O_APPEND file ``fd``, ``size`` bytes long.
+
+    A writer killed mid-write can leave a line without its newline; ``data``
+    then starts on a fresh line, so only that torn one is lost.  Raises
+    OSError when not all of it got written: the caller cuts the file back to
+    ``size``.  Returns the bytes written.  Shared by the spool and the journal.
+    """
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        data = b"\n" + data
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        view = view[n:]
+    return len(data)
 
 
 def _cut_back(fd: int, size: int, full: str, exc: OSError) -> NoReturn:
@@ -318,7 +328,7 @@ _READER_API = frozenset(
 
 __all__ = [
     "EVENTS", "WAKEUP", "LOCK", "PID", "TAKEN_PREFIX", "TAKEN_SUFFIX", "new_id", "encode",
-    "check_spool_dir", "append", "wake", "collector_running", *sorted(_READER_API),
+    "check_spool_dir", "append", "wake", "collector_running", "write_at_end", *sorted(_READER_API),
 ]
 
 
