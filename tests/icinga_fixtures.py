@@ -24,12 +24,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Iterator, List, Optional
 
 import pytest
 
 import nagios_fixtures
-from nagios_fixtures import CHECK_SCRIPT, HOST, SERVICE, read_events, stop_process, wait_for
+from daemon_fixtures import RunningDaemon
+from nagios_fixtures import CHECK_SCRIPT, HOST, SERVICE
 
 ICINGA = "/usr/sbin/icinga2"
 PLUGINS = "/usr/lib/nagios/plugins"
@@ -103,7 +104,7 @@ def make_certs(certs: Path) -> Path:
 
 
 @dataclass
-class IcingaDaemon:
+class IcingaDaemon(RunningDaemon):
     root: Path
     conf: Path
     spool: Path
@@ -118,27 +119,6 @@ class IcingaDaemon:
     def log(self) -> Path:
         return self.root / "d" / "log" / "icinga2.log"
 
-    @property
-    def events_file(self) -> Path:
-        return self.spool / "events.jsonl"
-
-    def flip(self, state: str, output: Optional[str] = None, host: bool = False) -> None:
-        path = self.root / ("host.state" if host else "service.state")
-        if output is not None:
-            Path(str(path) + ".output").write_text(output)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(state + "\n")
-        os.replace(tmp, path)
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def events(self) -> List[dict]:
-        return read_events(self.events_file)
-
     def problem_events(self) -> List[dict]:
         """The service's events from its first problem on (skips the start-up OK events)."""
         events = [e for e in self.events() if e.get("service") == self.service]
@@ -146,13 +126,6 @@ class IcingaDaemon:
             if e.get("state") != "OK":
                 return events[i:]
         return []
-
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-        return wait_for(predicate, timeout, what or getattr(predicate, "__name__", "condition"),
-                        lambda: self.log_text()[-3000:], self.proc)
-
-    def stop(self) -> None:
-        stop_process(self.proc)
 
 
 def main_conf(root: Path, spool: Path, config: Optional[Path], api_port: Optional[int] = None,

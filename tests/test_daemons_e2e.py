@@ -34,7 +34,7 @@ from icinga_fixtures import (
 )
 from nagios_fixtures import (  # noqa: F401
     CONF_DIR, FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, REPO, SERVICE, base_objects, main_config,
-    nagios, nagios_available, service_alerts, short_tmpdir, start_nagios, verify, wait_for,
+    nagios, nagios_available, service_alerts, short_tmpdir, start_nagios, verify,
 )
 
 pytestmark = pytest.mark.slow
