@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from spool_fixtures import wait_for  # noqa: F401 (the fault tests import it from here)
+
 BIN = Path(sys.executable).parent
 ESCALATOR = str(BIN / "escalator")
 HANDLER = str(BIN / "escalator-handler")
@@ -104,18 +106,6 @@ def assert_no_control_chars(text: bytes, what: str) -> None:
 
 
 # --- processes ----------------------------------------------------------------
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, what: str = ""):
-    """Poll until predicate() is truthy; return its value or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
-
 
 def reap(proc: "subprocess.Popen", grace: float = 5.0) -> None:
     """End a process we started: SIGTERM, then SIGKILL after ``grace``."""

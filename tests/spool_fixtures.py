@@ -41,7 +41,7 @@ def spool_records(spool_dir) -> List[dict]:
     return out
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.005):
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.005, what: str = ""):
     """Poll until predicate() is truthy; return its value or fail after timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -49,7 +49,7 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.005):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
 
 
