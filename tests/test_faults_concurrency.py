@@ -149,7 +149,8 @@ checks:
 """
 
 
-def test_a_stale_lock_left_by_a_killed_collector_does_not_block_the_next(tmp_path):
+def killed_daemon(tmp_path):
+    """A collector daemon that held the lock and was SIGKILLed: (marker, spool, config)."""
     marker = tmp_path / "marker"
     sp = tmp_path / "spool"
     conf = write_config(tmp_path, STALE_CONFIG.format(marker=marker))
@@ -157,6 +158,11 @@ def test_a_stale_lock_left_by_a_killed_collector_does_not_block_the_next(tmp_pat
         wait_for(lambda: lock_holder(sp), 15)
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(10)
+    return marker, sp, conf
+
+
+def test_a_stale_lock_left_by_a_killed_collector_does_not_block_the_next(tmp_path):
+    marker, sp, conf = killed_daemon(tmp_path)
     assert (sp / "collector.lock").exists() and (sp / "collector.pid").exists()
     assert lock_holder(sp) is None
     status = escalator("status", "--config", str(conf))
@@ -174,13 +180,7 @@ def test_a_stale_lock_left_by_a_killed_collector_does_not_block_the_next(tmp_pat
 
 
 def test_a_killed_daemon_s_successor_picks_up_events_written_meanwhile(tmp_path):
-    marker = tmp_path / "marker"
-    sp = tmp_path / "spool"
-    conf = write_config(tmp_path, STALE_CONFIG.format(marker=marker))
-    with Daemon(conf) as d:
-        wait_for(lambda: lock_holder(sp), 15)
-        d.proc.send_signal(signal.SIGKILL)
-        d.proc.wait(10)
+    marker, sp, conf = killed_daemon(tmp_path)
     for h in ("a1", "a2", "a3"):
         spool.append(str(sp), {"time": time.time(), "host": h, "service": "HTTP", "state": "CRITICAL"})
     with Daemon(conf) as d2:
