@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -327,17 +327,26 @@ def nagios(tmp_path: Path) -> Iterator[NagiosDaemon]:
         yield daemon
 
 
-def checked(status_file: Path, host: str, service: str) -> bool:
-    """Whether status.dat says the service has had a check (independent of our parser)."""
+def service_status(status_file: Path, host: str, service: str) -> Optional[Dict[str, str]]:
+    """status.dat's fields for a service once it has had a check, else None.
+
+    Parsed here, independent of escalator's own status.dat parser.
+    """
     try:
         text = status_file.read_text(errors="replace")
     except FileNotFoundError:
-        return False
+        return None
     for block in re.findall(r"servicestatus \{(.*?)\}", text, re.S):
-        if (f"\thost_name={host}\n" in block and f"\tservice_description={service}\n" in block
-                and "\thas_been_checked=1\n" in block):
-            return True
-    return False
+        fields = dict(line.strip().split("=", 1) for line in block.strip().splitlines() if "=" in line)
+        if fields.get("host_name") == host and fields.get("service_description") == service \
+                and fields.get("has_been_checked") == "1":
+            return fields
+    return None
+
+
+def checked(status_file: Path, host: str, service: str) -> bool:
+    """Whether status.dat says the service has had a check."""
+    return service_status(status_file, host, service) is not None
 
 
 def service_alerts(log_text: str, host: str = HOST, service: str = SERVICE) -> List[str]:

@@ -553,7 +553,7 @@ def test_report_parser_ignores_behave_background_elements_and_seconds_stay_secon
 @pytest.mark.slow
 def test_nagios_runs_the_shipped_command_definition(tmp_path):
     """A real Nagios 4 runs check_cucumber through nagios-conf/plugins.cfg."""
-    from nagios_fixtures import start_nagios
+    from nagios_fixtures import service_status, start_nagios
 
     text = (REPO / "nagios-conf" / "plugins.cfg").read_text()
     shipped = "$USER1$/check_cucumber -t 50 '$ARG1$' $ARG2$"
@@ -571,19 +571,8 @@ define service {{
 }}
 """
     with start_nagios(tmp_path, extra_objects=objects) as nagios:
-        def smoke_status() -> dict | None:
-            try:
-                text = nagios.status_file.read_text(errors="replace")
-            except FileNotFoundError:
-                return None
-            for block in re.findall(r"servicestatus \{(.*?)\}", text, re.S):
-                fields = dict(line.strip().split("=", 1) for line in block.strip().splitlines()
-                              if "=" in line)
-                if fields.get("service_description") == "Smoke test" and \
-                        fields.get("has_been_checked") == "1":
-                    return fields
-            return None
-        status = nagios.wait_for(smoke_status, timeout=15, what="the smoke test's first check")
+        status = nagios.wait_for(lambda: service_status(nagios.status_file, "web01", "Smoke test"),
+                                 timeout=15, what="the smoke test's first check")
     assert status["current_state"] == "1"
     assert status["plugin_output"] == "CUCUMBER WARNING - Critical: 1, Warning: 0, 3 okay"
     assert status["long_plugin_output"] == \

@@ -529,7 +529,7 @@ def test_plugins_script_runs_like_the_console_script(tmp_path):
 @pytest.mark.slow
 def test_nagios_runs_the_shipped_command_definition(tmp_path):
     """A real Nagios 4 runs check_escalator through nagios-conf/plugins.cfg."""
-    from nagios_fixtures import start_nagios
+    from nagios_fixtures import service_status, start_nagios
 
     cfg = make_config(tmp_path)
     operator(cfg, "pause", reason="night | freeze")
@@ -547,19 +547,8 @@ define service {{
 }}
 """
     with start_nagios(tmp_path / "nagios", extra_objects=objects) as nagios:
-        def escalator_status() -> dict | None:
-            try:
-                text = nagios.status_file.read_text(errors="replace")
-            except FileNotFoundError:
-                return None
-            for block in re.findall(r"servicestatus \{(.*?)\}", text, re.S):
-                fields = dict(line.strip().split("=", 1) for line in block.strip().splitlines()
-                              if "=" in line)
-                if fields.get("service_description") == "escalator health" and \
-                        fields.get("has_been_checked") == "1":
-                    return fields
-            return None
-        status = nagios.wait_for(escalator_status, timeout=15, what="the escalator check's first run")
+        status = nagios.wait_for(lambda: service_status(nagios.status_file, "web01", "escalator health"),
+                                 timeout=15, what="the escalator check's first run")
     assert status["current_state"] == "1"
     assert status["plugin_output"] == \
         "ESCALATOR WARNING - paused: night \\x7c freeze, idle, 0 pending, no runs yet"
