@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import time
@@ -69,13 +68,52 @@ def new_id() -> str:
     return f"{time.time_ns():x}-{os.getpid():x}-{os.urandom(4).hex()}"
 
 
-#: One encoder for every line (json.dumps with options builds a new one per call).
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+try:
+    # The C string encoder json itself uses.  ``import json`` would load
+    # json.decoder -> re -> enum, half the handler's own start-up cost.
+    from _json import encode_basestring_ascii as _json_str
+except ImportError:  # not CPython: json's pure-Python one
+    from json.encoder import py_encode_basestring_ascii as _json_str
+
+_INF = float("inf")
+
+
+def _json_general(record: dict) -> str:
+    """Any record, as json.dumps would write it; for what ``encode`` has no fast path for."""
+    import json
+
+    return json.dumps(record, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
 def encode(record: dict) -> bytes:
-    """One record as its spool line: ASCII JSON ending in a newline."""
-    return (_ENCODER.encode(record) + "\n").encode("ascii")
+    """One record as its spool line: ASCII JSON ending in a newline.
+
+    Byte for byte what ``json.dumps(record, ensure_ascii=True,
+    separators=(",", ":"), allow_nan=False)`` writes (``tests/test_spool.py``
+    checks it): event records are flat (strings, numbers, null), so they are
+    written here and anything else goes to the json module.
+    """
+    parts = []
+    for k, v in record.items():
+        t = type(v)
+        if t is str:
+            s = _json_str(v)
+        elif v is None:
+            s = "null"
+        elif t is int:
+            s = int.__repr__(v)
+        elif t is float:
+            if v != v or v == _INF or v == -_INF:
+                raise ValueError(f"Out of range float values are not JSON compliant: {v!r}")
+            s = float.__repr__(v)
+        elif t is bool:
+            s = "true" if v else "false"
+        else:
+            return (_json_general(record) + "\n").encode("ascii")
+        if type(k) is not str:
+            return (_json_general(record) + "\n").encode("ascii")
+        parts.append(f"{_json_str(k)}:{s}")
+    return ("{" + ",".join(parts) + "}\n").encode("ascii")
 
 
 def _open_dir(path: str, create: bool, mode: int) -> int:

@@ -17,6 +17,8 @@ import textwrap
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from escalator_handlers import spool, spool_reader
 from escalator_handlers.errors import SpoolError
@@ -398,3 +400,24 @@ def test_records_are_plain_json_lines_readable_without_escalator(tmp_path):
     rid = spool.append(str(sp), event(7))
     with open(sp / "events.jsonl", encoding="ascii") as f:
         assert [json.loads(line) for line in f] == [{**event(7), "id": rid}]
+
+
+_JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
+                         st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=10),
+       st.dictionaries(st.text(max_size=3), st.lists(st.integers(), max_size=2), max_size=2))
+def test_encode_writes_what_json_dumps_writes_without_importing_json(flat, nested):
+    # The handler writes lines without the json module (it costs re and enum at
+    # start-up); its lines must stay byte for byte what json.dumps writes.
+    for rec in (flat, {**flat, **nested}):
+        want = json.dumps(rec, ensure_ascii=True, separators=(",", ":"), allow_nan=False) + "\n"
+        assert spool.encode(rec) == want.encode("ascii")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_encode_refuses_what_json_refuses(bad):
+    with pytest.raises(ValueError):
+        spool.encode({"time": bad})
