@@ -185,6 +185,9 @@ class CommandFile:
                          object_name(service, "service"), 0, 0, 0, self.author, text)
 
     def passive_result(self, host: str, service: Optional[str], code: int, output: str) -> None:
+        # Nagios splits a check result's output at the first '|': what follows
+        # would be read as performance data, so none of ours may contain one.
+        output = str(output).replace("|", "/")
         if service is None:
             self.command("PROCESS_HOST_CHECK_RESULT", object_name(host, "host"), int(code), output)
         else:

@@ -3,7 +3,11 @@
 Turns ``SERVICE ALERT``, ``HOST ALERT``, ``CURRENT SERVICE STATE``,
 ``CURRENT HOST STATE`` (and the ``INITIAL`` ones Nagios logs at start-up with
 ``log_initial_states=1``, same format) and downtime alerts into observations
-for the state fold.  Other well-formed lines (notifications, event handler runs, external
+for the state fold.
+
+Downtime is derived from ``HOST/SERVICE DOWNTIME ALERT`` lines the way each
+daemon writes them (see :class:`Downtimes`); one :class:`Downtimes` passed to
+every file of a history carries it across rotated archives.  Other well-formed lines (notifications, event handler runs, external
 commands, start-up messages) are ignored; lines that are not Nagios log lines
 at all, or alerts with missing fields, are counted as unparsed with their line
 numbers.  Built for speed: it parses a million lines in about 1.3 s (see
@@ -39,6 +43,42 @@ class ParseStats:
             self.unparsed_lines.append(lineno)
 
 
+#: The words a downtime alert carries, and the message Icinga 2 writes with
+#: STARTED (Nagios, Icinga 1 and Naemon write "Host/Service has entered ...").
+DOWNTIME_WORDS = frozenset(("STARTED", "STOPPED", "CANCELLED"))
+_ICINGA2_STARTED = "Checkable has entered"
+
+
+class Downtimes:
+    """Scheduled-downtime depth per object, as far as a log can tell.
+
+    Nagios (4.x, and 3.x, Icinga 1 and Naemon which share its
+    ``common/downtime.c``) logs ``STARTED`` only when an object's depth goes
+    from 0 to 1 -- and again after every restart for each downtime still in
+    effect -- and ``STOPPED``/``CANCELLED`` only when it returns to 0: an
+    on/off signal.  Icinga 2's compat logger writes one ``STARTED`` per
+    triggered downtime ("Checkable has entered ...") and one
+    ``STOPPED``/``CANCELLED`` per removed downtime, overlapping ones
+    included: a count.  So a Nagios STARTED means "on" (depth 1), an Icinga 2
+    STARTED adds one, and STOPPED/CANCELLED take one off (from a Nagios depth
+    of 1 that is "off").  Icinga 2 also writes STOPPED or CANCELLED for a
+    downtime that never started; the log cannot tell those apart, so such a
+    line ends one of the overlapping downtimes early (README: replay).
+    """
+
+    __slots__ = ("service", "host")
+
+    def __init__(self) -> None:
+        self.service: Dict[Tuple[str, str], int] = {}
+        self.host: Dict[str, int] = {}
+
+    @staticmethod
+    def next_depth(depth: int, word: str, message: str) -> int:
+        if word == "STARTED":
+            return depth + 1 if message.lstrip().startswith(_ICINGA2_STARTED) else 1
+        return depth - 1 if depth > 0 else 0
+
+
 #: The kinds of line turned into observations, each with a small code.
 _KINDS = {
     "SERVICE ALERT": 1, "CURRENT SERVICE STATE": 1, "INITIAL SERVICE STATE": 1,
@@ -47,11 +87,18 @@ _KINDS = {
 }
 
 
-def parse(f: TextIO, stats: Optional[ParseStats] = None) -> Iterator[Observation]:
-    """Yield observations from an open nagios.log, in file order."""
+def parse(f: TextIO, stats: Optional[ParseStats] = None,
+          downtimes: Optional[Downtimes] = None) -> Iterator[Observation]:
+    """Yield observations from an open nagios.log, in file order.
+
+    A downtime alert becomes an observation without a state whose output is
+    the alert's word (STARTED, STOPPED, CANCELLED) and whose downtime is the
+    depth after it; alerts carry their object's current depth.  Pass the same
+    ``downtimes`` to every file of one history, in time order.
+    """
     st = stats if stats is not None else ParseStats()
-    svc_dt: Dict[Tuple[str, str], int] = {}
-    host_dt: Dict[str, int] = {}
+    dts = downtimes if downtimes is not None else Downtimes()
+    svc_dt, host_dt, next_depth, words = dts.service, dts.host, Downtimes.next_depth, DOWNTIME_WORDS
     kinds, svc_states, host_states, types = _KINDS, _SVC_STATES, _HOST_STATES, _TYPES
     lineno = 0
     used = ignored = 0
@@ -91,19 +138,19 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None) -> Iterator[Observation
                    p[4] if len(p) > 4 else "")
         elif code == 3:
             p = line[colon + 2:].split(";", 3)
-            if len(p) < 3:
+            if len(p) < 3 or p[2] not in words:
                 st.bad(lineno)
                 continue
             key = (p[0], p[1])
-            d = svc_dt[key] = max(0, svc_dt.get(key, 0) + (1 if p[2] == "STARTED" else -1))
-            yield (t, p[0], p[1], None, "HARD", 1, d, "")
+            d = svc_dt[key] = next_depth(svc_dt.get(key, 0), p[2], p[3] if len(p) > 3 else "")
+            yield (t, p[0], p[1], None, "HARD", 1, d, p[2])
         else:
             p = line[colon + 2:].split(";", 2)
-            if len(p) < 2:
+            if len(p) < 2 or p[1] not in words:
                 st.bad(lineno)
                 continue
-            d = host_dt[p[0]] = max(0, host_dt.get(p[0], 0) + (1 if p[1] == "STARTED" else -1))
-            yield (t, p[0], None, None, "HARD", 1, d, "")
+            d = host_dt[p[0]] = next_depth(host_dt.get(p[0], 0), p[1], p[2] if len(p) > 2 else "")
+            yield (t, p[0], None, None, "HARD", 1, d, p[1])
         used += 1
     st.lines += lineno
     st.used += used

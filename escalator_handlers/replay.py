@@ -67,10 +67,10 @@ def detect(path: str) -> str:
     return "jsonl"  # empty file: nothing to replay, not an error
 
 
-def _nagios_items(path: str, stats: SourceStats) -> Iterator[Item]:
+def _nagios_items(path: str, stats: SourceStats, downtimes: nagioslog.Downtimes) -> Iterator[Item]:
     ps = nagioslog.ParseStats()
     with open(path, encoding="utf-8", errors="replace") as f:
-        yield from nagioslog.parse(f, ps)  # observation tuples already, time first
+        yield from nagioslog.parse(f, ps, downtimes)  # observation tuples already, time first
     stats.lines += ps.lines
     stats.events += ps.used
     stats.ignored += ps.ignored
@@ -119,14 +119,75 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
 _time = itemgetter(0)
 
 
+def _first_time(path: str) -> float:
+    """The timestamp of a nagios.log's first log line (inf when it has none)."""
+    with open(path, "rb") as f:
+        for raw in f:
+            end = raw.find(b"]")
+            if raw[:1] == b"[" and end > 1:
+                try:
+                    return float(raw[1:end])
+                except ValueError:
+                    pass
+    return float("inf")
+
+
+def _nagios_history(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
+    """Several nagios.log files as one history, in time order whatever order they came in.
+
+    Files are taken in the order of their first timestamps and share one
+    :class:`nagioslog.Downtimes`, so a downtime that STARTED in one archive and
+    STOPPED in the next is one downtime.  A file is opened only when the
+    history reaches its first timestamp: consecutive archives are read one
+    after the other, exactly like their concatenation; files that overlap in
+    time (two pollers' logs) are merged by time.
+    """
+    downtimes = nagioslog.Downtimes()
+    pending = sorted(((_first_time(p), i, p) for i, p in enumerate(paths)), reverse=True)
+    active: List[Tuple[float, int, Item, Iterator[Item]]] = []
+    while active or pending:
+        if pending and (not active or pending[-1][0] < active[0][0]):
+            _, i, path = pending.pop()
+            stream = _nagios_items(path, stats, downtimes)
+            first = next(stream, None)
+            if first is not None:
+                heapq.heappush(active, (first[0], i, first, stream))
+            continue
+        t, i, item, stream = active[0]
+        limit = pending[-1][0] if pending else None
+        yield item
+        if len(active) == 1:
+            # The common case, one archive at a time: no heap work per line.
+            for item in stream:
+                if limit is not None and item[0] > limit:
+                    active[0] = (item[0], i, item, stream)
+                    break
+                yield item
+            else:
+                active.pop()
+            continue
+        nxt = next(stream, None)
+        if nxt is None:
+            heapq.heappop(active)
+        else:
+            heapq.heapreplace(active, (nxt[0], i, nxt, stream))
+
+
 def sources(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
-    """All inputs merged into one time-ordered stream (at equal times: in the order given)."""
+    """All inputs merged into one time-ordered stream (at equal times: in the order given).
+
+    All nagios.log files form one history (:func:`_nagios_history`); JSON-lines
+    files and spools carry the handler's own downtime depth.
+    """
     streams: List[Iterator[Item]] = []
+    logs: List[str] = []
     for path in paths:
         kind = detect(path)
         stats.files.append(f"{path} ({kind})")
         if kind == "nagios":
-            streams.append(_nagios_items(path, stats))
+            if not logs:
+                streams.append(_nagios_history(logs, stats))  # reads ``logs`` once all are known
+            logs.append(path)
         elif kind == "spool":
             names = sorted(n for n in os.listdir(path)
                            if n == "events.jsonl" or (n.startswith("taken-") and n.endswith(".jsonl")))

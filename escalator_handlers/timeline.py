@@ -32,14 +32,25 @@ def _check(rec: Mapping[str, Any]) -> str:
     return safe(rec.get("host")) + (f"/{safe(svc)}" if svc else "")
 
 
+def _downtime_change(rec: Mapping[str, Any]) -> str:
+    """What a downtime-only event did: the log's word and the depth it left."""
+    depth = rec.get("downtime") or 0
+    word = rec.get("output")
+    if word == "STARTED":
+        return "downtime started" + (f" (now {depth})" if depth > 1 else "")
+    if word in ("STOPPED", "CANCELLED"):
+        what = f"downtime {word.lower()}"
+        return what + (f" (still {depth})" if depth else ": out of scheduled downtime")
+    return "in scheduled downtime" if depth else "out of scheduled downtime"
+
+
 def format_record(rec: Mapping[str, Any]) -> str:
     kind = rec.get("kind", "event")
     t = when(rec.get("time"))
     if kind == "event":
         dt = " (in downtime)" if rec.get("downtime") else ""
         if not rec.get("state"):
-            what = "entered scheduled downtime" if rec.get("downtime") else "left scheduled downtime"
-            return f"{t}  event    {_check(rec)} {what}"
+            return f"{t}  event    {_check(rec)} {_downtime_change(rec)}"
         state = rec["state"]
         return (f"{t}  event    {_check(rec)} {safe(state)} {safe(rec.get('state_type', ''))} "
                 f"{safe(rec.get('attempt', ''))}{dt}: {safe(rec.get('output', ''), 80)}")

@@ -28,7 +28,7 @@ from escalator_handlers.nagios_status import (
     parse_blocks, parse_comments, parse_status, status_events, still_failing,
 )
 from icinga_fixtures import make_certs
-from nagios_fixtures import FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, SERVICE, nagios  # noqa: F401
+from nagios_fixtures import FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, SERVICE, nagios, service_status  # noqa: F401
 
 NOW = 1795534105
 
@@ -73,6 +73,20 @@ def test_command_file_writes_each_command_as_one_line(fifo):
         f"[{NOW}] PROCESS_HOST_CHECK_RESULT;db01;1;down\n",
         f"[{NOW}] SCHEDULE_SVC_DOWNTIME;web01;HTTP;{NOW};{NOW + 300};1;0;300;escalator;maintenance\n",
         f"[{NOW}] SCHEDULE_HOST_DOWNTIME;web01;{NOW};{NOW + 60};0;0;30;escalator;maintenance\n",
+    ]
+
+
+def test_passive_result_output_cannot_start_perfdata(fifo):
+    # Nagios reads everything after the first '|' of a check result as perfdata.
+    path, reader = fifo
+    cf = CommandFile(str(path), clock=lambda: NOW)
+    cf.passive_result("monitor", "escalator", 2, "ESCALATOR CRITICAL - step said a|b | x=1")
+    cf.passive_result("db01", None, 1, "down | rta=1")
+    cf.add_comment("web01", "HTTP", "a comment keeps its | (not a check result)")
+    assert drain(reader) == [
+        f"[{NOW}] PROCESS_SERVICE_CHECK_RESULT;monitor;escalator;2;ESCALATOR CRITICAL - step said a/b / x=1\n",
+        f"[{NOW}] PROCESS_HOST_CHECK_RESULT;db01;1;down / rta=1\n",
+        f"[{NOW}] ADD_SVC_COMMENT;web01;HTTP;0;escalator;a comment keeps its | (not a check result)\n",
     ]
 
 
@@ -315,6 +329,19 @@ def test_status_dat_written_by_real_nagios_parses(nagios):  # noqa: F811
     assert still_failing(str(nagios.status_file), [(HOST, SERVICE), (HOST, None)]) == [(HOST, SERVICE)]
     comments = [(c.host, c.service, c.author, c.text) for c in parse_comments(str(nagios.status_file))]
     assert (HOST, SERVICE, "escalator", "escalator: running levels vm") in comments
+
+
+def test_passive_result_with_a_pipe_reaches_real_nagios_whole(nagios):  # noqa: F811
+    CommandFile(str(nagios.command_file)).passive_result(
+        FEEDBACK_HOST, FEEDBACK_SERVICE, 1, "ESCALATOR WARNING - output said a | b=1")
+
+    def reported():
+        svc = service_status(nagios.status_file, FEEDBACK_HOST, FEEDBACK_SERVICE)
+        return svc if svc and svc.get("has_been_checked") == "1" else None
+
+    svc = nagios.wait_for(reported, what="the passive result in status.dat")
+    assert (svc["current_state"], svc["plugin_output"]) == ("1", "ESCALATOR WARNING - output said a / b=1")
+    assert svc["performance_data"] == ""  # none of it became perfdata
 
 
 # --- Icinga 2 API client --------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from escalator_handlers.nagioslog import ParseStats, parse
+from escalator_handlers.nagioslog import Downtimes, ParseStats, parse
 
 
 def run(text: str):
@@ -58,24 +58,64 @@ def test_service_names_with_spaces_and_colons_parse():
     assert obs[0][1:4] == ("web02", "Disk /var: usage", "CRITICAL")
 
 
-def test_service_downtime_depth_follows_started_stopped_cancelled():
-    obs, st = run(
-        "[10] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; Service has entered a period of scheduled downtime\n"
-        "[11] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused\n"
-        "[12] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; a second, overlapping downtime (Icinga 2)\n"
-        "[13] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; Service has exited from a period of scheduled downtime\n"
+NAGIOS_STARTED = "Service has entered a period of scheduled downtime"
+NAGIOS_STOPPED = "Service has exited from a period of scheduled downtime"
+ICINGA2_STARTED = "Checkable has entered a period of scheduled downtime."
+ICINGA2_STOPPED = "Checkable has exited from a period of scheduled downtime."
+CANCELLED = "Scheduled downtime for service has been cancelled."
+
+
+def test_nagios_downtime_is_on_or_off_whatever_the_number_of_started_lines():
+    # Nagios logs STARTED at depth 0 -> 1 and again after every restart for each
+    # downtime still in effect; STOPPED/CANCELLED only when the depth is back to 0.
+    lines = ["[10] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; " + NAGIOS_STARTED + "\n"]
+    for i in range(11):   # eleven restarts during the downtime
+        lines += [f"[{20 + 2 * i}] Nagios 4.1.1 starting... (PID={100 + i})\n",
+                  f"[{20 + 2 * i}] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; {NAGIOS_STARTED}\n"]
+    lines += ["[50] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused\n",
+              f"[60] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; {NAGIOS_STOPPED}\n",
+              "[61] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;still refused\n",
+              f"[70] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; {NAGIOS_STARTED}\n",
+              f"[71] SERVICE DOWNTIME ALERT: db01;PostgreSQL;CANCELLED; {CANCELLED}\n",
+              "\n",   # Nagios 4 writes CANCELLED with its own trailing newline: a blank line follows
+              "[72] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused again\n",
+              f"[80] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; {NAGIOS_STOPPED} (log began mid-downtime)\n"]
+    obs, st = run("".join(lines))
+    depth = [(o[0], o[3], o[6], o[7]) for o in obs]
+    assert {d[2] for d in depth[:12]} == {1}                     # 12 STARTED lines: still on, depth 1
+    assert depth[12:] == [
+        (50, "CRITICAL", 1, "refused"), (60, None, 0, "STOPPED"), (61, "CRITICAL", 0, "still refused"),
+        (70, None, 1, "STARTED"), (71, None, 0, "CANCELLED"), (72, "CRITICAL", 0, "refused again"),
+        (80, None, 0, "STOPPED")]
+    assert st.ignored == 12 and st.unparsed == 0                  # 11 start-up lines, 1 blank line
+
+
+def test_icinga2_compat_log_counts_overlapping_downtimes():
+    # Icinga 2 logs one STARTED per triggered downtime, one STOPPED/CANCELLED per removed one.
+    obs, _ = run(
+        f"[10] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; {ICINGA2_STARTED}\n"
+        f"[11] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STARTED; {ICINGA2_STARTED}\n"
+        "[12] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused\n"
+        f"[13] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; {ICINGA2_STOPPED}\n"
         "[14] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;still refused\n"
-        "[15] SERVICE DOWNTIME ALERT: db01;PostgreSQL;CANCELLED; Scheduled downtime for service has been cancelled.\n"
-        "\n"   # Nagios 4 writes this message with its own trailing newline: a blank line follows
-        "[16] SERVICE ALERT: db01;PostgreSQL;CRITICAL;HARD;1;refused again\n"
-        "[17] SERVICE DOWNTIME ALERT: db01;PostgreSQL;STOPPED; one too many (log began mid-downtime)\n"
-        "[18] SERVICE ALERT: db01;PostgreSQL;OK;HARD;1;ok\n"
+        f"[15] HOST DOWNTIME ALERT: db01;STARTED; {ICINGA2_STARTED}\n"
+        f"[16] HOST DOWNTIME ALERT: db01;CANCELLED; {CANCELLED}\n"
+        f"[17] SERVICE DOWNTIME ALERT: db01;PostgreSQL;CANCELLED; {CANCELLED}\n"
+        f"[18] SERVICE DOWNTIME ALERT: db01;PostgreSQL;CANCELLED; {CANCELLED} (one that never started)\n"
     )
-    # Downtime-only observations carry no state; alerts carry the current depth.
-    assert [(o[0], o[3], o[6]) for o in obs] == [
-        (10, None, 1), (11, "CRITICAL", 1), (12, None, 2), (13, None, 1), (14, "CRITICAL", 1),
-        (15, None, 0), (16, "CRITICAL", 0), (17, None, 0), (18, "OK", 0)]
-    assert st.ignored == 1 and st.unparsed == 0
+    assert [(o[0], o[2], o[6], o[7]) for o in obs if o[3] is None] == [
+        (10, "PostgreSQL", 1, "STARTED"), (11, "PostgreSQL", 2, "STARTED"), (13, "PostgreSQL", 1, "STOPPED"),
+        (15, None, 1, "STARTED"), (16, None, 0, "CANCELLED"), (17, "PostgreSQL", 0, "CANCELLED"),
+        (18, "PostgreSQL", 0, "CANCELLED")]
+    assert [o[6] for o in obs if o[3] == "CRITICAL"] == [2, 1]
+
+
+def test_one_downtimes_object_carries_depth_from_file_to_file():
+    dts = Downtimes()
+    first = list(parse(io.StringIO(f"[1] SERVICE DOWNTIME ALERT: h;s;STARTED; {NAGIOS_STARTED}\n"), None, dts))
+    second = list(parse(io.StringIO("[2] LOG ROTATION: DAILY\n[2] SERVICE ALERT: h;s;CRITICAL;HARD;1;x\n"
+                                    f"[3] SERVICE DOWNTIME ALERT: h;s;STOPPED; {NAGIOS_STOPPED}\n"), None, dts))
+    assert [o[6] for o in first + second] == [1, 1, 0]
 
 
 def test_host_downtime_depth_is_the_hosts_and_not_its_services():
@@ -125,11 +165,12 @@ def test_malformed_alerts_and_foreign_lines_are_counted_with_their_line_numbers(
         "[9] SERVICE DOWNTIME ALERT: web01;HTTP\n"                            # 10
         "[10] HOST DOWNTIME ALERT: web01\n"                                   # 11
         "[11 HOST ALERT: web01;DOWN;HARD;1;no closing bracket\n"              # 12
-        "[12] SERVICE ALERT: web01;HTTP;OK;HARD;1;fine again\n"               # 13
+        "[12] HOST DOWNTIME ALERT: web01;BEGUN; not a word Nagios writes\n"   # 13
+        "[13] SERVICE ALERT: web01;HTTP;OK;HARD;1;fine again\n"               # 14
     )
-    assert [o[0] for o in obs] == [1.0, 12.0]
-    assert st.unparsed == 11 and st.unparsed_lines == list(range(2, 13))
-    assert st.lines == 13 and st.used == 2
+    assert [o[0] for o in obs] == [1.0, 13.0]
+    assert st.unparsed == 12 and st.unparsed_lines == list(range(2, 14))
+    assert st.lines == 14 and st.used == 2
 
 
 def test_unparsed_line_numbers_are_bounded_but_all_are_counted():
