@@ -50,6 +50,8 @@ class Collector:
         self.daemon = daemon
         self.clock = clock
         self.stopping = False
+        self.stop_signal: Optional[int] = None
+        self.acting = False               # a run or a notification is under way
         self.reload_requested = False
         self.cancel = threading.Event()
         self.failed_runs = 0
@@ -91,6 +93,8 @@ class Collector:
             for fd in (self._wake_fd, self._sig_r, self._sig_w):
                 if fd >= 0:
                     os.close(fd)
+        if self.stop_signal == signal.SIGINT:
+            return 130  # the shell convention for an interrupt (128 + 2), after the bookkeeping
         return 1 if self.failed_runs and not self.daemon else 0
 
     def _acquire(self) -> None:
@@ -157,7 +161,11 @@ class Collector:
             signal.set_wakeup_fd(self._old_wakeup)
 
     def _on_stop(self, signum: int, frame: object) -> None:
-        log.info("signal %d: stopping after the current step's bookkeeping", signum)
+        if self.acting:
+            log.info("signal %d: stopping after the current step's bookkeeping", signum)
+        else:
+            log.info("signal %d: stopping (idle, nothing under way)", signum)
+        self.stop_signal = signum
         self.stopping = True
         self.cancel.set()
 
@@ -236,8 +244,12 @@ class Collector:
 
         log.warning("notify: %s", safe(rec.get("summary"), 1000))  # host names are untrusted
         # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
-        with StepRunner(cancel=self.cancel) as runner:
-            notify_steps(self.config, rec, runner, self.emit, self.clock)
+        was, self.acting = self.acting, True
+        try:
+            with StepRunner(cancel=self.cancel) as runner:
+                notify_steps(self.config, rec, runner, self.emit, self.clock)
+        finally:
+            self.acting = was
 
     def _tell(self, method: str, *args: object) -> None:
         if self.config.nagios is None or not (self.config.nagios.command_file or self.config.nagios.icinga_api):
@@ -328,8 +340,12 @@ class Collector:
             return None
 
         self.runs += 1
-        with StepRunner(cancel=self.cancel) as runner:
-            rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt)
+        self.acting = True
+        try:
+            with StepRunner(cancel=self.cancel) as runner:
+                rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt)
+        finally:
+            self.acting = False
         if rec.get("outcome") == "failed":
             log.warning("run failed: %s", safe(rec.get("reason"), 1000))
             if not self.stopping:  # a run cut short by SIGTERM is no failure of the run
