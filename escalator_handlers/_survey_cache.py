@@ -46,12 +46,14 @@ class SurveyCache:
     ``make_asking`` is ``planner.Asking`` (this module cannot import the planner).
     """
 
-    __slots__ = ("config", "held_hosts", "make_asking", "entries", "asking", "unmapped", "held")
+    __slots__ = ("config", "held_hosts", "make_asking", "is_target", "entries", "asking", "unmapped", "held")
 
-    def __init__(self, config: Config, held_hosts: Dict[str, str], make_asking: Callable[..., Any]) -> None:
+    def __init__(self, config: Config, held_hosts: Dict[str, str], make_asking: Callable[..., Any],
+                 is_target: Callable[..., bool]) -> None:
         self.config = config
         self.held_hosts = held_hosts
         self.make_asking = make_asking
+        self.is_target = is_target
         self.entries: Dict[CheckKey, Tuple[SortedValues, tuple, Any]] = {}
         self.asking, self.unmapped, self.held = SortedValues(), SortedValues(), SortedValues()
 
@@ -78,7 +80,8 @@ class SurveyCache:
                         and old[2].state_type == cs.state_type:
                     value = old[2]  # unchanged: an Asking costs half a microsecond to make
                 else:
-                    value = self.make_asking(key, cs.state or "", cs.state_type, cs.level)
+                    value = self.make_asking(key, cs.state or "", cs.state_type, cs.level,
+                                             self.is_target(key, cs.state))
             where.add(skey, value)
             entries[key] = (where, skey, value)
         return True

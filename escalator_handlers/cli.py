@@ -220,6 +220,8 @@ def status(config: Optional[str], as_json: bool) -> int:
         click.echo(f"  {safe(f['check']):<40} {f['state']:<9} {f['state_type']:<5} -> {safe(f['level'])}{held}")
     for name in r["unmapped"][:20]:
         click.echo(f"  {safe(name):<40} unmapped (reported, ignored)")
+    for name in r["unreachable"][:50]:
+        click.echo(f"  {safe(name):<40} unreachable (a parent is down; no level asked, no target)")
     if r["last_runs"]:
         click.echo("last runs:")
         for rec in r["last_runs"][-5:]:

@@ -94,6 +94,9 @@ class CheckRule:
     service: Optional[str] = None
     states: Tuple[str, ...] = ()  # empty = any problem state
     line: Optional[int] = None
+    # False: the check asks for its level but its host is no target (e.g. an
+    # IaaS API check: its "host" is a service endpoint, not a machine to rebuild).
+    target: bool = True
 
     def matches(self, key: CheckKey, state: Optional[str]) -> bool:
         host, service = key
@@ -152,6 +155,9 @@ class Config:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     nagios: Optional[NagiosFeedback] = None
     spool_mode: int = 0o750
+    # UNREACHABLE means a parent is down: the parent is what is broken.  "ignore":
+    # such a host and its services neither ask for a level nor become targets.
+    unreachable: str = "ignore"
 
     @property
     def state_path(self) -> str:
@@ -170,9 +176,14 @@ class Config:
 
     def level_for(self, key: CheckKey, state: Optional[str]) -> Optional[int]:
         """Index of the level a check in ``state`` maps to (first matching rule), or None."""
+        rule = self.rule_for(key, state)
+        return rule.level if rule is not None else None
+
+    def rule_for(self, key: CheckKey, state: Optional[str]) -> Optional[CheckRule]:
+        """The first rule matching a check in ``state``, or None."""
         for rule in self.checks:
             if rule.matches(key, state):
-                return rule.level
+                return rule
         return None
 
 

@@ -29,9 +29,9 @@ __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration
 
 TOP_KEYS = ("spool", "journal", "state_file", "quiescence", "max_delay", "state_types",
             "act_in_downtime", "defaults", "levels", "checks", "notify", "limits", "nagios",
-            "spool_mode")
+            "spool_mode", "unreachable")
 LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps")
-RULE_KEYS = ("host", "service", "state", "level")
+RULE_KEYS = ("host", "service", "state", "level", "target")
 NAGIOS_KEYS = ("command_file", "icinga_api", "acknowledge", "service", "host", "status_file")
 ICINGA_KEYS = ("url", "user", "password_file", "ca_file")
 
@@ -159,6 +159,7 @@ def _build(r: Reader, data: Union[str, bytes]) -> Optional[Config]:
         "state_types": r.field(top, "state_types", _p_state_types, ("HARD",)),
         "act_in_downtime": r.field(top, "act_in_downtime", p_bool, False),
         "spool_mode": r.field(top, "spool_mode", _p_mode, 0o750),
+        "unreachable": r.field(top, "unreachable", _p_unreachable, "ignore"),
     }
     defaults = parse_defaults(r, top.value("defaults"))
     levels = _levels(r, top, quiescence, defaults)
@@ -272,6 +273,10 @@ def _levels(r: Reader, top: Entries, quiescence: float, d: StepDefaults) -> Opti
     return levels
 
 
+def _p_unreachable(r: Reader, node: Node, path: str) -> Any:
+    return r.choice(node, path, ("ignore", "fail"))
+
+
 def _p_on_exhausted(r: Reader, node: Node, path: str) -> Any:
     return r.choice(node, path, ("notify", "escalate"))
 
@@ -288,9 +293,10 @@ def _rules(r: Reader, nodes: Sequence[Node], levels: Optional[List[Level]]) -> L
         states = r.field(e, "state", lambda r_, n_, p_: _p_states(r_, n_, p_, service is None), ())
         level = r.field(e, "level", lambda r_, n_, p_: _p_level_ref(r_, n_, p_, levels), None,
                         required=True)
+        target = r.field(e, "target", p_bool, True)
         if level is not None:
             rules.append(CheckRule(level=level, host=host, service=service, states=states,
-                                   line=line_of(n)))
+                                   line=line_of(n), target=target))
     return rules
 
 

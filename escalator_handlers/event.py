@@ -35,10 +35,13 @@ def normalise_state(state: str, is_host: bool) -> str:
     valid = HOST_STATES if is_host else SERVICE_STATES
     if s in valid:
         return s
-    # Icinga 2 reports a host as UP/DOWN but some setups pass OK/CRITICAL for hosts.
-    if is_host and s in ("OK",):
+    # Some setups pass a host check's plugin result (OK/WARNING/...) instead of
+    # UP/DOWN.  Translate it as Nagios itself does (base/checks.c, without
+    # use_aggressive_host_checking): WARNING means the host is UP; CRITICAL and
+    # UNKNOWN mean DOWN.  The handler keeps the word it was given as ``reported_state``.
+    if is_host and s in ("OK", "WARNING"):
         return "UP"
-    if is_host and s in ("CRITICAL", "WARNING", "UNKNOWN"):
+    if is_host and s in ("CRITICAL", "UNKNOWN"):
         return "DOWN"
     kind = "host" if is_host else "service"
     raise ValueError(f"invalid {kind} state {state!r}: expected one of {', '.join(valid)}")
@@ -66,6 +69,7 @@ class Event:
     downtime: int = 0
     output: str = ""
     id: Optional[str] = None
+    reported_state: Optional[str] = None   # the word given, when translated (host WARNING -> UP)
 
     @property
     def key(self) -> CheckKey:
@@ -88,6 +92,8 @@ class Event:
         }
         if self.id is not None:
             d["id"] = self.id
+        if self.reported_state is not None:
+            d["reported_state"] = self.reported_state
         return d
 
     @classmethod
@@ -104,8 +110,12 @@ class Event:
         if service is not None and not isinstance(service, str):
             raise ValueError("not an event: service must be a string or null")
         state = d.get("state")
+        reported = d.get("reported_state")
         if state is not None:
+            given = str(state).strip().upper()
             state = normalise_state(state, service is None)
+            if given != state and not given.isdigit():
+                reported = given
         return cls(
             time=time,
             host=host,
@@ -116,6 +126,7 @@ class Event:
             downtime=int(d.get("downtime") or 0),
             output=str(d.get("output") or ""),
             id=d.get("id"),
+            reported_state=reported if isinstance(reported, str) else None,
         )
 
 

@@ -188,16 +188,21 @@ def build_record(opts: dict, environ: Mapping[str, str]) -> dict:
     if not host:
         raise _Usage("the host name is empty")
     service = raw.get("service") or None
-    return {
+    state = _state(raw["state"], service is None)
+    record = {
         "time": _epoch(raw.get("time")),
         "host": host,
         "service": service,
-        "state": _state(raw["state"], service is None),
+        "state": state,
         "state_type": _state_type(raw.get("state-type", "")),
         "attempt": _count(raw.get("attempt", ""), "the attempt", 1),
         "downtime": _count(raw.get("downtime", ""), "the downtime depth", 0),
         "output": cap_output(raw.get("output", "")),
     }
+    given = raw["state"].strip().upper()
+    if given != state and not given.isdigit():
+        record["reported_state"] = given  # a host WARNING is stored as UP, as Nagios does
+    return record
 
 
 def collector_command(config: Optional[str], environ: Mapping[str, str]) -> list:

@@ -32,10 +32,14 @@ class Asking:
     state: str
     state_type: str
     level: int          # mapped level (1-based)
+    target: bool = True  # its rule makes its host a target (rule key ``target``)
 
     def record(self, config: Config) -> dict:
-        return {"host": self.key[0], "service": self.key[1], "state": self.state,
-                "level": config.levels[self.level - 1].name}
+        rec = {"host": self.key[0], "service": self.key[1], "state": self.state,
+               "level": config.levels[self.level - 1].name}
+        if not self.target:
+            rec["target"] = False
+        return rec
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def survey(state: State) -> _Survey:
     changed = state.changed
     keys: Iterable[CheckKey] = changed
     if c is None or c.config is not state.config or c.held_hosts != state.held_hosts:
-        c = state.survey_cache = SurveyCache(state.config, dict(state.held_hosts), Asking)
+        c = state.survey_cache = SurveyCache(state.config, dict(state.held_hosts), Asking, state.is_target)
         keys = list(state.problems)
     elif len(changed) > len(state.problems) + len(c.entries):
         keys = set(state.problems).union(c.entries)  # long since the last survey: look at all
@@ -139,7 +143,7 @@ def _survey_all(state: State) -> _Survey:
         if cs.level is None:
             s.unmapped.append(key)
             continue
-        a = Asking(key, cs.state or "", cs.state_type, cs.level)
+        a = Asking(key, cs.state or "", cs.state_type, cs.level, state.is_target(key, cs.state))
         (s.held if key[0] in held_hosts else s.asking).append(a)
     # A stable order, whatever order the checks failed in (or a snapshot listed them).
     s.unmapped.sort(key=lambda k: (k[0], k[1] or ""))
@@ -204,17 +208,28 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
             return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left")
 
     s = survey(state)
-    return _decide(state, config, now, s, _explain(s, levels) if explain else ())
+    return _decide(state, config, now, s, _explain(s, levels, state) if explain else ())
 
 
-def _explain(s: _Survey, levels: Sequence[Level]) -> Tuple[str, ...]:
+def _explain(s: _Survey, levels: Sequence[Level], state: State) -> Tuple[str, ...]:
     """Which check asked for which level (``plan --explain``); ``s.asking`` is sorted already."""
     return tuple(
         f"{check_name(a.key)} {a.state} {a.state_type} asks for level {a.level} "
-        f"({levels[a.level - 1].name})" for a in s.asking
+        f"({levels[a.level - 1].name})" + ("" if a.target else f"; host {a.key[0]} is no target (target: false)")
+        for a in s.asking
     ) + tuple(f"{check_name(k)} is failing but no rule maps it (ignored)" for k in s.unmapped) + tuple(
         f"{check_name(a.key)} asks for level {levels[a.level - 1].name} but host {a.key[0]} is held"
-        for a in s.held)
+        for a in s.held) + tuple(
+        f"{check_name(k)} {cs.state}: host {k[0]} is unreachable (a parent is down): "
+        f"no level asked, no target (unreachable: ignore)"
+        for k, cs in sorted(unreachable_checks(state).items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
+
+
+def unreachable_checks(state: State) -> Dict[CheckKey, object]:
+    """Problem checks not asking only because their host is UNREACHABLE (``unreachable: ignore``)."""
+    if not state.unreachable or state.config.unreachable != "ignore":
+        return {}
+    return {k: cs for k, cs in state.problems.items() if k[0] in state.unreachable}
 
 
 def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple[str, ...]) -> Decision:
@@ -258,7 +273,8 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
     run_levels = levels[start - 1:]
     targets: Dict[str, Tuple[str, ...]] = {}
     for lv in run_levels:
-        hosts = {a.key[0] for a in s.asking if (start if a.level <= required else a.level) <= lv.index}
+        hosts = {a.key[0] for a in s.asking
+                 if a.target and (start if a.level <= required else a.level) <= lv.index}
         targets[lv.name] = tuple(sorted(hosts))
     if limits.max_targets:
         over = [(name, len(h)) for name, h in targets.items() if len(h) > limits.max_targets]
@@ -335,4 +351,4 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
     return Decision(tuple(recs), why=f"skipped: {reason}", explain=explain)
 
 
-__all__ = ["Asking", "Decision", "RunPlan", "decide", "required_level", "survey"]
+__all__ = ["Asking", "Decision", "RunPlan", "decide", "required_level", "survey", "unreachable_checks"]

@@ -34,6 +34,9 @@ class State:
         # costs O(problems), not O(all checks) -- a big site has thousands of OK checks.
         self.problems: Dict[CheckKey, CheckState] = {}
         self.host_downtime: Dict[str, int] = {}
+        # Hosts whose host check is UNREACHABLE (a parent is down): with
+        # ``unreachable: ignore`` they and their services do not ask (rule 3).
+        self.unreachable: Set[str] = set()
         self.last_event: Optional[float] = None
         self.burst_start: Optional[float] = None
         self.runs: Deque[RunInfo] = deque(maxlen=RUN_HISTORY)
@@ -45,6 +48,7 @@ class State:
         self.skip_checks: Set[CheckKey] = set()
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
         self._map_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[int]] = {}
+        self._target_cache: Dict[Tuple[CheckKey, Optional[str]], bool] = {}
         # For planner.survey, which keeps its sorted lists here between decisions
         # and looks again only at the checks observed since.
         self.changed: Set[CheckKey] = set()
@@ -60,10 +64,25 @@ class State:
             lv = self._map_cache[ck] = self.config.level_for(key, state)
             return lv
 
+    def is_target(self, key: CheckKey, state: Optional[str]) -> bool:
+        """Whether the rule mapping this check makes its host a target (rule key ``target``)."""
+        ck = (key, state)
+        try:
+            return self._target_cache[ck]
+        except KeyError:
+            rule = self.config.rule_for(key, state)
+            t = self._target_cache[ck] = rule is None or rule.target
+            return t
+
+    def ignored_unreachable(self, host: str) -> bool:
+        """The host check says UNREACHABLE and the config says to ignore that."""
+        return self.config.unreachable == "ignore" and host in self.unreachable
+
     def remap(self, config: Config) -> None:
         """Adopt a new config (SIGHUP): recompute every check's mapped level."""
         self.config = config
         self._map_cache.clear()
+        self._target_cache.clear()
         for key, cs in self.checks.items():
             cs.level = self.level_for(key, cs.state) if not cs.good else None
 
@@ -74,7 +93,7 @@ class State:
         if not self.config.act_in_downtime:
             if cs.downtime > 0 or self.host_downtime.get(key[0], 0) > 0:
                 return False
-        return True
+        return not self.ignored_unreachable(key[0])
 
     # -- folding -----------------------------------------------------------
 
@@ -118,6 +137,7 @@ class State:
         counted = config.state_types
         hide_downtime = not config.act_in_downtime
         host_downtime = self.host_downtime
+        unreachable = self.unreachable if config.unreachable == "ignore" else ()
         cs = self.checks.get(key)
         if cs is None:
             cs = self.checks[key] = CheckState()
@@ -139,7 +159,8 @@ class State:
             # self.failing(key, cs), inlined: this is the hot path of replay
             old = cs.state
             was_failing = old is not None and old not in GOOD_STATES and cs.state_type in counted \
-                and not (hide_downtime and (cs.downtime > 0 or host_downtime.get(host, 0) > 0))
+                and not (hide_downtime and (cs.downtime > 0 or host_downtime.get(host, 0) > 0)) \
+                and host not in unreachable
             old_level = cs.level
         good = state in GOOD_STATES
         if state is not None:
@@ -164,6 +185,12 @@ class State:
         if service is None:
             relevant = host_downtime.get(host, 0) != downtime
             host_downtime[host] = downtime
+            if state is not None and (state == "UNREACHABLE") != (host in self.unreachable):
+                relevant = True
+                if state == "UNREACHABLE":
+                    self.unreachable.add(host)
+                else:
+                    self.unreachable.discard(host)
         if good:
             if self.episodes:
                 for ep in self.episodes.values():
@@ -179,7 +206,8 @@ class State:
                     self.last_skip = None
         now_state = cs.state
         failing = now_state is not None and now_state not in GOOD_STATES and cs.state_type in counted \
-            and not (hide_downtime and (downtime > 0 or host_downtime.get(host, 0) > 0))
+            and not (hide_downtime and (downtime > 0 or host_downtime.get(host, 0) > 0)) \
+            and host not in unreachable
         relevant = relevant or failing != was_failing or (failing and cs.level != old_level)
         if relevant:
             # Debounce counts only events that can change a decision: on a busy
@@ -343,6 +371,7 @@ class State:
             if not c.good:
                 st.problems[(host, service)] = c
         st.host_downtime = dict(data.get("host_downtime") or {})
+        st.unreachable = {h for (h, svc), c in st.checks.items() if svc is None and c.state == "UNREACHABLE"}
         st.last_event = data.get("last_event")
         st.burst_start = data.get("burst_start")
         st.runs.extend(RunInfo.from_json(r) for r in data.get("runs", ()))

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from . import spool, store
 from .config import Config
 from .event import Event, check_name
-from .planner import decide, survey
+from .planner import decide, survey, unreachable_checks
 from .state import State
 
 
@@ -45,10 +45,11 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "failing": [
             {"check": check_name(a.key), "host": a.key[0], "service": a.key[1], "state": a.state,
              "state_type": a.state_type, "level": levels[a.level - 1].name,
-             "held": a in s.held}
+             "held": a in s.held, "target": a.target}
             for a in sorted(s.asking + s.held, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
         ],
         "unmapped": [check_name(k) for k in s.unmapped],
+        "unreachable": [check_name(k) for k in sorted(unreachable_checks(state), key=lambda k: (k[0], k[1] or ""))],
         "required_level": levels[min(a.level for a in s.asking) - 1].name if s.asking else None,
         "next": {"why": d.why, "run": [lv.name for lv in d.run.levels] if d.run else None,
                  "in": (d.wake - now) if d.wake is not None else None},

@@ -46,12 +46,14 @@ def test_nothing_in_place_runs_levels_1_to_6():
     sim.advance(at(35))
     (run,) = sim.starts
     assert tuple(run["levels"]) == ALL_SIX
+    # The IaaS API check asks for account but says `target: false`: iaas-api is
+    # a service endpoint, never a VM to create or converge.
     assert targets(run) == {
-        "account": ("iaas-api",), "core": ("iaas-api",),
-        "tier": ("iaas-api", "tier-web"),
-        "vm": ("iaas-api", "tier-web", "web01"),
-        "converge": ("db01", "iaas-api", "tier-web", "web01"),
-        "deploy": ("app", "db01", "iaas-api", "tier-web", "web01"),
+        "account": (), "core": (),
+        "tier": ("tier-web",),
+        "vm": ("tier-web", "web01"),
+        "converge": ("db01", "tier-web", "web01"),
+        "deploy": ("app", "db01", "tier-web", "web01"),
     }
     asked = {(c["host"], c["service"]): c["level"] for c in run["checks"]}
     assert asked == {("iaas-api", "IaaS API"): "account", ("tier-web", "App tier"): "tier",
@@ -59,7 +61,7 @@ def test_nothing_in_place_runs_levels_1_to_6():
                      ("db01", "PostgreSQL"): "converge", ("app", "Smoke test"): "deploy"}
     # One step per target for foreach steps, once otherwise, every level in order.
     steps = [(r["level"], r["host"]) for r in sim.of("step")]
-    assert [lv for lv, _ in steps] == ["account", "core", "tier"] + ["vm"] * 3 + ["converge"] * 4 + ["deploy"]
+    assert [lv for lv, _ in steps] == ["account", "core", "tier"] + ["vm"] * 2 + ["converge"] * 3 + ["deploy"]
     (end,) = sim.runs
     assert end["outcome"] == "dry-run"
     assert end["quiescence_until"] == end["time"] + 15 * 60   # account's, the largest

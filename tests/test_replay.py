@@ -44,10 +44,10 @@ EXPECTED_OUTAGE = [
     (1450, "verdict", "deploy", True, None),           # smoke OK at +1400
     # Disk /var (unmapped) at +1500: nothing.  IaaS API SOFT flaps, then a HARD failure that
     # recovers within the quiescence (+2160/+2175): nothing.  HARD again at +3060 and web02
-    # PING at +3062: levels 1-6.
-    (3092, "run", ALL_SIX, {"account": ("iaas-api",), "core": ("iaas-api",), "tier": ("iaas-api",),
-                            "vm": ("iaas-api", "web02"), "converge": ("iaas-api", "web02"),
-                            "deploy": ("iaas-api", "web02")}),
+    # PING at +3062: levels 1-6.  The IaaS API rule says `target: false`: iaas-api is
+    # no machine, so only web02 is created, converged and redeployed.
+    (3092, "run", ALL_SIX, {"account": (), "core": (), "tier": (),
+                            "vm": ("web02",), "converge": ("web02",), "deploy": ("web02",)}),
     (3992, "verdict", "account", False, "notify"),     # account: max_attempts 1, 15m quiescence
     (3992, "notify", "exhausted"),
     (3992, "skipped", "account", "held-level"),
@@ -240,8 +240,8 @@ def test_multiple_files_are_merged_by_time(tmp_path):
     records, stats = replay_records(example_config(), [late, hold, early])   # any order on the command line
     s = story(records, L0)
     assert s[:8] == EXPECTED_OUTAGE[:8]
-    # web02 held: the levels 1-6 run is for iaas-api only.
-    assert s[8] == (3092, "run", ALL_SIX, {lv: ("iaas-api",) for lv in ALL_SIX})
+    # web02 held: the levels 1-6 run has no target host (iaas-api says `target: false`).
+    assert s[8] == (3092, "run", ALL_SIX, {lv: () for lv in ALL_SIX})
     assert stats.events == 40 and len(stats.files) == 3
 
 
