@@ -6,6 +6,7 @@ forms.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Set, Tuple
 
@@ -81,6 +82,45 @@ class Episode:
     held: bool = False
     escalated: bool = False
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An operator's ``escalator hold``: hands off the checks it matches, until it expires.
+
+    ``host`` and ``service`` are shell globs, as in check rules; no ``service``
+    holds every check of the matching hosts.
+    """
+
+    host: str
+    service: Optional[str] = None
+    until: Optional[float] = None   # epoch seconds; None = until released
+    reason: str = ""
+    user: str = ""
+    since: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return self.host if self.service is None else f"{self.host}/{self.service}"
+
+    def matches(self, key: CheckKey) -> bool:
+        host, service = key
+        if not fnmatch.fnmatchcase(host, self.host):
+            return False
+        return self.service is None or (service is not None and fnmatch.fnmatchcase(service, self.service))
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> "Hold":
+        until = rec.get("until")
+        return cls(str(rec["host"]), rec.get("service") or None, float(until) if until is not None else None,
+                   str(rec.get("reason") or ""), str(rec.get("user") or ""), float(rec.get("time") or 0.0))
+
+
+def hold_label(host: str, service: Optional[str]) -> str:
+    return host if not service else f"{host}/{service}"
 
 
 def key_of(rec: Mapping[str, Any]) -> CheckKey:

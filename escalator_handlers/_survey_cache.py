@@ -59,7 +59,7 @@ class SurveyCache:
 
     def update(self, state: State, keys: Iterable[CheckKey]) -> bool:
         """Re-examine ``keys``; False when the order could differ from ``planner._survey_all``'s."""
-        problems, held_hosts, failing, entries = state.problems, state.held_hosts, state.failing, self.entries
+        problems, holds, failing, entries = state.problems, state.holds, state.failing, self.entries
         for key in keys:
             if key[1] == "":
                 # (host, "") sorts level with the host check (host, None): only
@@ -74,7 +74,7 @@ class SurveyCache:
             if cs.level is None:
                 where, skey, value = self.unmapped, (key[0], key[1] or ""), key
             else:
-                where = self.held if key[0] in held_hosts else self.asking
+                where = self.held if holds and state.held(key) is not None else self.asking
                 skey = (cs.level, key[0], key[1] or "")
                 if old is not None and old[1] == skey and old[2].state == cs.state \
                         and old[2].state_type == cs.state_type:

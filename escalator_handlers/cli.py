@@ -205,8 +205,12 @@ def status(config: Optional[str], as_json: bool) -> int:
     if r["spool"]["problem"]:
         click.echo(f"spool:       PROBLEM: {safe(r['spool']['problem'], 400)}")
     click.echo(f"automation:  {'PAUSED: ' + safe(r['pause_reason'] or '(no reason given)') if r['paused'] else 'active'}")
-    for h, why in r["held_hosts"].items():
-        click.echo(f"held host:   {safe(h)}: {safe(why) or '(no reason given)'}")
+    from .event import iso_time
+
+    for h in r["holds"]:
+        who = f" by {safe(h['user'])}" if h["user"] else ""
+        until = f" until {iso_time(h['until'])}" if h["until"] is not None else ""
+        click.echo(f"held:        {safe(h['label'])}{who}{until}: {safe(h['reason']) or '(no reason given)'}")
     for lv, why in r["held_levels"].items():
         click.echo(f"held level:  {safe(lv)}: {safe(why)}")
     click.echo(f"next:        {safe(r['next']['why'])}")
@@ -256,22 +260,72 @@ def resume(config: Optional[str], reason: str) -> int:
     return _control(config, {"kind": "resume", "reason": reason})
 
 
-@cli.command()
-@config_option
-@click.option("--host", required=True, help="the host to keep hands off")
-@click.option("--reason", default="")
-def hold(config: Optional[str], host: str, reason: str) -> int:
-    """Keep hands off one host (an operator is working on it)."""
-    return _control(config, {"kind": "hold", "host": host, "reason": reason})
+def _name_glob(what: str, value: Optional[str]) -> Optional[str]:
+    """A host or service glob from the command line: non-empty, no control characters."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise UsageError(f"{what} must not be empty")
+    bad = [c for c in value if ord(c) < 32 or 127 <= ord(c) < 160]
+    if bad:
+        raise UsageError(f"{what} {safe(value)!s} contains a control character ({bad[0]!r}); "
+                         "host and service names never do")
+    return value
 
 
 @cli.command()
 @config_option
-@click.option("--host", required=True)
-@click.option("--reason", default="")
-def release(config: Optional[str], host: str, reason: str) -> int:
-    """Release a host held with `escalator hold`."""
-    return _control(config, {"kind": "release", "host": host, "reason": reason})
+@click.option("--host", required=True, metavar="GLOB",
+              help="hosts to keep hands off: a name or shell glob, as in check rules ('web-*')")
+@click.option("--service", metavar="GLOB", help="only these services of those hosts (default: every check)")
+@click.option("--for", "duration", metavar="DURATION", help="expire after this long (30m, 2h); default: until released")
+@click.option("--reason", default="", help="why (shown in status and the journal)")
+def hold(config: Optional[str], host: str, service: Optional[str], duration: Optional[str], reason: str) -> int:
+    """Keep hands off hosts (an operator is working on them), like a silence."""
+    from .configload import parse_duration
+
+    rec: dict = {"kind": "hold", "host": _name_glob("--host", host),
+                 "service": _name_glob("--service", service), "reason": reason}
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}") from None
+        if seconds <= 0:
+            raise UsageError(f"--for must be more than 0, got {duration!r}")
+        rec["time"] = time.time()
+        rec["until"] = rec["time"] + seconds
+    return _control(config, rec)
+
+
+@cli.command()
+@config_option
+@click.option("--host", required=True, metavar="GLOB", help="the host glob exactly as given to `escalator hold`")
+@click.option("--service", metavar="GLOB", help="the service glob exactly as given to `escalator hold`")
+@click.option("--reason", default="", help="why (shown in the journal)")
+def release(config: Optional[str], host: str, service: Optional[str], reason: str) -> int:
+    """Release a hold made with `escalator hold` (exit 1 if there is no such hold)."""
+    from ._statetypes import hold_label
+
+    label = hold_label(_name_glob("--host", host) or "", _name_glob("--service", service))
+    holds = _current_state(config).holds
+    if label not in holds:
+        covering = sorted(h.label for h in holds.values() if h.matches((host, service)))
+        hint = (f"; it is covered by {', '.join(covering)}: release that" if covering else
+                f"; holds in force: {', '.join(sorted(holds)) or 'none'}")
+        raise EscalatorError(f"{safe(label)} is not held{safe(hint, 2000)}")
+    return _control(config, {"kind": "release", "host": host, "service": service, "reason": reason})
+
+
+def _current_state(config: Optional[str]):
+    """The state as status sees it: journal, snapshot and the spool not yet collected."""
+    from . import store
+    from .status import fold_pending
+
+    cfg = _load(config)
+    state = store.load(cfg).state
+    fold_pending(cfg, state)
+    return state
 
 
 def _kick(config: Optional[str]) -> None:

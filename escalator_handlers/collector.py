@@ -27,7 +27,7 @@ import filelock
 from . import journal, spool, store
 from .config import Config, load_config
 from .errors import ConfigError, EscalatorError, LockedError
-from .event import GOOD_STATES, Event
+from .event import GOOD_STATES, Event, check_name
 from .executor import execute, interrupted_run, notify_steps, unsent_notifications
 from .planner import Decision, RunPlan, decide, required_level
 from .state import State
@@ -333,6 +333,9 @@ class Collector:
             self.ingest()
             if self.state.paused is not None:
                 return "paused by operator"
+            held = [a.key for a in plan.checks if self.state.held(a.key) is not None]
+            if held:
+                return f"held by operator: {check_name(held[0])} (hold arrived during the run)"
             req = required_level(self.state)
             if req is not None and req < plan.start.index:
                 return (f"superseded: level {self.config.levels[req - 1].name} is now required, "

@@ -134,3 +134,32 @@ def check_name(key: CheckKey) -> str:
     """Human name of a check: ``host`` or ``host/service``."""
     host, service = key
     return host if service is None else f"{host}/{service}"
+
+
+def iso_time(t: float) -> str:
+    """ISO 8601 in UTC with its zone, as every time shown to a person is."""
+    import time as _time
+
+    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
+
+
+def parse_time(value: str) -> float:
+    """Epoch seconds from epoch seconds or ISO 8601 (``2026-11-29T03:00:00Z``, an offset,
+    or no zone = UTC); raise ValueError."""
+    text = value.strip()
+    try:
+        t = float(text)
+    except ValueError:
+        from datetime import datetime, timezone
+
+        try:
+            dt = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" and text else text)
+        except ValueError:
+            raise ValueError(f"expected epoch seconds or ISO 8601 such as 2026-11-29T03:00:00Z, "
+                             f"not {value!r}") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        t = dt.timestamp()
+    if not t - t == 0.0 or t < 0:  # rejects inf and nan without importing math
+        raise ValueError(f"expected a time at or after 1970, not {value!r}")
+    return t

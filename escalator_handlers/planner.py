@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ._survey_cache import SurveyCache
 from .config import Config, Level
-from .event import CheckKey, check_name
+from .event import CheckKey, check_name, iso_time
 from .state import Episode, State
 
 #: How many check names a summary spells out before "and N more".
@@ -136,7 +136,7 @@ _UNCACHED = object()
 def _survey_all(state: State) -> _Survey:
     """Survey every problem check from scratch."""
     s = _Survey()
-    held_hosts = state.held_hosts
+    holds = state.holds
     for key, cs in state.problems.items():
         if not state.failing(key, cs):
             continue
@@ -144,7 +144,7 @@ def _survey_all(state: State) -> _Survey:
             s.unmapped.append(key)
             continue
         a = Asking(key, cs.state or "", cs.state_type, cs.level, state.is_target(key, cs.state))
-        (s.held if key[0] in held_hosts else s.asking).append(a)
+        (s.held if holds and state.held(key) is not None else s.asking).append(a)
     # A stable order, whatever order the checks failed in (or a snapshot listed them).
     s.unmapped.sort(key=lambda k: (k[0], k[1] or ""))
     s.asking.sort(key=_order)
@@ -182,6 +182,12 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
     replay, which never shows them, asks tens of thousands of times a day of log.
     """
     levels = config.levels
+    # An operator's hold given `--for` ends by itself, like an Alertmanager silence.
+    expired = [{"time": now, "kind": "release", "host": h.host, "service": h.service,
+                "reason": f"hold expired (held since {h.since:.0f} by {h.user or 'an operator'})"}
+               for h in state.holds.values() if h.until is not None and h.until <= now]
+    if expired:
+        return Decision(tuple(expired), wake=now, why="operator holds expired")
     # Holds and escalations end when the checks that caused them recovered (rule 7).
     releases = [
         {"time": now, "kind": "release", "level": name, "reason": "checks recovered"}
@@ -208,7 +214,13 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
             return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left")
 
     s = survey(state)
-    return _decide(state, config, now, s, _explain(s, levels, state) if explain else ())
+    d = _decide(state, config, now, s, _explain(s, levels, state) if explain else ())
+    if s.held:
+        # A check held by an expiring hold must be looked at again when the hold ends.
+        ends = [h.until for h in state.holds.values() if h.until is not None]
+        if ends and (d.wake is None or min(ends) < d.wake):
+            d.wake = min(ends)
+    return d
 
 
 def _explain(s: _Survey, levels: Sequence[Level], state: State) -> Tuple[str, ...]:
@@ -218,11 +230,19 @@ def _explain(s: _Survey, levels: Sequence[Level], state: State) -> Tuple[str, ..
         f"({levels[a.level - 1].name})" + ("" if a.target else f"; host {a.key[0]} is no target (target: false)")
         for a in s.asking
     ) + tuple(f"{check_name(k)} is failing but no rule maps it (ignored)" for k in s.unmapped) + tuple(
-        f"{check_name(a.key)} asks for level {levels[a.level - 1].name} but host {a.key[0]} is held"
-        for a in s.held) + tuple(
+        f"{check_name(a.key)} asks for level {levels[a.level - 1].name} but is held by an operator: "
+        f"{_hold_text(state.held(a.key))}" for a in s.held) + tuple(
         f"{check_name(k)} {cs.state}: host {k[0]} is unreachable (a parent is down): "
         f"no level asked, no target (unreachable: ignore)"
         for k, cs in sorted(unreachable_checks(state).items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
+
+
+def _hold_text(h) -> str:
+    if h is None:
+        return "(hold gone)"
+    who = f" by {h.user}" if h.user else ""
+    until = f" until {iso_time(h.until)}" if h.until is not None else ""
+    return f"hold {h.label}{who}{until}" + (f" ({h.reason})" if h.reason else "")
 
 
 def unreachable_checks(state: State) -> Dict[CheckKey, object]:

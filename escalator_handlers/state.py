@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
-from ._statetypes import CheckState, Episode, RunInfo, key_of, keys_of
+from ._statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
 from .config import Config
 from .event import GOOD_STATES, CheckKey
 
-__all__ = ["RUN_HISTORY", "CheckState", "Episode", "RunInfo", "State", "key_of", "keys_of"]
+__all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "State", "key_of", "keys_of"]
 
 #: Runs kept in memory: enough for the hourly limit and `status`.
 RUN_HISTORY = 200
@@ -42,7 +42,7 @@ class State:
         self.runs: Deque[RunInfo] = deque(maxlen=RUN_HISTORY)
         self.open_run: Optional[dict] = None      # a `start` without its `run`
         self.episodes: Dict[str, Episode] = {}
-        self.held_hosts: Dict[str, str] = {}
+        self.holds: Dict[str, Hold] = {}           # by label: "host-glob" or "host-glob/service-glob"
         self.paused: Optional[str] = None          # reason; None = not paused
         self.last_skip: Optional[str] = None
         self.skip_checks: Set[CheckKey] = set()
@@ -73,6 +73,18 @@ class State:
             rule = self.config.rule_for(key, state)
             t = self._target_cache[ck] = rule is None or rule.target
             return t
+
+    @property
+    def held_hosts(self) -> Dict[str, str]:
+        """{hold label: reason}; a new dict each time (the survey cache compares them)."""
+        return {label: h.reason for label, h in self.holds.items()}
+
+    def held(self, key: CheckKey) -> Optional[Hold]:
+        """The operator hold that keeps hands off this check, if any (expiry is the planner's)."""
+        for h in self.holds.values():
+            if h.matches(key):
+                return h
+        return None
 
     def ignored_unreachable(self, host: str) -> bool:
         """The host check says UNREACHABLE and the config says to ignore that."""
@@ -302,11 +314,12 @@ class State:
 
     def _apply_hold(self, rec: Mapping[str, Any]) -> None:
         if rec.get("host"):
-            self.held_hosts[rec["host"]] = rec.get("reason") or ""
+            h = Hold.from_record(rec)
+            self.holds[h.label] = h
 
     def _apply_release(self, rec: Mapping[str, Any]) -> None:
         if rec.get("host"):
-            self.held_hosts.pop(rec["host"], None)
+            self.holds.pop(hold_label(rec["host"], rec.get("service")), None)
         if rec.get("level"):
             self.episodes.pop(rec["level"], None)
 
@@ -355,7 +368,7 @@ class State:
                        "held": ep.held, "escalated": ep.escalated, "reason": ep.reason}
                 for name, ep in self.episodes.items()
             },
-            "held_hosts": self.held_hosts,
+            "holds": [h.to_json() for h in self.holds.values()],
             "paused": self.paused,
             "last_skip": self.last_skip,
             "skip_checks": [list(k) for k in self.skip_checks],
@@ -379,7 +392,11 @@ class State:
         for name, ep in (data.get("episodes") or {}).items():
             st.episodes[name] = Episode(ep["attempts"], {(h, s) for h, s in ep["pending"]},
                                         ep["held"], ep["escalated"], ep.get("reason", ""))
-        st.held_hosts = dict(data.get("held_hosts") or {})
+        for host, why in (data.get("held_hosts") or {}).items():  # snapshots before holds had globs
+            st.holds[host] = Hold(host, reason=why or "")
+        for h in data.get("holds") or ():
+            hold = Hold(**h)
+            st.holds[hold.label] = hold
         st.paused = data.get("paused")
         st.last_skip = data.get("last_skip")
         st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}

@@ -39,6 +39,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "paused": state.paused is not None,
         "pause_reason": state.paused,
         "held_hosts": dict(state.held_hosts),
+        "holds": [dict(h.to_json(), label=h.label) for h in state.holds.values()],
         "held_levels": {name: ep.reason for name, ep in state.episodes.items() if ep.held},
         "escalated_levels": [name for name, ep in state.episodes.items() if ep.escalated],
         "attempts": {name: ep.attempts for name, ep in state.episodes.items() if ep.pending},

@@ -474,7 +474,7 @@ def test_failing_check_on_a_held_host_is_excluded_from_planning():
     assert targets(run) == {"vm": ("web02",), "converge": ("web02",), "deploy": ("web02",)}
     assert [c["host"] for c in run["checks"]] == ["web02"]
     (d,) = [d for _, d in sim.decisions if d.run is not None]     # its explanation names the hold
-    assert "web01 asks for level vm but host web01 is held" in d.explain
+    assert "web01 asks for level vm but is held by an operator: hold web01 (rebuilding by hand)" in d.explain
 
 
 def test_only_held_hosts_failing_skips_and_notifies_once_then_release_acts():
