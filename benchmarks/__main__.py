@@ -1,8 +1,9 @@
-"""``python -m benchmarks``: run every benchmark of issue 8 and print the table.
+"""``python -m benchmarks``: run every benchmark (issues 8 and 14) and print the table.
 
 Options: ``--quick`` (tiny sizes, a smoke run of the harness), ``--write``
 (also regenerate benchmarks/RESULTS.rst), ``--only NAME[,NAME]`` (a subset;
-names: handler, imports, spool, replay, planning, reaction, idle, ssh),
+names: handler, imports, spool, replay, planning, reaction, journal, intake,
+soak, idle, ssh; the ten-minute soak runs in full runs only),
 ``--keep`` (keep the scratch directory).  Exit status 0 when every benchmark
 ran (targets missed or not: the table says), 1 when one failed to run.
 """
@@ -18,7 +19,7 @@ import time
 import traceback
 from typing import Callable, Dict, List
 
-from . import bench_collector, bench_handler, bench_replay, bench_spool, bench_ssh
+from . import bench_collector, bench_handler, bench_replay, bench_scale, bench_spool, bench_ssh
 from .harness import Context, Row, format_table, machine, write_results
 
 BENCHMARKS: Dict[str, Callable[[Context], List[Row]]] = {
@@ -28,6 +29,9 @@ BENCHMARKS: Dict[str, Callable[[Context], List[Row]]] = {
     "replay": bench_replay.replay,
     "planning": bench_replay.planning,
     "reaction": bench_collector.reaction,
+    "journal": bench_scale.journal_growth,
+    "intake": bench_scale.intake,
+    "soak": bench_scale.soak,
     "ssh": bench_ssh.ssh,
 }
 NAMES = list(BENCHMARKS) + ["idle"]
@@ -79,7 +83,7 @@ def main(argv: List[str]) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - started
-    info = machine()
+    info = machine(ctx.python if ctx._installs else sys.executable)
     print()
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     print(format_table(rows))

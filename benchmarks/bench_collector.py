@@ -22,7 +22,7 @@ import subprocess
 import time
 from typing import List, Optional, Tuple
 
-from .harness import BIN, Context, Row, median, ms, run_child
+from .harness import Context, Row, median, ms, run_child
 
 CONFIG = """\
 spool: {d}/spool
@@ -39,13 +39,13 @@ checks:
 """
 
 
-def _start_collector(d: str, q: str) -> "subprocess.Popen[bytes]":
+def _start_collector(ctx: Context, d: str, q: str, config: str = CONFIG) -> "subprocess.Popen[bytes]":
     os.makedirs(d, exist_ok=True)
     cfg = os.path.join(d, "escalator.yaml")
     with open(cfg, "w") as f:
-        f.write(CONFIG.format(d=d, q=q))
+        f.write(config.format(d=d, q=q))
     log = open(os.path.join(d, "collector.log"), "wb")
-    proc = subprocess.Popen([os.path.join(BIN, "escalator"), "collect", "--daemon", "--config", cfg],
+    proc = subprocess.Popen([ctx.installed().script("escalator"), "collect", "--daemon", "--config", cfg],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=d)
     log.close()
     spool_dir = os.path.join(d, "spool")
@@ -74,11 +74,11 @@ def _stop(proc: "subprocess.Popen[bytes]") -> None:
 def _trial(ctx: Context, i: int, q: float) -> float:
     d = os.path.join(ctx.tmp, f"reaction-{i}")
     shutil.rmtree(d, ignore_errors=True)
-    proc = _start_collector(d, f"{q:g}s")
+    proc = _start_collector(ctx, d, f"{q:g}s")
     try:
         time.sleep(0.3)  # let it settle into its idle wait
         sent = time.time()
-        run_child([os.path.join(BIN, "escalator-handler"), "--spool", os.path.join(d, "spool"),
+        run_child([ctx.installed().script("escalator-handler"), "--spool", os.path.join(d, "spool"),
                    "--host", "web-0001", "--service", "HTTP", "--state", "CRITICAL", "--state-type", "HARD",
                    "--attempt", "3", "--time", repr(sent), "--output", "CRITICAL - down"])
         started = os.path.join(d, "started")
@@ -125,7 +125,7 @@ class IdleCollector:
         self.start: Tuple[float, int] = (0.0, 0)
 
     def begin(self) -> None:
-        self.proc = _start_collector(os.path.join(self.ctx.tmp, "idle"), "30s")
+        self.proc = _start_collector(self.ctx, os.path.join(self.ctx.tmp, "idle"), "30s")
         time.sleep(1.0)  # start-up (imports, config, recovery) is not idling
         self.start = (time.monotonic(), _cpu_ticks(self.proc.pid))
 

@@ -17,22 +17,19 @@ import shutil
 import subprocess
 from typing import Dict, List, Set
 
-from .harness import BIN, PYTHON, Context, Row, interleaved, median, ms, ratio, run_child
+from .harness import Context, Row, interleaved, median, ms, ratio, run_child
 
 FORBIDDEN = ("yaml", "click", "paramiko", "nagiosplugin", "filelock")
-HANDLER = os.path.join(BIN, "escalator-handler")
-
-
-def _handler_argv(spool: str) -> List[str]:
-    return [HANDLER, "--spool", spool, "--host", "web-0042", "--service", "HTTP",
+def _handler_argv(ctx: Context, spool: str) -> List[str]:
+    return [ctx.installed().script("escalator-handler"), "--spool", spool, "--host", "web-0042", "--service", "HTTP",
             "--state", "CRITICAL", "--state-type", "SOFT", "--attempt", "1",
             "--output", "CRITICAL - Connection refused on port 443"]
 
 
 def wall_time(ctx: Context) -> List[Row]:
     spool = os.path.join(ctx.tmp, "handler-spool")
-    argv = _handler_argv(spool)
-    base = [PYTHON, "-c", "pass"]
+    argv = _handler_argv(ctx, spool)
+    base = [ctx.python, "-c", "pass"]
     repeats = 5 if ctx.quick else 40
     ctx.say(f"handler wall time: {repeats} runs each of escalator-handler and python -c pass")
     times = interleaved({"handler": lambda: run_child(argv)[0], "pass": lambda: run_child(base)[0]},
@@ -83,8 +80,8 @@ def import_cost(ctx: Context) -> List[Row]:
     ctx.say("handler import cost: -X importtime of a real event")
     env = dict(os.environ)
     spool = os.path.join(ctx.tmp, "handler-spool-import")
-    handler = _imported(_handler_argv(spool), env)
-    baseline = _imported([PYTHON, "-c", "pass"], env)
+    handler = _imported(_handler_argv(ctx, spool), env)
+    baseline = _imported([ctx.python, "-c", "pass"], env)
     extra: Set[str] = set(handler) - set(baseline)
     bad = sorted(m for m in handler if m.split(".")[0] in FORBIDDEN)
     own = sum(handler[m] for m in extra)

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from typing import Dict, List, Tuple
 
-from .harness import PYTHON, REPO, Context, Row, interleaved, median
+from .harness import REPO, Context, Row, interleaved, median
 
 MODES = ("spool", "fsync", "nofsync")
 
@@ -28,7 +28,7 @@ def _round(ctx: Context, mode: str, writers: int, per_writer: int, n: int) -> Tu
     shutil.rmtree(base, ignore_errors=True)
     os.makedirs(base)
     target = os.path.join(base, "spool") if mode == "spool" else os.path.join(base, "lines.jsonl")
-    procs = [subprocess.Popen([PYTHON, "-m", "benchmarks.spoolwriter", mode, target, str(per_writer), str(w)],
+    procs = [subprocess.Popen([ctx.python, "-m", "benchmarks.spoolwriter", mode, target, str(per_writer), str(w)],
                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for w in range(writers)]
     try:

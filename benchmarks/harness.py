@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,10 +20,59 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = os.path.join(REPO, ".venv", "bin", "python")
-if not os.path.exists(PYTHON):  # not run from the checkout's venv: use this interpreter
-    PYTHON = sys.executable
-BIN = os.path.dirname(PYTHON)
+#: What a user's ``pip install .`` needs of the checkout (no .venv, no .git, no build output).
+_SOURCES = ("setup.cfg", "pyproject.toml", "README.rst", "escalator_handlers", "scripts")
+
+
+@dataclass(frozen=True)
+class Install:
+    """escalator installed the way a user installs it: ``pip install .`` (not editable) into a new venv."""
+
+    venv: str
+    label: str
+
+    @property
+    def bin(self) -> str:
+        return os.path.join(self.venv, "bin")
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.bin, "python")
+
+    def script(self, name: str) -> str:
+        return os.path.join(self.bin, name)
+
+
+def install(tmp: str, name: str, ref: Optional[str] = None) -> Install:
+    """A fresh virtual environment with escalator pip-installed from the checkout (or git ``ref``).
+
+    The sources are copied first, so the build writes nothing into the
+    checkout; an editable install would not do, since its import hook loads
+    ``re`` into every interpreter and flatters the handler's ratio.
+    """
+    src = os.path.join(tmp, f"src-{name}")
+    if ref is None:
+        os.makedirs(src)
+        for entry in _SOURCES:
+            path = os.path.join(REPO, entry)
+            if os.path.isdir(path):
+                shutil.copytree(path, os.path.join(src, entry),
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            elif os.path.exists(path):
+                shutil.copy2(path, os.path.join(src, entry))
+        label = "this checkout"
+    else:
+        os.makedirs(src)
+        archive = subprocess.run(["git", "-C", REPO, "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+        label = f"commit {ref}"
+    venv = os.path.join(tmp, f"venv-{name}")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    proc = subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q",
+                           "--disable-pip-version-check", src], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pip install {src} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return Install(venv, label)
 
 
 @dataclass(frozen=True)
@@ -40,12 +90,29 @@ class Row:
 
 @dataclass
 class Context:
-    """What every benchmark gets: sizes (quick or full), a scratch dir, a log."""
+    """What every benchmark gets: sizes (quick or full), a scratch dir, the install, a log."""
 
     quick: bool
     tmp: str
     notes: List[str] = field(default_factory=list)      # details for RESULTS.rst
     verbose: bool = True
+    _installs: Dict[str, Install] = field(default_factory=dict)
+
+    def installed(self, name: str = "current", ref: Optional[str] = None) -> Install:
+        """The install named ``name``, made on first use (see ``install``)."""
+        if name not in self._installs:
+            t = time.monotonic()
+            self._installs[name] = install(self.tmp, name, ref)
+            self.say(f"pip install of {self._installs[name].label} into a fresh venv: {time.monotonic() - t:.1f}s")
+        return self._installs[name]
+
+    @property
+    def bin(self) -> str:
+        return self.installed().bin
+
+    @property
+    def python(self) -> str:
+        return self.installed().python
 
     def say(self, text: str) -> None:
         if self.verbose:
@@ -91,7 +158,7 @@ _SPAWNER = ("import os, sys, time\n"
 
 def run_measured(argv: Sequence[str]) -> Tuple[float, float]:
     """Run argv (an absolute path first) to completion: (wall seconds, peak RSS in MiB) of that process alone."""
-    out = subprocess.run([PYTHON, "-S", "-c", _SPAWNER, *argv], check=True, capture_output=True,
+    out = subprocess.run([sys.executable, "-S", "-c", _SPAWNER, *argv], check=True, capture_output=True,
                          stdin=subprocess.DEVNULL, text=True).stdout.split()
     if int(out[2]) != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {out[2]}")
@@ -126,7 +193,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b > 0 else "-"
 
 
-def machine() -> Dict[str, str]:
+def machine(python: str) -> Dict[str, str]:
     """CPU model, cores, memory, Python, kernel, date: the RESULTS.rst header."""
     model = "?"
     try:
@@ -150,7 +217,8 @@ def machine() -> Dict[str, str]:
         "CPU": model,
         "cores": str(os.cpu_count()),
         "memory": mem,
-        "Python": f"{platform.python_implementation()} {platform.python_version()} ({PYTHON})",
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "escalator": f"pip install . (not editable) into a fresh venv ({os.path.basename(python)} there)",
         "kernel": f"{platform.system()} {platform.release()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -200,7 +268,7 @@ def write_results(path: str, rows: Sequence[Row], info: Mapping[str, str], notes
         "Benchmark results",
         "=================",
         "",
-        f"Written by ``{command}`` (issue 8).  Every ratio compares two things",
+        f"Written by ``{command}``.  Every ratio compares two things",
         "measured side by side in the same run, interleaved; absolute times vary",
         "from machine to machine and from run to run, the ratios much less.",
         "",
