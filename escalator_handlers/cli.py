@@ -125,6 +125,51 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
     return 1 if failed[0] and execute else 0
 
 
+@cli.command("test")
+@click.argument("paths", nargs=-1)
+@click.option("--config", "-C", "config", metavar="PATH",
+              help="config for every scenario (default: each file's config:, else $ESCALATOR_CONFIG, "
+                   "else /etc/escalator/escalator.yaml)")
+@click.option("-v", "--verbose", count=True, help="print each scenario's timeline")
+def test_scenarios(paths: List[str], config: Optional[str], verbose: int) -> int:
+    """Run scenario files (or directories of *.yaml) against a config: exit 0 all pass, 1 a failure, 2 an error."""
+    from . import scenario
+    from .configload import load_config as _load_config
+
+    if not paths:
+        raise UsageError("test needs at least one scenario file or directory")
+    configs: dict = {}
+    passed = failed = errors = 0
+    for path in scenario.files_of(paths):
+        try:
+            sc = scenario.load(path)
+            cfg_path = os.path.abspath(config) if config else sc.config or config_path(None)
+            if cfg_path not in configs:
+                configs[cfg_path] = _load_config(cfg_path)
+            problems = scenario.unknown_levels(sc, configs[cfg_path])
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as exc:
+            errors += 1
+            click.echo(f"ERROR {safe(path, 300)}")
+            for problem in exc.problems:
+                click.echo(f"      {safe(problem, 500)}")
+            continue
+        outcome = scenario.run(sc, configs[cfg_path])
+        passed += outcome.passed
+        failed += not outcome.passed
+        click.echo(f"{'PASS ' if outcome.passed else 'FAIL '} {safe(path, 300)}: {safe(sc.name, 300)}")
+        for line in outcome.diff:
+            click.echo(f"      {safe(line, 500)}")
+        if verbose:
+            for rec in outcome.records:
+                click.echo(f"      {format_record(rec)}")
+    total = passed + failed + errors
+    click.echo(f"{total} scenario{'s' if total != 1 else ''}: {passed} passed, {failed} failed"
+               + (f", {errors} could not run" if errors else ""))
+    return 2 if errors else 1 if failed else 0
+
+
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
 @config_option

@@ -14,7 +14,6 @@ import os
 import stat
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import yaml
 from yaml.nodes import Node, SequenceNode
 
 from .config import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback, Step,
@@ -22,7 +21,7 @@ from .config import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback
 from .errors import ConfigError, ConfigProblem
 from .event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
 from ._configsteps import StepDefaults, build_step, parse_defaults
-from ._yamlnodes import (BAD, Entries, Reader, describe, is_null, join, line_of, p_bool,
+from ._yamlnodes import (BAD, Entries, Reader, compose, describe, is_null, join, line_of, p_bool,
                          p_duration, p_positive_int, p_string, parse_duration)
 
 __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration", "validate"]
@@ -102,43 +101,8 @@ def _analyse(data: Union[str, bytes], source: str) -> Tuple[Optional[Config], Li
     return (None if problems else config), problems
 
 
-def _compose(r: Reader, data: Union[str, bytes]) -> Optional[Node]:
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            r.error(line, "", f"not valid UTF-8 text (byte 0x{data[exc.start]:02x})")
-            return None
-    try:
-        return yaml.compose(data, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(x for x in (exc.context, exc.problem) if x)
-        col = f" (column {mark.column + 1})" if mark else ""
-        hint = ""
-        if exc.problem and "mapping values are not allowed" in exc.problem:
-            hint = "; a value containing ': ' must be quoted"
-        elif exc.context and "flow" in exc.context and any(
-                f"'{c}'" in (exc.problem or "") for c in "{}[]"):
-            hint = ("; inside {...} or [...] a value containing {, }, [ or ] "
-                    "(a {template}, a role[name]) must be quoted")
-        elif exc.problem and "'\\t'" in exc.problem:
-            hint = "; YAML indents with spaces, not tabs"
-        r.error(mark.line + 1 if mark else None, "", f"YAML syntax error: {what}{col}{hint}")
-    except yaml.reader.ReaderError as exc:
-        line = data[:exc.position].count("\n") + 1
-        r.error(line, "", f"YAML cannot read this file: {exc.reason} "
-                f"(character {exc.character!r})")
-    except yaml.YAMLError as exc:
-        r.error(None, "", f"YAML error: {exc}")
-    except RecursionError:
-        r.error(None, "", "YAML nested too deeply to read")
-    return None
-
-
 def _build(r: Reader, data: Union[str, bytes]) -> Optional[Config]:
-    root = _compose(r, data)
+    root = compose(r, data)
     if r.problems:
         return None
     if root is None or is_null(root):

@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import nagioslog
 from .config import Config
@@ -212,6 +212,17 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
            show_events: str = "none") -> SourceStats:
     """Replay ``paths`` through the planner; call ``out`` with every record."""
     stats = SourceStats()
+    replay_items(config, sources(paths, stats), out, execute_steps=execute_steps, until=until,
+                 show_events=show_events)
+    return stats
+
+
+def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], None], *,
+                 execute_steps: bool = False, until: Optional[float] = None,
+                 show_events: str = "none") -> None:
+    """Drive the planner over time-ordered ``items`` on their own clock (``escalator test``
+    feeds a scenario's events here); the clock stops at ``until`` (epoch), else when
+    nothing is pending, at most a day after the last item."""
     state = State(config)
     clock = _Clock()
     dry = not execute_steps
@@ -254,7 +265,7 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
     observe = state.observe
     now = clock.now
     try:
-        for item in sources(paths, stats):
+        for item in items:
             t = item[0]
             if until is not None and t > until:
                 continue  # past the end of the simulated clock (read on only to count lines)
@@ -293,7 +304,6 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
             wake = act(max(wake, clock.now))
     finally:
         runner.close()
-    return stats
 
 
 
