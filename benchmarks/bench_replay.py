@@ -108,7 +108,7 @@ def replay(ctx: Context) -> List[Row]:
 
 
 def _failing_state(config, hosts: int):
-    from escalator_handlers.state import State
+    from escalator_handlers.planning.state import State
 
     state = State(config)
     t = float(loggen.T0)
@@ -122,7 +122,7 @@ def _failing_state(config, hosts: int):
 
 def planning(ctx: Context) -> List[Row]:
     from escalator_handlers.config import load_config
-    from escalator_handlers.planner import decide
+    from escalator_handlers.planning.planner import decide
 
     cfg_path = os.path.join(ctx.tmp, "plan.yaml")
     loggen.write_config(cfg_path, os.path.join(ctx.tmp, "plan-spool"), os.path.join(ctx.tmp, "plan-journal.jsonl"),

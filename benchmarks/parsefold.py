@@ -10,7 +10,7 @@ import sys
 
 from escalator_handlers import nagioslog
 from escalator_handlers.config import load_config
-from escalator_handlers.state import State
+from escalator_handlers.planning.state import State
 
 
 def main(log: str, config: str) -> int:

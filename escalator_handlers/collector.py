@@ -24,14 +24,14 @@ from typing import Callable, List, Optional, Sequence
 
 import filelock
 
-from . import journal, spool, store
+from . import journal, spool, spool_reader, store
 from .config import Config, load_config
 from .errors import ConfigError, EscalatorError, LockedError
 from .event import GOOD_STATES, Event, check_name
-from .executor import execute, interrupted_run, notify_steps, unsent_notifications
-from .planner import Decision, RunPlan, decide, required_level
-from .state import State
-from .timeline import safe
+from .steps.run_plan import execute, interrupted_run, notify_steps, unsent_notifications
+from .planning.planner import Decision, RunPlan, decide, required_level
+from .planning.state import State
+from .display import safe
 
 log = logging.getLogger("escalator")
 
@@ -71,7 +71,7 @@ class Collector:
         self._acquire()
         self._install_signals()
         try:
-            self._wake_fd = spool.open_wakeup(self.config.spool)
+            self._wake_fd = spool_reader.open_wakeup(self.config.spool)
             self._recover()
             while not self.stopping:
                 if self.reload_requested:
@@ -140,7 +140,7 @@ class Collector:
         return False
 
     def _pending(self) -> bool:
-        return spool.pending_stats(self.config.spool)[0] > 0
+        return spool_reader.pending_stats(self.config.spool)[0] > 0
 
     # -- signals -----------------------------------------------------------
 
@@ -254,7 +254,7 @@ class Collector:
     def _tell(self, method: str, *args: object) -> None:
         if self.config.nagios is None or not (self.config.nagios.command_file or self.config.nagios.icinga_api):
             return
-        from .nagios import Feedback
+        from .monitoring.feedback import Feedback
 
         if self._feedback is None:
             self._feedback = Feedback.from_config(self.config.nagios)
@@ -268,7 +268,7 @@ class Collector:
 
     def ingest(self) -> int:
         """Move the spool into the journal; return how many records were new."""
-        taken = spool.take(self.config.spool)
+        taken = spool_reader.take(self.config.spool)
         if not taken:
             return 0
         now = self.clock()
@@ -277,7 +277,7 @@ class Collector:
         rejected: List[dict] = []
         seen = self.state.seen_ids
         for path in taken:
-            for lineno, rec, raw in spool.read_records(path):
+            for lineno, rec, raw in spool_reader.read_records(path):
                 if rec is None:
                     rejected.append({"time": now, "kind": "rejected", "file": os.path.basename(path),
                                      "line": lineno, "reason": "not a complete JSON record",
@@ -299,7 +299,7 @@ class Collector:
                 events.append(dict(ev.to_dict(), kind="event"))
         events.sort(key=lambda r: r["time"])
         self.emit(events + controls + rejected)
-        spool.finish(taken)
+        spool_reader.finish(taken)
         return len(events) + len(controls)
 
     def cycle(self) -> Optional[Decision]:
@@ -359,7 +359,7 @@ class Collector:
         path = self.config.nagios.status_file if self.config.nagios else None
         if not path:
             return True
-        from .nagios_status import parse_status
+        from .monitoring.statusdat import parse_status
 
         try:
             statuses = parse_status(path)
@@ -382,7 +382,7 @@ class Collector:
         path = self.config.nagios.status_file if self.config.nagios else None
         if not path:
             return
-        from .nagios_status import status_events
+        from .monitoring.statusdat import status_events
 
         try:
             events = status_events(path)

@@ -7,16 +7,16 @@ journals it itself under the collector lock.
 
 from __future__ import annotations
 
-from . import spool, store
+from . import spool, spool_reader, store
 from .collector import Collector
 from .config import Config
 from .errors import LockedError
-from .planner import decide
+from .planning.planner import decide
 
 
 def work_pending(config: Config, now: float) -> bool:
     """Whether a collector is needed: spool entries, or the planner has something to do or await."""
-    if spool.pending_stats(config.spool)[0]:
+    if spool_reader.pending_stats(config.spool)[0]:
         return True
     d = decide(store.load(config).state, config, now)
     return bool(d.records or d.run is not None or d.wake is not None)

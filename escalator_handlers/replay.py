@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import nagioslog
+from .monitoring import nagioslog
 from .config import Config
 from .errors import UsageError
 from .event import GOOD_STATES
-from .executor import DryRunner, execute, notify_steps
-from .planner import decide
-from .state import State
+from .steps.run_plan import DryRunner, execute, notify_steps
+from .planning.planner import decide
+from .planning.state import State
 
 #: Control records replayed from a journal (operator actions change decisions).
 CONTROL_KINDS = frozenset(("hold", "release", "pause", "resume"))

@@ -32,7 +32,7 @@ from .config import Config
 from .errors import ConfigError, ConfigProblem, UsageError
 from .event import HOST_STATES, SERVICE_STATES, STATE_TYPES
 from .replay import replay_items
-from ._yamlnodes import (BAD, Entries, Reader, compose, is_null, join, line_of, p_duration, p_string)
+from .config.yamlnodes import (BAD, Entries, Reader, compose, is_null, join, line_of, p_duration, p_string)
 
 #: Where a scenario's clock starts (2027-01-15 08:00:00 UTC): fixed, so a
 #: scenario's timeline reads the same on every run.

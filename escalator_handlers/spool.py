@@ -26,8 +26,9 @@ imports only light standard modules, and
 :class:`~escalator_handlers.errors.SpoolError` (whose module pulls in
 dataclasses and typing) is imported only when an error is raised.  The
 collector's side (take, read_records, finish, pending, the wakeup FIFO's
-reading end) lives in :mod:`escalator_handlers.spool_reader` and is reachable
-here too, as ``spool.take`` and so on, loaded on first use.
+reading end) lives in :mod:`escalator_handlers.spool_reader`, which imports
+this module (never the other way round) for the layout, the safety checks
+and ``fail``/``refuse``/``open_dir``/``check_dir_fd``.
 """
 
 from __future__ import annotations
@@ -53,14 +54,14 @@ _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOE
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     from .errors import SpoolError  # lazy: see the module docstring
 
     raise SpoolError(message)
 
 
-def _refuse(spool: str, why: str, fix: str) -> NoReturn:
-    _fail(f"refusing to use spool {spool}: {why}; {fix}")
+def refuse(spool: str, why: str, fix: str) -> NoReturn:
+    fail(f"refusing to use spool {spool}: {why}; {fix}")
 
 
 def new_id() -> str:
@@ -116,45 +117,45 @@ def encode(record: dict) -> bytes:
     return ("{" + ",".join(parts) + "}\n").encode("ascii")
 
 
-def _open_dir(path: str, create: bool, mode: int) -> int:
+def open_dir(path: str, create: bool, mode: int) -> int:
     """Open the spool directory without following a symlink; create it if asked."""
     try:
         return os.open(path, _DIR_FLAGS)
     except FileNotFoundError:
         if not create:
-            _fail(f"spool {path} does not exist")
+            fail(f"spool {path} does not exist")
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # Linux says ENOTDIR for a symlink here
             _refuse_not_dir(path)
-        _fail(f"cannot open spool {path}: {exc.strerror}")
+        fail(f"cannot open spool {path}: {exc.strerror}")
     try:
         os.makedirs(path, mode)
         os.chmod(path, mode)  # makedirs honours the umask; the spool mode is exact
     except FileExistsError:
         pass  # another handler created it meanwhile
     except OSError as exc:
-        _fail(f"cannot create spool {path}: {exc.strerror}")
-    return _open_dir(path, False, mode)
+        fail(f"cannot create spool {path}: {exc.strerror}")
+    return open_dir(path, False, mode)
 
 
 def _refuse_not_dir(path: str) -> NoReturn:
     try:
         st = os.lstat(path)
     except OSError:
-        _refuse(path, "a parent of it is not a directory", "fix the spool path")
+        refuse(path, "a parent of it is not a directory", "fix the spool path")
     if stat.S_ISLNK(st.st_mode):
         try:
             target = os.readlink(path)
         except OSError:
             target = "?"
-        _refuse(path, f"it is a symbolic link (to {target})", "point the spool at the real directory")
-    _refuse(path, "it is not a directory", "fix the spool path")
+        refuse(path, f"it is a symbolic link (to {target})", "point the spool at the real directory")
+    refuse(path, "it is not a directory", "fix the spool path")
 
 
-def _check_dir_fd(path: str, dfd: int) -> os.stat_result:
+def check_dir_fd(path: str, dfd: int) -> os.stat_result:
     st = os.fstat(dfd)
     if st.st_mode & stat.S_IWOTH:
-        _refuse(path, f"it is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {path}")
+        refuse(path, f"it is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {path}")
     return st
 
 
@@ -166,16 +167,16 @@ def _check_entries(path: str, dfd: int, names: tuple = (EVENTS, WAKEUP)) -> None
             continue
         full = os.path.join(path, name)
         if stat.S_ISLNK(st.st_mode):
-            _refuse(path, f"{full} is a symbolic link", f"remove {full}")
+            refuse(path, f"{full} is a symbolic link", f"remove {full}")
         if name == EVENTS:
             _check_events_stat(path, full, st)
 
 
 def _check_events_stat(path: str, full: str, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
-        _refuse(path, f"{full} is not a regular file", f"remove {full}")
+        refuse(path, f"{full} is not a regular file", f"remove {full}")
     if st.st_mode & stat.S_IWOTH:
-        _refuse(path, f"{full} is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {full}")
+        refuse(path, f"{full} is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {full}")
 
 
 def check_spool_dir(path: str, create: bool = True, mode: int = 0o750) -> None:
@@ -186,9 +187,9 @@ def check_spool_dir(path: str, create: bool = True, mode: int = 0o750) -> None:
     ``wakeup``, like sshd's StrictModes: a spool others can write into could
     be fed fake events.
     """
-    dfd = _open_dir(path, create, mode)
+    dfd = open_dir(path, create, mode)
     try:
-        _check_dir_fd(path, dfd)
+        check_dir_fd(path, dfd)
         _check_entries(path, dfd)
     finally:
         os.close(dfd)
@@ -205,9 +206,9 @@ def append(spool_dir: str, record: dict, *, mode: int = 0o750) -> str:
     rid = record.get("id") or new_id()
     record["id"] = rid
     line = encode(record)
-    dfd = _open_dir(spool_dir, True, mode)
+    dfd = open_dir(spool_dir, True, mode)
     try:
-        dir_st = _check_dir_fd(spool_dir, dfd)
+        dir_st = check_dir_fd(spool_dir, dfd)
         _check_entries(spool_dir, dfd, (WAKEUP,))  # events.jsonl is checked on its open fd
         _append_line(spool_dir, dfd, dir_st, line)
         _wake(dfd)
@@ -224,10 +225,10 @@ def _open_live(spool_dir: str, dfd: int, dir_st: os.stat_result) -> tuple[int, o
             fd = os.open(EVENTS, _APPEND_FLAGS, 0o640, dir_fd=dfd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                _refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
+                refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
             if exc.errno == errno.ENXIO:  # a FIFO planted instead of the file
-                _refuse(spool_dir, f"{full} is not a regular file", f"remove {full}")
-            _fail(f"cannot open {full}: {exc.strerror}")
+                refuse(spool_dir, f"{full} is not a regular file", f"remove {full}")
+            fail(f"cannot open {full}: {exc.strerror}")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             st = os.fstat(fd)
@@ -246,7 +247,7 @@ def _open_live(spool_dir: str, dfd: int, dir_st: os.stat_result) -> tuple[int, o
             os.close(fd)
             raise
         os.close(fd)  # the collector took this file between our open and lock
-    _fail(f"cannot append to {full}: it keeps being replaced")
+    fail(f"cannot append to {full}: it keeps being replaced")
 
 
 def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) -> None:
@@ -264,7 +265,7 @@ def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) 
             if size == 0:
                 os.fsync(dfd)  # a new file's directory entry must be durable too
         except OSError as exc:
-            _fail(f"cannot write {full}: fsync failed: {exc.strerror}")
+            fail(f"cannot write {full}: fsync failed: {exc.strerror}")
     finally:
         os.close(fd)
 
@@ -296,7 +297,7 @@ def _cut_back(fd: int, size: int, full: str, exc: OSError) -> NoReturn:
         os.ftruncate(fd, size)
     except OSError as texc:
         reason += f"; removing the partial record failed too: {texc.strerror}"
-    _fail(f"cannot write {full}: {reason}")
+    fail(f"cannot write {full}: {reason}")
 
 
 def _wake(dfd: int) -> bool:
@@ -359,20 +360,7 @@ def _read_pid(spool_dir: str) -> int:
         return -1
 
 
-# The collector's half, loaded only when used so that the handler never pays for it.
-_READER_API = frozenset(
-    ("open_wakeup", "drain_wakeup", "take", "read_records", "finish", "pending", "pending_stats", "MAX_LINE")
-)
-
 __all__ = [
     "EVENTS", "WAKEUP", "LOCK", "PID", "TAKEN_PREFIX", "TAKEN_SUFFIX", "new_id", "encode",
-    "check_spool_dir", "append", "wake", "collector_running", "write_at_end", *sorted(_READER_API),
+    "check_spool_dir", "append", "wake", "collector_running", "write_at_end",
 ]
-
-
-def __getattr__(name: str):
-    if name in _READER_API:
-        from . import spool_reader
-
-        return getattr(spool_reader, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ taken file with :func:`read_records`, journals the effects durably and only
 then calls :func:`finish`.  ``escalator status`` and ``plan`` peek with
 :func:`pending` and :func:`pending_stats`.  The wakeup FIFO's reading end is
 opened here too.  The writer's side, the layout and the safety checks are in
-:mod:`escalator_handlers.spool`; all of these names are also reachable there.
+:mod:`escalator_handlers.spool`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import stat
 import time
 
 from .spool import (
-    EVENTS, TAKEN_PREFIX, TAKEN_SUFFIX, WAKEUP, _check_dir_fd, _fail, _open_dir, _refuse, check_spool_dir,
+    EVENTS, TAKEN_PREFIX, TAKEN_SUFFIX, WAKEUP, check_dir_fd, fail, open_dir, refuse, check_spool_dir,
 )
 
 TYPE_CHECKING = False
@@ -35,9 +35,9 @@ def open_wakeup(spool_dir: str) -> int:
     Read-write so that select() never reports EOF when no handler has it
     open; non-blocking so drain_wakeup() can empty it.
     """
-    dfd = _open_dir(spool_dir, False, 0o750)
+    dfd = open_dir(spool_dir, False, 0o750)
     try:
-        dir_st = _check_dir_fd(spool_dir, dfd)
+        dir_st = check_dir_fd(spool_dir, dfd)
         created = False
         try:
             os.mkfifo(WAKEUP, 0o620, dir_fd=dfd)
@@ -49,11 +49,11 @@ def open_wakeup(spool_dir: str) -> int:
             fd = os.open(WAKEUP, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                _refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
-            _fail(f"cannot open {full}: {exc.strerror}")
+                refuse(spool_dir, f"{full} is a symbolic link", f"remove {full}")
+            fail(f"cannot open {full}: {exc.strerror}")
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
             os.close(fd)
-            _refuse(spool_dir, f"{full} is not a FIFO", f"remove {full}")
+            refuse(spool_dir, f"{full} is not a FIFO", f"remove {full}")
         if created:
             os.fchmod(fd, 0o620)  # exact, whatever the umask: handlers of the group write
             if os.geteuid() == 0 and dir_st.st_uid != 0:
@@ -105,7 +105,7 @@ def take(spool_dir: str) -> list[str]:
         try:
             os.rename(live, target)
         except OSError as exc:
-            _fail(f"cannot take {live}: {exc.strerror}")
+            fail(f"cannot take {live}: {exc.strerror}")
     paths = _taken(spool_dir)
     for path in paths:
         # A handler that locked the file before the rename may still be
@@ -117,11 +117,11 @@ def take(spool_dir: str) -> list[str]:
             continue
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                _refuse(spool_dir, f"{path} is a symbolic link", f"remove {path}")
-            _fail(f"cannot open {path}: {exc.strerror}")
+                refuse(spool_dir, f"{path} is a symbolic link", f"remove {path}")
+            fail(f"cannot open {path}: {exc.strerror}")
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                _refuse(spool_dir, f"{path} is not a regular file", f"remove {path}")
+                refuse(spool_dir, f"{path} is not a regular file", f"remove {path}")
             fcntl.flock(fd, fcntl.LOCK_EX)
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
@@ -176,7 +176,7 @@ def finish(paths: list[str]) -> None:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            _fail(f"cannot remove {path}: {exc.strerror}")
+            fail(f"cannot remove {path}: {exc.strerror}")
         dirs.add(os.path.dirname(path) or ".")
     for d in dirs:
         dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

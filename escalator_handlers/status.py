@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from . import spool, store
+from . import spool, spool_reader, store
 from .config import Config
 from .event import Event, check_name
-from .planner import decide, survey, unreachable_checks
-from .state import State
+from .planning.planner import decide, survey, unreachable_checks
+from .planning.state import State
 
 
 def gather(config: Config, now: float) -> Dict[str, Any]:
@@ -21,7 +21,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     loaded = store.load(config)
     state = loaded.state
     problem = _spool_problem(config)
-    pending_count, oldest = spool.pending_stats(config.spool) if _spool_exists(config) else (0, None)
+    pending_count, oldest = spool_reader.pending_stats(config.spool) if _spool_exists(config) else (0, None)
     rejected = fold_pending(config, state) if pending_count else 0
     pid = spool.collector_running(config.spool) if _spool_exists(config) else None
     s = survey(state)
@@ -68,7 +68,7 @@ def fold_pending(config: Config, state: State) -> int:
     rejected = 0
     if not _spool_exists(config):
         return 0
-    for rec in spool.pending(config.spool):
+    for rec in spool_reader.pending(config.spool):
         if rec.get("kind") in ("pause", "resume", "hold", "release"):
             state.apply(rec)
             continue

@@ -19,7 +19,7 @@ from typing import Iterator, List, Optional, Tuple
 from . import journal
 from .config import Config
 from .errors import EscalatorError
-from .state import State
+from .planning.state import State
 
 log = logging.getLogger("escalator")
 

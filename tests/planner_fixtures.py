@@ -19,10 +19,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from escalator_handlers.config import Config, Step
-from escalator_handlers.configload import load_config, load_config_text
-from escalator_handlers.executor import execute
-from escalator_handlers.planner import Decision, decide
-from escalator_handlers.state import State
+from escalator_handlers.config.load import load_config, load_config_text
+from escalator_handlers.steps.run_plan import execute
+from escalator_handlers.planning.planner import Decision, decide
+from escalator_handlers.planning.state import State
 from escalator_handlers.steps.result import StepResult
 
 ROOT = Path(__file__).resolve().parent.parent

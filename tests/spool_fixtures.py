@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-from escalator_handlers import spool, spool_reader
+from escalator_handlers import spool_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,7 +35,7 @@ def spool_records(spool_dir) -> List[dict]:
     """Every good record in the spool, taken files first, failing on a corrupt line."""
     out = []
     for path in spool_reader._pending_files(str(spool_dir)):
-        for number, rec, raw in spool.read_records(path):
+        for number, rec, raw in spool_reader.read_records(path):
             assert rec is not None, f"{path}:{number}: corrupt line {raw!r}"
             out.append(rec)
     return out

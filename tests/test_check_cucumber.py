@@ -26,7 +26,7 @@ from typing import Iterator
 import pytest
 
 from escalator_handlers import __version__
-from escalator_handlers.cucumber_report import parse_report
+from escalator_handlers.plugins.cucumber_report import parse_report
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -414,7 +414,7 @@ def test_builtin_steps_can_be_refused(tmp_path):
 def test_failing_hook_is_critical(tmp_path):
     features = tmp_path / "hooks"
     (features / "steps").mkdir(parents=True)
-    (features / "steps" / "s.py").write_text("from escalator_handlers.smoke_steps import *\n")
+    (features / "steps" / "s.py").write_text("from escalator_handlers.plugins.smoke_steps import *\n")
     (features / "environment.py").write_text(
         "def before_scenario(context, scenario):\n"
         "    if 'broken' in scenario.name:\n"

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import pytest
 
-from escalator_handlers import __version__, spool, store
+from escalator_handlers import __version__, spool, spool_reader, store
 from escalator_handlers.collector import Collector
 from escalator_handlers.control import control
 from escalator_handlers.config import Config, load_config
@@ -276,7 +276,7 @@ def test_live_collector_failed_run_is_critical_until_the_checks_recover(tmp_path
     assert done.returncode == 2
 
     spool_event(cfg, "web01", "Smoke test", "OK", time.time())
-    wait_for(lambda: spool.pending_stats(cfg.spool)[0] == 0)
+    wait_for(lambda: spool_reader.pending_stats(cfg.spool)[0] == 0)
     done = check(cfg)
     assert_line(done.stdout.split(" | ")[0],
                 f"ESCALATOR OK - collector running (pid {proc.pid}), 0 pending, quiescence ~60s left, "

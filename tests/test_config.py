@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from escalator_handlers.config import ChefOptions, Config, SshOptions
-from escalator_handlers.configload import (format_problems, load_config, load_config_text,
+from escalator_handlers.config.load import (format_problems, load_config, load_config_text,
                                            parse_duration, validate)
 from escalator_handlers.errors import ConfigError, ConfigProblem
 
@@ -415,7 +415,7 @@ TEMPLATES = ["deploy", "x {host} y", "{{host}}", "{{{host}}}", "awk '{print $1}'
 
 @pytest.mark.parametrize("text", TEMPLATES)
 def test_template_grammar_agrees_with_the_runner(text):
-    from escalator_handlers._configsteps import scan_template
+    from escalator_handlers.config.steps import scan_template
     from escalator_handlers.errors import StepError
     from escalator_handlers.steps import template
 
@@ -433,7 +433,7 @@ def test_template_grammar_agrees_with_the_runner(text):
                                   "-oProxyCommand=x", "deploy@{host}", "two words", "h/x", "",
                                   "x" * 256])
 def test_host_check_agrees_with_the_runner(host):
-    from escalator_handlers._configsteps import host_problem
+    from escalator_handlers.config.steps import host_problem
     from escalator_handlers.errors import StepError
     from escalator_handlers.steps import template
 

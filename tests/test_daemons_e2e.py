@@ -27,8 +27,8 @@ from typing import Iterator, List, Optional
 import pytest
 
 from escalator_handlers.config import IcingaApi, NagiosFeedback
-from escalator_handlers.nagios import CommandFile, Feedback, FeedbackError
-from escalator_handlers.nagios_status import parse_blocks, parse_comments, parse_status
+from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError
+from escalator_handlers.monitoring.statusdat import parse_blocks, parse_comments, parse_status
 from icinga_fixtures import (
     API_USER, ICINGA_CONF, compiled_objects, icinga, icinga_available, start_icinga, validate,  # noqa: F401
 )

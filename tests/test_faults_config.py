@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from escalator_handlers import spool, spool_reader
-from escalator_handlers.configload import validate
+from escalator_handlers.config.load import validate
 from fault_fixtures import (
     Daemon, escalator, handler, lock_holder, of_kind, read_journal, wait_for, write_config,
 )

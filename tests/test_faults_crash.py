@@ -39,8 +39,8 @@ import pytest
 
 from escalator_handlers import journal as journalmod, spool, spool_reader, store
 from escalator_handlers.config import load_config
-from escalator_handlers.executor import unsent_notifications
-from escalator_handlers.state import State
+from escalator_handlers.steps.run_plan import unsent_notifications
+from escalator_handlers.planning.state import State
 from fault_fixtures import ESCALATOR, clean_env, escalator, faulty, of_kind, read_journal, write_config
 
 pytestmark = pytest.mark.faults

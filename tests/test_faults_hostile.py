@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from escalator_handlers import handler, journal as journalmod, spool
 from escalator_handlers.collector import Collector
-from escalator_handlers.configload import load_config_text
+from escalator_handlers.config.load import load_config_text
 from fault_fixtures import (
     HANDLER, assert_no_control_chars, clean_env, escalator, of_kind, read_journal, write_config,
 )

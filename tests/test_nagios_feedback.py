@@ -22,9 +22,9 @@ import pytest
 
 from escalator_handlers.config import IcingaApi, NagiosFeedback
 from escalator_handlers.errors import EscalatorError
-from escalator_handlers.icinga_api import IcingaClient
-from escalator_handlers.nagios import CommandFile, Feedback, FeedbackError, clean_text
-from escalator_handlers.nagios_status import (
+from escalator_handlers.monitoring.icinga_api import IcingaClient
+from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError, clean_text
+from escalator_handlers.monitoring.statusdat import (
     parse_blocks, parse_comments, parse_status, status_events, still_failing,
 )
 from icinga_fixtures import make_certs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from escalator_handlers.nagioslog import Downtimes, ParseStats, parse
+from escalator_handlers.monitoring.nagioslog import Downtimes, ParseStats, parse
 
 
 def run(text: str):

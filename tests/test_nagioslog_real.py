@@ -9,7 +9,7 @@ from typing import List, Tuple
 
 import pytest
 
-from escalator_handlers.nagioslog import Downtimes, ParseStats, parse
+from escalator_handlers.monitoring.nagioslog import Downtimes, ParseStats, parse
 from escalator_handlers.replay import replay
 
 from planner_fixtures import example_config

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from escalator_handlers.executor import execute
-from escalator_handlers.planner import decide, required_level, survey
-from escalator_handlers.state import State
+from escalator_handlers.steps.run_plan import execute
+from escalator_handlers.planning.planner import decide, required_level, survey
+from escalator_handlers.planning.state import State
 
 from planner_fixtures import (DAY, T0, FakeRunner, Sim, example_config,
                               make_config)

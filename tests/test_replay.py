@@ -16,10 +16,10 @@ from typing import List
 import pytest
 import yaml
 
-from escalator_handlers import spool
+from escalator_handlers import spool, spool_reader
 from escalator_handlers.errors import UsageError
 from escalator_handlers.replay import replay
-from escalator_handlers.state import State
+from escalator_handlers.planning.state import State
 
 from planner_fixtures import (BASE, EXAMPLE_CONFIG, EXAMPLE_LOG, example_config, example_config_with, make_config,
                               story)
@@ -179,7 +179,7 @@ def test_spool_directory_with_live_and_taken_files(tmp_path):
     d = str(tmp_path / "spool")
     spool.append(d, ev(1000, "web01", "HTTP"))
     spool.append(d, ev(1001, "web02", "HTTP"))
-    taken = spool.take(d)                        # a collector took these, then died
+    taken = spool_reader.take(d)                        # a collector took these, then died
     assert len(taken) == 1
     spool.append(d, ev(1002, "app", "Smoke test"))
     spool.append(d, ev(1003, "web02", "HTTP", "OK"))

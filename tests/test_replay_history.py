@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import List
 
 from escalator_handlers.replay import replay
-from escalator_handlers.timeline import format_record
+from escalator_handlers.display import format_record
 
 from planner_fixtures import EXAMPLE_LOG, example_config, story
 

@@ -36,7 +36,7 @@ def test_append_returns_an_id_and_the_record_round_trips(tmp_path):
     sp = tmp_path / "spool"
     rid = spool.append(str(sp), event(1))
     spool.append(str(sp), {"kind": "pause", "time": 1.5, "reason": "maintenance"})
-    (one, two) = list(spool.read_records(str(sp / "events.jsonl")))
+    (one, two) = list(spool_reader.read_records(str(sp / "events.jsonl")))
     assert one == (1, {**event(1), "id": rid}, one[2])
     assert two[1]["kind"] == "pause" and two[1]["id"] != rid
     raw = (sp / "events.jsonl").read_bytes()
@@ -128,21 +128,21 @@ def test_torn_and_junk_lines_are_reported_not_fatal_and_the_next_record_is_intac
     first = spool.append(str(sp), event(1))
     with open(sp / "events.jsonl", "ab") as f:
         f.write(b'[1,2]\nnot json\n\xff\xfe\n{"time":1,"host":"x","out')  # a writer killed mid-record
-    result = list(spool.read_records(str(sp / "events.jsonl")))
+    result = list(spool_reader.read_records(str(sp / "events.jsonl")))
     assert [r[1] is None for r in result] == [False, True, True, True, True]
     assert result[3][2] == "\\xff\\xfe" and result[4][2].endswith('"out')
     second = spool.append(str(sp), event(2))
-    result = list(spool.read_records(str(sp / "events.jsonl")))
+    result = list(spool_reader.read_records(str(sp / "events.jsonl")))
     assert [r[1]["id"] for r in result if r[1]] == [first, second]
     assert result[4][1] is None and result[5][1]["host"] == "web02"
-    assert len(spool.pending(str(sp))) == 2
+    assert len(spool_reader.pending(str(sp))) == 2
 
 
 def test_an_overlong_line_is_reported_and_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(spool_reader, "MAX_LINE", 100)
     path = tmp_path / "f.jsonl"
     path.write_bytes(b'{"a":"' + b"x" * 500 + b'"}\n{"b":1}\n')
-    result = list(spool.read_records(str(path)))
+    result = list(spool_reader.read_records(str(path)))
     assert [(n, r) for n, r, _ in result] == [(1, None), (2, {"b": 1})]
 
 
@@ -151,15 +151,15 @@ def test_take_renames_the_live_file_and_returns_leftovers_oldest_first(tmp_path)
     spool.append(str(sp), event(1))
     leftover = sp / "taken-00000000000000000001-42.jsonl"  # from a crashed collector
     leftover.write_bytes(spool.encode({**event(0), "id": "old"}))
-    taken = spool.take(str(sp))
+    taken = spool_reader.take(str(sp))
     assert taken[0] == str(leftover) and len(taken) == 2
     assert not (sp / "events.jsonl").exists()
     assert [r["host"] for r in spool_records(sp)] == ["web00", "web01"]
     (sp / "events.jsonl").write_bytes(b"")
-    assert spool.take(str(sp)) == taken  # an empty live file is not taken
-    spool.finish(taken)
+    assert spool_reader.take(str(sp)) == taken  # an empty live file is not taken
+    spool_reader.finish(taken)
     assert sorted(os.listdir(sp)) == ["events.jsonl"]
-    assert spool.take(str(sp)) == []
+    assert spool_reader.take(str(sp)) == []
 
 
 def test_a_writer_that_opened_the_file_before_the_collector_took_it_retries_on_the_new_file(tmp_path):
@@ -180,8 +180,8 @@ def test_a_writer_that_opened_the_file_before_the_collector_took_it_retries_on_t
         os.close(holder)
     writer.join(10)
     assert not writer.is_alive() and errors == []
-    assert [r["host"] for _, r, _ in spool.read_records(str(taken))] == ["web01"]
-    assert [r["host"] for _, r, _ in spool.read_records(str(live))] == ["web02"]
+    assert [r["host"] for _, r, _ in spool_reader.read_records(str(taken))] == ["web01"]
+    assert [r["host"] for _, r, _ in spool_reader.read_records(str(live))] == ["web02"]
 
 
 def _append_catching(sp, rec, errors):
@@ -243,7 +243,7 @@ def test_wakeup_fifo_wakes_a_reader_and_is_harmless_without_one(tmp_path):
     sp = tmp_path / "spool"
     spool.check_spool_dir(str(sp))
     assert spool.wake(str(sp)) is False  # no FIFO yet: nothing, no error
-    fd = spool.open_wakeup(str(sp))
+    fd = spool_reader.open_wakeup(str(sp))
     try:
         assert stat.S_ISFIFO(os.stat(sp / "wakeup").st_mode)
         assert stat.S_IMODE(os.stat(sp / "wakeup").st_mode) == 0o620
@@ -251,8 +251,8 @@ def test_wakeup_fifo_wakes_a_reader_and_is_harmless_without_one(tmp_path):
         spool.append(str(sp), event(1))
         spool.append(str(sp), event(2))
         assert select.select([fd], [], [], 5)[0] == [fd]
-        assert spool.drain_wakeup(fd) == 2
-        assert spool.drain_wakeup(fd) == 0
+        assert spool_reader.drain_wakeup(fd) == 2
+        assert spool_reader.drain_wakeup(fd) == 0
     finally:
         os.close(fd)
     assert spool.wake(str(sp)) is False  # FIFO without a reader: ENXIO, not a hang
@@ -261,13 +261,13 @@ def test_wakeup_fifo_wakes_a_reader_and_is_harmless_without_one(tmp_path):
 
 def test_pending_and_stats_peek_without_taking(tmp_path):
     sp = tmp_path / "spool"
-    assert spool.pending(str(sp)) == [] and spool.pending_stats(str(sp)) == (0, None)
+    assert spool_reader.pending(str(sp)) == [] and spool_reader.pending_stats(str(sp)) == (0, None)
     spool.append(str(sp), event(5))
-    spool.take(str(sp))
+    spool_reader.take(str(sp))
     spool.append(str(sp), event(3))
     spool.append(str(sp), {"kind": "resume", "time": 2.0})
-    assert [r.get("host") for r in spool.pending(str(sp))] == ["web05", "web03", None]
-    assert spool.pending_stats(str(sp)) == (3, 1700000005.0)
+    assert [r.get("host") for r in spool_reader.pending(str(sp))] == ["web05", "web03", None]
+    assert spool_reader.pending_stats(str(sp)) == (3, 1700000005.0)
     assert len(os.listdir(sp)) == 2
 
 
@@ -327,11 +327,11 @@ class _Taker(threading.Thread):
         self.stop, self.error = threading.Event(), None
 
     def once(self) -> None:
-        taken = spool.take(self.sp)
+        taken = spool_reader.take(self.sp)
         for path in taken:
-            for number, rec, raw in spool.read_records(path):
+            for number, rec, raw in spool_reader.read_records(path):
                 (self.seen if rec is not None else self.corrupt).append(rec or (path, number, raw))
-        spool.finish(taken)
+        spool_reader.finish(taken)
         self.rounds += 1
 
     def run(self) -> None:

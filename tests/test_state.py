@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from escalator_handlers.planner import decide
-from escalator_handlers.state import State
+from escalator_handlers.planning.planner import decide
+from escalator_handlers.planning.state import State
 
 from planner_fixtures import (DAY, T0, Sim, decision_key, example_config, make_config,
                               snapshot_copy)

@@ -1,1 +1,1 @@
-from escalator_handlers.smoke_steps import *  # noqa
+from escalator_handlers.plugins.smoke_steps import *  # noqa

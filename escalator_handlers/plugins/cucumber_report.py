@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import EscalatorError
+from ..errors import EscalatorError
 
 __all__ = ["ReportError", "StepOutcome", "ScenarioOutcome", "Report", "parse_report",
            "DURATION_UNITS"]

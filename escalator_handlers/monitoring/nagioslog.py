@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
-from .event import HOST_STATES, SERVICE_STATES
+from ..event import HOST_STATES, SERVICE_STATES
 
 #: (time, host, service, state, state_type, attempt, downtime, output)
 Observation = Tuple[float, str, Optional[str], Optional[str], str, int, int, str]

@@ -18,10 +18,10 @@ from typing import Callable, List, Optional
 
 import click
 
-from . import __version__
-from .config import Config, config_path, load_config
-from .errors import ConfigError, EscalatorError, UsageError
-from .timeline import format_record, safe, when
+from .. import __version__
+from ..config import Config, config_path, load_config
+from ..errors import ConfigError, EscalatorError, UsageError
+from ..display import format_record, safe, when
 
 
 def _load(path: Optional[str]) -> Config:
@@ -58,7 +58,7 @@ def cli() -> None:
 @click.option("-v", "--verbose", count=True)
 def collect(config: Optional[str], daemon: bool, verbose: int) -> int:
     """Wait for quiet, act, and exit when nothing is pending."""
-    from .collector import Collector
+    from ..collector import Collector
 
     _setup_logging(verbose)
     path = config_path(config)
@@ -71,7 +71,7 @@ def collect(config: Optional[str], daemon: bool, verbose: int) -> int:
 @config_option
 def validate(config_file: Optional[str], config: Optional[str]) -> int:
     """Check a config: exit 0, or 2 with every error listed."""
-    from .configload import format_problems, validate as _validate
+    from ..config.load import format_problems, validate as _validate
 
     path = config_path(config_file or config)
     problems = _validate(path)
@@ -94,7 +94,7 @@ def validate(config_file: Optional[str], config: Optional[str]) -> int:
 def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool,
            until: Optional[float], verbose: int) -> int:
     """Replay nagios.log, spool or journal FILES through the planner on their own clock."""
-    from .replay import replay as _replay
+    from ..replay import replay as _replay
 
     if not files:
         raise UsageError("replay needs at least one FILE (nagios.log, JSON-lines events or journal, spool dir)")
@@ -133,8 +133,8 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
 @click.option("-v", "--verbose", count=True, help="print each scenario's timeline")
 def test_scenarios(paths: List[str], config: Optional[str], verbose: int) -> int:
     """Run scenario files (or directories of *.yaml) against a config: exit 0 all pass, 1 a failure, 2 an error."""
-    from . import scenario
-    from .configload import load_config as _load_config
+    from .. import scenario
+    from ..config.load import load_config as _load_config
 
     if not paths:
         raise UsageError("test needs at least one scenario file or directory")
@@ -177,9 +177,9 @@ def test_scenarios(paths: List[str], config: Optional[str], verbose: int) -> int
 @click.option("--json", "as_json", is_flag=True)
 def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) -> int:
     """What would run now: from the live state, or from event FILES / a spool."""
-    from .planner import decide
-    from .replay import CONTROL_KINDS, SourceStats, sources
-    from .state import State
+    from ..planning.planner import decide
+    from ..replay import CONTROL_KINDS, SourceStats, sources
+    from ..planning.state import State
 
     cfg = _load(config)
     if files:
@@ -194,8 +194,8 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
             else:
                 state.observe(*item)
     else:
-        from . import store
-        from .status import fold_pending
+        from .. import store
+        from ..status import fold_pending
 
         now = time.time()
         state = store.load(cfg).state
@@ -236,7 +236,7 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
 @click.option("--json", "as_json", is_flag=True)
 def status(config: Optional[str], as_json: bool) -> int:
     """Failing checks, collector, quiescence left, last runs, holds."""
-    from .status import gather
+    from ..status import gather
 
     cfg = _load(config)
     r = gather(cfg, time.time())
@@ -250,7 +250,7 @@ def status(config: Optional[str], as_json: bool) -> int:
     if r["spool"]["problem"]:
         click.echo(f"spool:       PROBLEM: {safe(r['spool']['problem'], 400)}")
     click.echo(f"automation:  {'PAUSED: ' + safe(r['pause_reason'] or '(no reason given)') if r['paused'] else 'active'}")
-    from .event import iso_time
+    from ..event import iso_time
 
     for h in r["holds"]:
         who = f" by {safe(h['user'])}" if h["user"] else ""
@@ -279,7 +279,7 @@ def status(config: Optional[str], as_json: bool) -> int:
 
 
 def _control(config: Optional[str], record: dict) -> int:
-    from .control import control
+    from ..control import control
 
     cfg = _load(config)
     record.setdefault("time", time.time())
@@ -327,7 +327,7 @@ def _name_glob(what: str, value: Optional[str]) -> Optional[str]:
 @click.option("--reason", default="", help="why (shown in status and the journal)")
 def hold(config: Optional[str], host: str, service: Optional[str], duration: Optional[str], reason: str) -> int:
     """Keep hands off hosts (an operator is working on them), like a silence."""
-    from .configload import parse_duration
+    from ..config.load import parse_duration
 
     rec: dict = {"kind": "hold", "host": _name_glob("--host", host),
                  "service": _name_glob("--service", service), "reason": reason}
@@ -350,7 +350,7 @@ def hold(config: Optional[str], host: str, service: Optional[str], duration: Opt
 @click.option("--reason", default="", help="why (shown in the journal)")
 def release(config: Optional[str], host: str, service: Optional[str], reason: str) -> int:
     """Release a hold made with `escalator hold` (exit 1 if there is no such hold)."""
-    from ._statetypes import hold_label
+    from ..planning.statetypes import hold_label
 
     label = hold_label(_name_glob("--host", host) or "", _name_glob("--service", service))
     holds = _current_state(config).holds
@@ -364,8 +364,8 @@ def release(config: Optional[str], host: str, service: Optional[str], reason: st
 
 def _current_state(config: Optional[str]):
     """The state as status sees it: journal, snapshot and the spool not yet collected."""
-    from . import store
-    from .status import fold_pending
+    from .. import store
+    from ..status import fold_pending
 
     cfg = _load(config)
     state = store.load(cfg).state
@@ -379,8 +379,8 @@ def _kick(config: Optional[str]) -> None:
     collector lock (that handler started no collector) are acted on."""
     import subprocess
 
-    from . import spool
-    from .control import work_pending
+    from .. import spool
+    from ..control import work_pending
 
     cfg = _load(config)
     if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):

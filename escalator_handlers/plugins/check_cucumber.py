@@ -24,7 +24,7 @@ from typing import Any, NoReturn, Optional, Sequence
 
 import nagiosplugin
 
-from . import __version__
+from .. import __version__
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .cucumber_runner import RUNNERS, RunnerError, RunOptions, RunOutcome, run_features

@@ -28,11 +28,11 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 import nagiosplugin
 
-from . import __version__
+from .. import __version__
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
-from .timeline import format_record
+from ..display import format_record
 
 __all__ = ["main", "build_check", "EscalatorCheck", "HealthSummary"]
 
@@ -183,7 +183,7 @@ def _parser() -> _Parser:
 
 def build_check(argv: Optional[Sequence[str]] = None) -> tuple[EscalatorCheck, int]:
     """Parse the command line into a ready check and its verbosity (exits 3 on misuse)."""
-    from .config import config_path
+    from ..config import config_path
 
     args = _parser().parse_args(argv)
     if args.timeout <= 0:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Tup
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import ConfigProblem
+from ..errors import ConfigProblem
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"

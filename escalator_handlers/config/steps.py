@@ -15,8 +15,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from .config import ChefOptions, SshOptions, Step
-from ._yamlnodes import (ANY_KEY, BAD, MISSING, Entries, Parser, Reader, describe, is_null, join,
+from .model import ChefOptions, SshOptions, Step
+from .yamlnodes import (ANY_KEY, BAD, MISSING, Entries, Parser, Reader, describe, is_null, join,
                          line_of, p_bool, p_port, p_positive_int, p_string, p_timeout, suggest)
 
 PLACEHOLDERS = ("host", "hosts", "level", "summary", "checks")

@@ -17,7 +17,7 @@ and turns it into metrics.  The contexts judge them:
   status line and perfdata.
 
 Each context's Result hint is its status line item (see
-:class:`escalator_handlers.check_escalator.HealthSummary` for the order).
+:class:`escalator_handlers.plugins.check_escalator.HealthSummary` for the order).
 All text that came from monitoring or an operator goes through
 :func:`clean`: printable, single line, bounded, no ``|``.
 """
@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
-from .timeline import safe
+from ..display import safe
 
 __all__ = ["EscalatorHealth", "contexts", "clean", "ago", "deadline", "ORDER", "PERF_ORDER", "LIST_LIMIT"]
 
@@ -148,7 +148,7 @@ class EscalatorHealth(nagiosplugin.Resource):
         self.notes: List[str] = []
 
     def probe(self) -> List[nagiosplugin.Metric]:
-        from .errors import ConfigError, EscalatorError
+        from ..errors import ConfigError, EscalatorError
 
         handler = _NoteHandler(self.notes)
         log = logging.getLogger("escalator")
@@ -179,8 +179,8 @@ class EscalatorHealth(nagiosplugin.Resource):
         return self._metrics()
 
     def _load(self) -> None:
-        from .config import load_config
-        from .status import gather
+        from ..config import load_config
+        from ..status import gather
 
         self.phase = f"loading config {self.config_path}"
         self.config = cfg = load_config(self.config_path)

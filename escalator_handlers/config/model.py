@@ -1,6 +1,6 @@
 """The configuration model: frozen dataclasses for everything DESIGN.md names.
 
-Loading and validating YAML lives in ``configload``; this module holds only
+Loading and validating YAML lives in :mod:`escalator_handlers.config.load`; this module holds only
 the values the rest of the program consumes, plus the lookups (which level a
 check maps to) that every consumer needs.  Durations are float seconds.
 """
@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
-from .event import CheckKey
+from ..event import CheckKey
 
 DEFAULT_CONFIG_PATH = "/etc/escalator/escalator.yaml"
 
@@ -187,13 +187,6 @@ class Config:
         return None
 
 
-def load_config(path: Optional[str] = None) -> Config:
-    """Load and validate a config file (see ``configload``); raise ConfigError."""
-    from .configload import load_config as _load
-
-    return _load(path)
-
-
 def config_path(path: Optional[str] = None) -> str:
     """``--config``, else ``$ESCALATOR_CONFIG``, else the system default."""
     return path or os.environ.get("ESCALATOR_CONFIG") or DEFAULT_CONFIG_PATH
@@ -201,5 +194,5 @@ def config_path(path: Optional[str] = None) -> str:
 
 __all__: Sequence[str] = [
     "ChefOptions", "CheckRule", "Config", "IcingaApi", "Level", "Limits",
-    "NagiosFeedback", "SshOptions", "Step", "config_path", "load_config",
+    "NagiosFeedback", "SshOptions", "Step", "config_path",
 ]

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ._survey_cache import SurveyCache
-from .config import Config, Level
-from .event import CheckKey, check_name, iso_time
+from .survey import SurveyCache
+from ..config import Config, Level
+from ..event import CheckKey, check_name, iso_time
 from .state import Episode, State
 
 #: How many check names a summary spells out before "and N more".

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
-from ._statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
-from .config import Config
-from .event import GOOD_STATES, CheckKey
+from .statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
+from ..config import Config
+from ..event import GOOD_STATES, CheckKey
 
 __all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "State", "key_of", "keys_of"]
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Tuple
 
-from .event import CheckKey
+from ..event import CheckKey
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
     from .state import State
 
 

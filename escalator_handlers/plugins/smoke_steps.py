@@ -5,7 +5,7 @@ itself when the features have no ``steps/`` directory (or with
 ``--builtin-steps``); to combine them with your own steps, add a one-line
 steps file ``features/steps/smoke.py``::
 
-    from escalator_handlers.smoke_steps import *  # noqa
+    from escalator_handlers.plugins.smoke_steps import *  # noqa
 
 Importing the module registers the steps with behave; nothing else is needed.
 The phrases (any of Given/When/Then/And/But works)::

@@ -14,7 +14,7 @@ from typing import NoReturn, Optional, Sequence
 import nagiosplugin
 from nagiosplugin.output import Output
 
-from .timeline import safe
+from ..display import safe
 
 
 class StatusLineOutput(Output):

@@ -1,6 +1,6 @@
 """What the state fold keeps per check, per run and per escalation episode.
 
-Plain records for :mod:`escalator_handlers.state`, with their ``state.json``
+Plain records for :mod:`escalator_handlers.planning.state`, with their ``state.json``
 forms.
 """
 
@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Set, Tuple
 
-from .event import GOOD_STATES, CheckKey
+from ..event import GOOD_STATES, CheckKey
 
 
 class CheckState:

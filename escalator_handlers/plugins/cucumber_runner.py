@@ -9,7 +9,7 @@ group is sent SIGTERM, then SIGKILL.
 
 Features without a ``steps/`` directory run with the bundled smoke steps:
 the ``.feature`` files are mirrored by symlinks into a temporary directory
-next to a one-line steps file importing :mod:`escalator_handlers.smoke_steps`,
+next to a one-line steps file importing :mod:`escalator_handlers.plugins.smoke_steps`,
 which is exactly what an operator would write.  The runner is started in
 the parent of the feature directory and given the directory's own name, so
 reported locations read ``smoke/app.feature:12`` either way.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .cucumber_report import Report, ReportError, parse_report
-from .errors import EscalatorError
+from ..errors import EscalatorError
 
 __all__ = ["RunnerError", "RunOptions", "RunOutcome", "run_features", "RUNNERS",
            "BUILTIN_STEPS_LINE"]
@@ -42,7 +42,7 @@ __all__ = ["RunnerError", "RunOptions", "RunOutcome", "run_features", "RUNNERS",
 log = logging.getLogger(__name__)
 
 RUNNERS = ("behave", "cucumber")
-BUILTIN_STEPS_LINE = "from escalator_handlers.smoke_steps import *  # noqa\n"
+BUILTIN_STEPS_LINE = "from escalator_handlers.plugins.smoke_steps import *  # noqa\n"
 #: How long a runner gets to exit after SIGTERM before the group is killed.
 _TERM_GRACE = 1.0
 _TAIL_LINES = 5

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from .config import Config, Step
-from .planner import RunPlan
+from ..config import Config, Step
+from ..planning.planner import RunPlan
 
 Emit = Callable[[Sequence[dict]], None]
 
@@ -22,7 +22,7 @@ class DryRunner:
     """Stands in for ``steps.StepRunner``: renders, never runs."""
 
     def __init__(self) -> None:
-        from .steps import StepRunner
+        from .runner import StepRunner
 
         self._renderer = StepRunner()
 

@@ -16,12 +16,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from yaml.nodes import Node, SequenceNode
 
-from .config import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback, Step,
+from .model import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback, Step,
                      config_path)
-from .errors import ConfigError, ConfigProblem
-from .event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
-from ._configsteps import StepDefaults, build_step, parse_defaults
-from ._yamlnodes import (BAD, Entries, Reader, compose, describe, is_null, join, line_of, p_bool,
+from ..errors import ConfigError, ConfigProblem
+from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
+from .steps import StepDefaults, build_step, parse_defaults
+from .yamlnodes import (BAD, Entries, Reader, compose, describe, is_null, join, line_of, p_bool,
                          p_duration, p_positive_int, p_string, parse_duration)
 
 __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration", "validate"]

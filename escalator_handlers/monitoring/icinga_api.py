@@ -18,8 +18,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Optional
 
-from .config import IcingaApi
-from .nagios import AUTHOR, MAX_TEXT, FeedbackError
+from ..config import IcingaApi
+from .commandfile import AUTHOR, MAX_TEXT, FeedbackError
 
 log = logging.getLogger(__name__)
 
