@@ -1,0 +1,127 @@
+"""``escalator pause|resume|hold|release``: an operator's hands on the automation."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional
+
+import click
+
+from ..config import config_path
+from ..display import safe
+from ..errors import EscalatorError, UsageError
+from .base import cli, config_option, load
+
+
+def _control(config: Optional[str], record: dict) -> int:
+    from ..control import control
+
+    cfg = load(config)
+    record.setdefault("time", time.time())
+    record.setdefault("user", os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid()))
+    click.echo(f"{record['kind']}: {control(cfg, record)}")
+    _kick(config)
+    return 0
+
+
+def _name_glob(what: str, value: Optional[str]) -> Optional[str]:
+    """A host or service glob from the command line: non-empty, no control characters."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise UsageError(f"{what} must not be empty")
+    bad = [c for c in value if ord(c) < 32 or 127 <= ord(c) < 160]
+    if bad:
+        raise UsageError(f"{what} {safe(value)!s} contains a control character ({bad[0]!r}); "
+                         "host and service names never do")
+    return value
+
+
+@cli.command()
+@config_option
+@click.option("--reason", default="", help="why (shown in status and the journal)")
+def pause(config: Optional[str], reason: str) -> int:
+    """Stop all automatic action (events are still recorded)."""
+    return _control(config, {"kind": "pause", "reason": reason})
+
+
+@cli.command()
+@config_option
+@click.option("--reason", default="")
+def resume(config: Optional[str], reason: str) -> int:
+    """Restart automatic action; also lifts holds on exhausted levels."""
+    return _control(config, {"kind": "resume", "reason": reason})
+
+
+@cli.command()
+@config_option
+@click.option("--host", required=True, metavar="GLOB",
+              help="hosts to keep hands off: a name or shell glob, as in check rules ('web-*')")
+@click.option("--service", metavar="GLOB", help="only these services of those hosts (default: every check)")
+@click.option("--for", "duration", metavar="DURATION", help="expire after this long (30m, 2h); default: until released")
+@click.option("--reason", default="", help="why (shown in status and the journal)")
+def hold(config: Optional[str], host: str, service: Optional[str], duration: Optional[str], reason: str) -> int:
+    """Keep hands off hosts (an operator is working on them), like a silence."""
+    from ..config.load import parse_duration
+
+    rec: dict = {"kind": "hold", "host": _name_glob("--host", host),
+                 "service": _name_glob("--service", service), "reason": reason}
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"--for: {exc}") from None
+        if seconds <= 0:
+            raise UsageError(f"--for must be more than 0, got {duration!r}")
+        rec["time"] = time.time()
+        rec["until"] = rec["time"] + seconds
+    return _control(config, rec)
+
+
+@cli.command()
+@config_option
+@click.option("--host", required=True, metavar="GLOB", help="the host glob exactly as given to `escalator hold`")
+@click.option("--service", metavar="GLOB", help="the service glob exactly as given to `escalator hold`")
+@click.option("--reason", default="", help="why (shown in the journal)")
+def release(config: Optional[str], host: str, service: Optional[str], reason: str) -> int:
+    """Release a hold made with `escalator hold` (exit 1 if there is no such hold)."""
+    from ..planning.statetypes import hold_label
+
+    label = hold_label(_name_glob("--host", host) or "", _name_glob("--service", service))
+    holds = _current_state(config).holds
+    if label not in holds:
+        covering = sorted(h.label for h in holds.values() if h.matches((host, service)))
+        hint = (f"; it is covered by {', '.join(covering)}: release that" if covering else
+                f"; holds in force: {', '.join(sorted(holds)) or 'none'}")
+        raise EscalatorError(f"{safe(label)} is not held{safe(hint, 2000)}")
+    return _control(config, {"kind": "release", "host": host, "service": service, "reason": reason})
+
+
+def _current_state(config: Optional[str]):
+    """The state as status sees it: journal, snapshot and the spool not yet collected."""
+    from .. import store
+    from ..status import fold_pending
+
+    cfg = load(config)
+    state = store.load(cfg).state
+    fold_pending(cfg, state)
+    return state
+
+
+def _kick(config: Optional[str]) -> None:
+    """Start a detached collector when none runs and there is work: action held back by a
+    hold or pause can proceed, and events a handler appended while ``control`` held the
+    collector lock (that handler started no collector) are acted on."""
+    import subprocess
+
+    from .. import spool
+    from ..control import work_pending
+
+    cfg = load(config)
+    if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):
+        subprocess.Popen([sys.executable, "-m", "escalator_handlers.cli", "collect",
+                          "--config", os.path.abspath(config_path(config))],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True, cwd="/")

@@ -1,0 +1,119 @@
+"""``escalator replay``, ``validate`` and ``test``: offline checks of a config, against history or scenarios."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import List, Optional
+
+import click
+
+from ..config import config_path
+from ..display import format_record, safe
+from ..errors import ConfigError, UsageError
+from .base import cli, config_option, load, setup_logging
+
+
+@cli.command()
+@click.argument("config_file", required=False, metavar="[CONFIG]")
+@config_option
+def validate(config_file: Optional[str], config: Optional[str]) -> int:
+    """Check a config: exit 0, or 2 with every error listed."""
+    from ..config.load import format_problems, validate as _validate
+
+    path = config_path(config_file or config)
+    problems = _validate(path)
+    if problems:
+        click.echo(format_problems(problems), err=True)
+        click.echo(f"{path}: {len(problems)} error(s)", err=True)
+        return 2
+    click.echo(f"{path}: ok")
+    return 0
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
+@config_option
+@click.option("--execute", is_flag=True, help="really run the steps (default: dry run)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON record a line")
+@click.option("--until", type=float, metavar="EPOCH",
+              help="stop the simulated clock here (default: one day after the last event)")
+@click.option("-v", "--verbose", count=True, help="-v: every event; -vv: and unparsed line numbers")
+def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool,
+           until: Optional[float], verbose: int) -> int:
+    """Replay nagios.log, spool or journal FILES through the planner on their own clock."""
+    from ..replay import replay as _replay
+
+    if not files:
+        raise UsageError("replay needs at least one FILE (nagios.log, JSON-lines events or journal, spool dir)")
+    setup_logging(verbose - 1)
+    cfg = load(config)
+    failed = [0]
+    counts = {"run": 0, "verdict": 0, "notify": 0}
+
+    def out(rec: dict) -> None:
+        kind = rec.get("kind")
+        if kind in counts and not (kind == "run" and rec.get("outcome") == "skipped"):
+            counts[kind] += 1
+        if kind == "run" and rec.get("outcome") == "failed":
+            failed[0] += 1
+        if as_json:
+            sys.stdout.write(json.dumps(rec, ensure_ascii=True) + "\n")
+        else:
+            sys.stdout.write(format_record(rec) + "\n")
+
+    mode = "all" if verbose else ("none" if as_json else "changes")
+    stats = _replay(cfg, files, out, execute_steps=execute, until=until, show_events=mode)
+    summary = (f"replayed {stats.events} events from {stats.lines} lines of {', '.join(stats.files)}: "
+               f"{counts['run']} runs, {counts['verdict']} verdicts, {counts['notify']} notifications; "
+               f"{stats.ignored} lines ignored, {stats.unparsed} unparsed")
+    click.echo(summary, err=True)
+    if stats.unparsed and verbose >= 1:
+        click.echo("unparsed lines: " + ", ".join(stats.unparsed_where[:200]), err=True)
+    return 1 if failed[0] and execute else 0
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1)
+@click.option("--config", "-C", "config", metavar="PATH",
+              help="config for every scenario (default: each file's config:, else $ESCALATOR_CONFIG, "
+                   "else /etc/escalator/escalator.yaml)")
+@click.option("-v", "--verbose", count=True, help="print each scenario's timeline")
+def test_scenarios(paths: List[str], config: Optional[str], verbose: int) -> int:
+    """Run scenario files (or directories of *.yaml) against a config: exit 0 all pass, 1 a failure, 2 an error."""
+    from .. import scenario
+    from ..config.load import load_config as _load_config
+
+    if not paths:
+        raise UsageError("test needs at least one scenario file or directory")
+    configs: dict = {}
+    passed = failed = errors = 0
+    for path in scenario.files_of(paths):
+        try:
+            sc = scenario.load(path)
+            cfg_path = os.path.abspath(config) if config else sc.config or config_path(None)
+            if cfg_path not in configs:
+                configs[cfg_path] = _load_config(cfg_path)
+            problems = scenario.unknown_levels(sc, configs[cfg_path])
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as exc:
+            errors += 1
+            click.echo(f"ERROR {safe(path, 300)}")
+            for problem in exc.problems:
+                click.echo(f"      {safe(problem, 500)}")
+            continue
+        outcome = scenario.run(sc, configs[cfg_path])
+        passed += outcome.passed
+        failed += not outcome.passed
+        click.echo(f"{'PASS ' if outcome.passed else 'FAIL '} {safe(path, 300)}: {safe(sc.name, 300)}")
+        for line in outcome.diff:
+            click.echo(f"      {safe(line, 500)}")
+        if verbose:
+            for rec in outcome.records:
+                click.echo(f"      {format_record(rec)}")
+    total = passed + failed + errors
+    click.echo(f"{total} scenario{'s' if total != 1 else ''}: {passed} passed, {failed} failed"
+               + (f", {errors} could not run" if errors else ""))
+    return 2 if errors else 1 if failed else 0
