@@ -23,7 +23,7 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import escalator_handlers, pytest, hypothesis, behave" 2>/dev/null \
+if ! .venv/bin/python -c "import escalator_handlers, pytest, hypothesis, behave, sphinx" 2>/dev/null \
    || [ setup.cfg -nt .venv/.installed ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     touch .venv/.installed
