@@ -8,7 +8,7 @@ simulated clock; nothing in this design can replay faster than this.
 
 import sys
 
-from escalator_handlers import nagioslog
+from escalator_handlers.monitoring import nagioslog
 from escalator_handlers.config import load_config
 from escalator_handlers.planning.state import State
 
