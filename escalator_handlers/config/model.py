@@ -99,15 +99,19 @@ class CheckRule:
     target: bool = True
 
     def matches(self, key: CheckKey, state: Optional[str]) -> bool:
-        host, service = key
+        return self.matches_service(key[1], state) and self.matches_host(key[0])
+
+    def matches_service(self, service: Optional[str], state: Optional[str]) -> bool:
+        """The half of ``matches`` that is the same for every host (a check's state included)."""
         if self.service is None:
             if service is not None:
                 return False
         elif service is None or not fnmatch.fnmatchcase(service, self.service):
             return False
-        if not fnmatch.fnmatchcase(host, self.host):
-            return False
         return not self.states or state in self.states
+
+    def matches_host(self, host: str) -> bool:
+        return self.host == "*" or fnmatch.fnmatchcase(host, self.host)
 
 
 @dataclass(frozen=True)

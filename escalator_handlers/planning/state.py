@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
 from .statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
-from ..config import Config
+from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
 
 __all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "State", "key_of", "keys_of"]
@@ -47,8 +47,8 @@ class State:
         self.last_skip: Optional[str] = None
         self.skip_checks: Set[CheckKey] = set()
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
-        self._map_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[int]] = {}
-        self._target_cache: Dict[Tuple[CheckKey, Optional[str]], bool] = {}
+        self._rule_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[CheckRule]] = {}
+        self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[CheckRule, ...]] = {}
         # For planner.survey, which keeps its sorted lists here between decisions
         # and looks again only at the checks observed since.
         self.changed: Set[CheckKey] = set()
@@ -56,23 +56,41 @@ class State:
 
     # -- mapping -----------------------------------------------------------
 
-    def level_for(self, key: CheckKey, state: Optional[str]) -> Optional[int]:
+    def rule_for(self, key: CheckKey, state: Optional[str]) -> Optional[CheckRule]:
+        """``config.rule_for``, remembered: replay maps tens of thousands of checks.
+
+        The rules that can match a service in a state are worked out once per
+        (service, state); only their host patterns are tried per host.
+        """
         ck = (key, state)
         try:
-            return self._map_cache[ck]
+            return self._rule_cache[ck]
         except KeyError:
-            lv = self._map_cache[ck] = self.config.level_for(key, state)
-            return lv
+            pass
+        host, service = key
+        sk = (service, state)
+        rules = self._service_rules.get(sk)
+        if rules is None:
+            rules = self._service_rules[sk] = tuple(
+                r for r in self.config.checks if r.matches_service(service, state))
+        found = None
+        for rule in rules:
+            if rule.matches_host(host):
+                found = rule
+                break
+        self._rule_cache[ck] = found
+        return found
+
+    def level_for(self, key: CheckKey, state: Optional[str]) -> Optional[int]:
+        rule = self._rule_cache.get((key, state), False)
+        if rule is False:
+            rule = self.rule_for(key, state)
+        return None if rule is None else rule.level
 
     def is_target(self, key: CheckKey, state: Optional[str]) -> bool:
         """Whether the rule mapping this check makes its host a target (rule key ``target``)."""
-        ck = (key, state)
-        try:
-            return self._target_cache[ck]
-        except KeyError:
-            rule = self.config.rule_for(key, state)
-            t = self._target_cache[ck] = rule is None or rule.target
-            return t
+        rule = self.rule_for(key, state)
+        return rule is None or rule.target
 
     @property
     def held_hosts(self) -> Dict[str, str]:
@@ -93,8 +111,8 @@ class State:
     def remap(self, config: Config) -> None:
         """Adopt a new config (SIGHUP): recompute every check's mapped level."""
         self.config = config
-        self._map_cache.clear()
-        self._target_cache.clear()
+        self._rule_cache.clear()
+        self._service_rules.clear()
         for key, cs in self.checks.items():
             cs.level = self.level_for(key, cs.state) if not cs.good else None
 
