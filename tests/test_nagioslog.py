@@ -4,8 +4,16 @@ hostile output, and what is ignored versus counted as unparsed."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from escalator_handlers.monitoring import nagioslog
 from escalator_handlers.monitoring.nagioslog import Downtimes, ParseStats, parse
+
+DATA = Path(__file__).parent / "data" / "nagios-logs"
 
 
 def run(text: str):
@@ -183,3 +191,38 @@ def test_parse_is_lazy_and_accepts_any_text_stream():
     gen = parse(lines)              # a plain iterator of lines is enough
     assert next(gen)[1] == "a"
     assert next(gen)[1] == "b"
+
+
+def _both_ways(text: str):
+    """parse() as shipped, and with its regex fast path switched off (the general parser alone)."""
+    fast_stats, slow_stats = ParseStats(), ParseStats()
+    fast = list(parse(io.StringIO(text), fast_stats))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(nagioslog, "_FAST_ALERT", lambda line: None)
+        slow = list(parse(io.StringIO(text), slow_stats))
+    return (fast, vars(fast_stats)), (slow, vars(slow_stats))
+
+
+def test_the_fast_path_gives_what_the_general_parser_gives_on_every_real_log():
+    logs = sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix != ".rst")
+    assert len(logs) >= 5
+    for path in logs:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        fast, slow = _both_ways(text)
+        assert fast == slow, path
+
+
+_FIELD = st.text(alphabet=st.sampled_from(list("ab;: ]\t[\\x\u00e9\u0663\u00b2")), max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(["SERVICE ALERT", "CURRENT SERVICE STATE", "INITIAL SERVICE STATE", "HOST ALERT",
+                             "CURRENT HOST STATE", "INITIAL HOST STATE", "SERVICE NOTIFICATION"]),
+       stamp=st.sampled_from(["1700000000", "1700000000.5", "+17", "", "x"]),
+       fields=st.lists(st.one_of(_FIELD, st.sampled_from(["OK", "CRITICAL", "DOWN", "UNREACHABLE", "SOFT",
+                                                          "HARD", "3", "\u0663", "12"])), max_size=7),
+       end=st.sampled_from(["\n", "", ";\n"]))
+def test_the_fast_path_agrees_with_the_general_parser_on_odd_lines(kind, stamp, fields, end):
+    line = f"[{stamp}] {kind}: {';'.join(fields)}{end}"
+    fast, slow = _both_ways(line + "[1700000001] HOST ALERT: h;DOWN;HARD;1;x\n")
+    assert fast == slow, line

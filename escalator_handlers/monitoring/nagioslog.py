@@ -16,8 +16,9 @@ numbers.  Built for speed: it parses a million lines in about 1.3 s (see
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, TextIO, Tuple
+from typing import Callable, Dict, Iterator, List, Match, Optional, TextIO, Tuple
 
 from ..event import HOST_STATES, SERVICE_STATES
 
@@ -87,6 +88,25 @@ _KINDS = {
 }
 
 
+def _fast_alert() -> Callable[[str], Optional[Match[str]]]:
+    """A matcher for the common lines: a service or host alert (or state) with every field.
+
+    It only recognises; the general parser below stays the definition.  A
+    line it does not match (no output field, a fractional timestamp, a
+    downtime alert, anything unusual) goes to that parser, which gives the
+    same tuple for every line both accept (``tests/test_nagioslog.py``).
+    """
+    def kinds(code: int) -> str:
+        return "|".join(k for k, c in _KINDS.items() if c == code)
+
+    return re.compile(
+        rf"\[([0-9]+)\] (?:(?:{kinds(1)}): ([^;]*);([^;]*);({'|'.join(SERVICE_STATES)})"
+        rf"|(?:{kinds(2)}): ([^;]*);({'|'.join(HOST_STATES)}));(SOFT|HARD);([0-9]+);(.*)").match
+
+
+_FAST_ALERT = _fast_alert()
+
+
 def parse(f: TextIO, stats: Optional[ParseStats] = None,
           downtimes: Optional[Downtimes] = None) -> Iterator[Observation]:
     """Yield observations from an open nagios.log, in file order.
@@ -100,9 +120,21 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None,
     dts = downtimes if downtimes is not None else Downtimes()
     svc_dt, host_dt, next_depth, words = dts.service, dts.host, Downtimes.next_depth, DOWNTIME_WORDS
     kinds, svc_states, host_states, types = _KINDS, _SVC_STATES, _HOST_STATES, _TYPES
+    fast = _FAST_ALERT
     lineno = 0
     used = ignored = 0
     for lineno, line in enumerate(f, 1):
+        m = fast(line)
+        if m is not None:  # most lines of a busy log: one regex match instead of a dozen steps
+            ts, host, service, state, h_host, h_state, state_type, attempt, output = m.groups()
+            used += 1
+            if host is not None:
+                yield (float(ts), host, service, state, state_type, int(attempt),
+                       svc_dt.get((host, service), 0) if svc_dt else 0, output)
+            else:
+                yield (float(ts), h_host, None, h_state, state_type, int(attempt),
+                       host_dt.get(h_host, 0) if host_dt else 0, output)
+            continue
         if line[:1] != "[":
             if line.strip():
                 st.bad(lineno)
