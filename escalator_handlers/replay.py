@@ -158,6 +158,10 @@ def _nagios_history(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
         yield item
         if len(active) == 1:
             # The common case, one archive at a time: no heap work per line.
+            if limit is None:
+                yield from stream  # the last archive: no check per line either
+                active.pop()
+                continue
             for item in stream:
                 if limit is not None and item[0] > limit:
                     active[0] = (item[0], i, item, stream)

@@ -13,7 +13,7 @@ The rules are DESIGN.md's planning rules 1-9; comments cite them by number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .survey import SurveyCache
 from ..config import Config, Level
@@ -112,7 +112,8 @@ def survey(state: State) -> _Survey:
         return _survey_all(state)
     changed = state.changed
     keys: Iterable[CheckKey] = changed
-    if c is None or c.config is not state.config or c.held_hosts != state.held_hosts:
+    if c is None or c.config is not state.config \
+            or ((state.holds or c.held_hosts) and c.held_hosts != state.held_hosts):  # no holds: no dict to build
         c = state.survey_cache = SurveyCache(state.config, dict(state.held_hosts), Asking, state.is_target)
         keys = list(state.problems)
     elif len(changed) > len(state.problems) + len(c.entries):
@@ -126,7 +127,8 @@ def survey(state: State) -> _Survey:
     if not ok:
         state.survey_cache = _UNCACHED
         return _survey_all(state)
-    return _Survey(list(c.asking.values), list(c.unmapped.values), list(c.held.values))
+    # The cache's own lists, not copies: valid until the next survey, never to be changed.
+    return _Survey(c.asking.values, c.unmapped.values, c.held.values)
 
 
 #: ``state.survey_cache`` once it gave up (see ``SurveyCache.update``).
@@ -178,24 +180,27 @@ def _episode_attempts(ep: Optional[Episode]) -> int:
 def decide(state: State, config: Config, now: float, *, explain: bool = True) -> Decision:
     """What to do at ``now``; see the module docstring.
 
-    ``explain=False`` leaves ``Decision.explain`` and ``RunPlan.explain`` empty:
-    replay, which never shows them, asks tens of thousands of times a day of log.
+    ``explain=False`` leaves ``Decision.explain`` and ``RunPlan.explain`` empty,
+    and ``Decision.why`` too when no record is made: replay, which never shows
+    them, asks tens of thousands of times a day of log.
     """
     levels = config.levels
-    # An operator's hold given `--for` ends by itself, like an Alertmanager silence.
-    expired = [{"time": now, "kind": "release", "host": h.host, "service": h.service,
-                "reason": f"hold expired (held since {h.since:.0f} by {h.user or 'an operator'})"}
-               for h in state.holds.values() if h.until is not None and h.until <= now]
-    if expired:
-        return Decision(tuple(expired), wake=now, why="operator holds expired")
-    # Holds and escalations end when the checks that caused them recovered (rule 7).
-    releases = [
-        {"time": now, "kind": "release", "level": name, "reason": "checks recovered"}
-        for name, ep in state.episodes.items()
-        if (ep.held or ep.escalated) and not ep.pending
-    ]
-    if releases:
-        return Decision(tuple(releases), wake=now, why="checks recovered: releasing held levels")
+    if state.holds:
+        # An operator's hold given `--for` ends by itself, like an Alertmanager silence.
+        expired = [{"time": now, "kind": "release", "host": h.host, "service": h.service,
+                    "reason": f"hold expired (held since {h.since:.0f} by {h.user or 'an operator'})"}
+                   for h in state.holds.values() if h.until is not None and h.until <= now]
+        if expired:
+            return Decision(tuple(expired), wake=now, why="operator holds expired")
+    if state.episodes:
+        # Holds and escalations end when the checks that caused them recovered (rule 7).
+        releases = [
+            {"time": now, "kind": "release", "level": name, "reason": "checks recovered"}
+            for name, ep in state.episodes.items()
+            if (ep.held or ep.escalated) and not ep.pending
+        ]
+        if releases:
+            return Decision(tuple(releases), wake=now, why="checks recovered: releasing held levels")
 
     last = state.last_run()
     if last is not None and not last.judged:
@@ -203,7 +208,8 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
             # Rule 6: no new run while the last run's quiescence lasts.
             return Decision(wake=last.quiet_until,
                             why=f"quiescence after run of {', '.join(last.levels)} "
-                                f"until {last.quiet_until:.0f} ({last.quiet_until - now:.0f}s left)")
+                                f"until {last.quiet_until:.0f} ({last.quiet_until - now:.0f}s left)"
+                            if explain else "")
         return Decision(tuple(_verdict(state, config, last, now)), wake=now,
                         why="judging the last run")
 
@@ -211,10 +217,10 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
         # Debounce: act after `quiescence` of quiet, but never later than max_delay.
         due = min(state.last_event + config.quiescence, state.burst_start + config.max_delay)
         if now < due:
-            return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left")
+            return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left" if explain else "")
 
     s = survey(state)
-    d = _decide(state, config, now, s, _explain(s, levels, state) if explain else ())
+    d = _decide(state, config, now, s, _explain(s, levels, state) if explain else (), explain)
     if s.held:
         # A check held by an expiring hold must be looked at again when the hold ends.
         ends = [h.until for h in state.holds.values() if h.until is not None]
@@ -252,15 +258,20 @@ def unreachable_checks(state: State) -> Dict[CheckKey, object]:
     return {k: cs for k, cs in state.problems.items() if k[0] in state.unreachable}
 
 
-def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple[str, ...]) -> Decision:
-    """Rules 1-4 and 8 once the failing checks are surveyed."""
+def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple[str, ...],
+            why: bool = True) -> Decision:
+    """Rules 1-4 and 8 once the failing checks are surveyed.
+
+    Reasons are passed to ``_skip`` as functions: most skips repeat the last
+    one, record nothing, and need no reason unless ``why`` asks for it.
+    """
     levels = config.levels
 
     if not s.asking:
         if s.held:
             return _skip(state, config, now, "held-host", levels[s.held[0].level - 1], s.held,
-                         "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held})),
-                         explain, notify=True)
+                         lambda: "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held})),
+                         explain, why, notify=True)
         return Decision(why="nothing to do", explain=explain)
 
     required = s.asking[0].level  # survey sorts by level first: the most drastic
@@ -271,38 +282,45 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
     ep = state.episodes.get(start_level.name)
     if ep is not None and ep.held:
         return _skip(state, config, now, "held-level", start_level, s.asking,
-                     f"{ep.reason}; held until the checks recover or `escalator resume`",
-                     explain, notify=False)
+                     lambda: f"{ep.reason}; held until the checks recover or `escalator resume`",
+                     explain, why, notify=False)
     if state.paused is not None:
-        reason = "paused by operator" + (f": {state.paused}" if state.paused else "")
-        return _skip(state, config, now, "paused", start_level, s.asking, reason, explain, notify=True)
+        paused = state.paused
+        return _skip(state, config, now, "paused", start_level, s.asking,
+                     lambda: "paused by operator" + (f": {paused}" if paused else ""), explain, why, notify=True)
 
     limits = config.limits
-    wake = None
     if limits.max_runs_per_hour:
         recent = state.runs_since(now - 3600)
         if len(recent) >= limits.max_runs_per_hour:
-            wake = min(r.started for r in recent) + 3600
             d = _skip(state, config, now, "max_runs_per_hour", start_level, s.asking,
-                      f"limit max_runs_per_hour ({limits.max_runs_per_hour}) reached: "
-                      f"{len(recent)} runs in the last hour", explain, notify=True)
-            return Decision(d.records, wake=wake, why=d.why, explain=explain)
+                      lambda: f"limit max_runs_per_hour ({limits.max_runs_per_hour}) reached: "
+                              f"{len(recent)} runs in the last hour", explain, why, notify=True)
+            d.wake = min(r.started for r in recent) + 3600
+            return d
 
     # Rule 3: targets of level L are the hosts of checks mapped to L or more drastic;
     # an escalated run treats the exhausted level's checks as mapped to its start.
+    # One pass gives each target host the least drastic level it is still a target
+    # at; the counts settle max_targets, and the sorted tuples are built only for
+    # a run that goes ahead.
     run_levels = levels[start - 1:]
-    targets: Dict[str, Tuple[str, ...]] = {}
-    for lv in run_levels:
-        hosts = {a.key[0] for a in s.asking
-                 if a.target and (start if a.level <= required else a.level) <= lv.index}
-        targets[lv.name] = tuple(sorted(hosts))
-    if limits.max_targets:
-        over = [(name, len(h)) for name, h in targets.items() if len(h) > limits.max_targets]
-        if over:
-            name, n = over[0]
-            return _skip(state, config, now, "max_targets", start_level, s.asking,
-                         f"limit max_targets ({limits.max_targets}) exceeded: {n} hosts at level {name}",
-                         explain, notify=True)
+    first: Dict[str, int] = {}
+    for a in s.asking:
+        if a.target:
+            lv = start if a.level <= required else a.level
+            h = a.key[0]
+            if lv < first.get(h, 1 << 30):
+                first[h] = lv
+    if limits.max_targets and len(first) > limits.max_targets:
+        for lv in run_levels:
+            n = sum(1 for x in first.values() if x <= lv.index)
+            if n > limits.max_targets:
+                return _skip(state, config, now, "max_targets", start_level, s.asking,
+                             lambda: f"limit max_targets ({limits.max_targets}) exceeded: "
+                                     f"{n} hosts at level {lv.name}", explain, why, notify=True)
+    ordered = sorted(first)
+    targets = {lv.name: tuple(h for h in ordered if first[h] <= lv.index) for lv in run_levels}
 
     asking = tuple(s.asking)  # survey sorted it
     attempt = _episode_attempts(ep) + 1
@@ -352,14 +370,16 @@ def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
 
 
 def _skip(state: State, config: Config, now: float, code: str, level: Level,
-          checks: Sequence[Asking], reason: str, explain: Tuple[str, ...], *, notify: bool) -> Decision:
-    """Rule 8: record (once), notify (once), don't act."""
+          checks: Sequence[Asking], why_not: Callable[[], str], explain: Tuple[str, ...], why: bool = True, *,
+          notify: bool) -> Decision:
+    """Rule 8: record (once), notify (once), don't act.  ``why_not()`` words the reason."""
     key = f"{code}:{level.name}"
     # Once per episode -- but a held level pages only once (at exhaustion), so a
     # new failure it swallows must at least reach the journal: re-record when a
     # check that the last skip did not list is asking.
     if state.last_skip == key and (code != "held-level" or {a.key for a in checks} <= state.skip_checks):
-        return Decision(why=f"skipped: {reason}", explain=explain)
+        return Decision(why=f"skipped: {why_not()}" if why else "", explain=explain)
+    reason = why_not()
     rec = {"time": now, "kind": "run", "outcome": "skipped", "reason": reason, "skip_key": key,
            "levels": [lv.name for lv in config.levels[level.index - 1:]],
            "start_level": level.name,
