@@ -3,12 +3,14 @@
 A nagiosplugin check: the :class:`FeatureRun` resource runs the features
 (see :mod:`.cucumber_runner`) and yields step counts as metrics; contexts
 judge them; :class:`CucumberSummary` words the status line the way
-cucumber-nagios did::
+cucumber-nagios did, with Monitoring Plugins perfdata::
 
     CUCUMBER OK - Critical: 0, Warning: 0, 4 okay | passed=4 failed=0 nosteps=0 total=4 time=0.52s
 
 followed by one ``Failed: <keyword> <step> in <file:line>`` line per failed
-step.  Thresholds: ``-w``/``-c`` apply to the number of failed steps (the
+step.  ``--compat cucumber-nagios`` counts, lists failures and writes
+perfdata exactly as the original formatter did
+(``| passed=4; failed=0; nosteps=0; total=4; time=0.52``).  Thresholds: ``-w``/``-c`` apply to the number of failed steps (the
 default critical range ``0`` makes any failed step CRITICAL, as
 cucumber-nagios did); any undefined step is a WARNING; ``--time-warning``
 and ``--time-critical`` apply to the runner's wall-clock seconds.  Runner
@@ -44,8 +46,9 @@ class FeatureRun(nagiosplugin.Resource):
 
     name = NAME
 
-    def __init__(self, options: RunOptions):
+    def __init__(self, options: RunOptions, legacy: bool = False):
         self.options = options
+        self.legacy = legacy
         self.outcome: RunOutcome | None = None
 
     def probe(self) -> list[nagiosplugin.Metric]:
@@ -59,11 +62,12 @@ class FeatureRun(nagiosplugin.Resource):
             raise nagiosplugin.CheckError(
                 f"no steps ran in {self.options.path} ({self.options.runner} exit "
                 f"{outcome.exit_status}{why})")
+        counts: Any = report.cucumber_nagios() if self.legacy else report
         return [
-            nagiosplugin.Metric("passed", report.passed, context="count"),
-            nagiosplugin.Metric("failed", report.failed, context="failed"),
-            nagiosplugin.Metric("nosteps", report.nosteps, context="nosteps"),
-            nagiosplugin.Metric("total", report.total, context="count"),
+            nagiosplugin.Metric("passed", counts.passed, context="count"),
+            nagiosplugin.Metric("failed", counts.failed, context="failed"),
+            nagiosplugin.Metric("nosteps", counts.nosteps, context="nosteps"),
+            nagiosplugin.Metric("total", counts.total, context="count"),
             nagiosplugin.Metric("time", round(outcome.elapsed, 2), "s", context="time"),
         ]
 
@@ -90,8 +94,9 @@ class CountContext(nagiosplugin.ScalarContext):
 class CucumberSummary(nagiosplugin.Summary):
     """cucumber-nagios wording; long output grows with -v."""
 
-    def __init__(self, verbosity: int = 0):
+    def __init__(self, verbosity: int = 0, legacy: bool = False):
         self.verbosity = verbosity
+        self.legacy = legacy
 
     def ok(self, results: nagiosplugin.Results) -> str:
         return self._counts(results)
@@ -116,7 +121,10 @@ class CucumberSummary(nagiosplugin.Summary):
         if outcome is None:
             return []
         report, lines = outcome.report, []
-        for step in report.failures:
+        if self.legacy:
+            lines += [f"Failed: {text} in {scenario} on {definition}"
+                      for text, scenario, definition in report.cucumber_nagios().failures]
+        for step in () if self.legacy else report.failures:
             lines.append(f"Failed: {step.text} in {step.location}")
             if self.verbosity >= 1 and step.message:
                 lines.append(f"  {step.message}")
@@ -140,6 +148,22 @@ class CucumberCheck(OrderedPerfCheck):
     """Perfdata in cucumber-nagios order."""
 
     perf_order = _PERF_ORDER
+
+
+class LegacyOutput(StatusLineOutput):
+    """The status line with cucumber-nagios's own perfdata: ``passed=4; failed=0; ...; time=0.52``.
+
+    It is not valid Monitoring Plugins perfdata (``;`` separates a value from
+    its thresholds, and the time has no unit); only for parsers built on it.
+    """
+
+    def add(self, check: nagiosplugin.Check) -> None:
+        self.status = self.format_status(check)
+        results = check.results
+        if all(name in results for name in _PERF_ORDER):
+            values = [results[name].metric.value for name in _PERF_ORDER]
+            self.status += " | " + "; ".join(f"{name}={value}" for name, value in zip(_PERF_ORDER, values))
+        self.add_longoutput(check.verbose_str)
 
 
 class _Parser(Parser):
@@ -188,6 +212,9 @@ def _parser() -> _Parser:
     p.add_argument("-t", "--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="kill the runner (its whole process group) and exit UNKNOWN after "
                         f"SECONDS (default {DEFAULT_TIMEOUT})")
+    p.add_argument("--compat", choices=("cucumber-nagios",),
+                   help="count, list failures and write perfdata exactly as cucumber-nagios did "
+                        "(its perfdata is not valid Monitoring Plugins perfdata)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more long output: -v error messages and undefined steps, "
                         "-vv scenarios, -vvv runner command and output")
@@ -195,8 +222,9 @@ def _parser() -> _Parser:
     return p
 
 
-def build_check(argv: Sequence[str] | None = None) -> tuple[CucumberCheck, int]:
-    """Parse the command line into a ready check and its verbosity (exits 3 on misuse)."""
+def build_check(argv: Sequence[str] | None = None) -> tuple[CucumberCheck, int, bool]:
+    """Parse the command line into a ready check, its verbosity and whether it is in
+    cucumber-nagios compat mode (exits 3 on misuse)."""
     args = _parser().parse_args(argv)
     path = args.features or args.path
     if args.features and args.path:
@@ -213,25 +241,26 @@ def build_check(argv: Sequence[str] | None = None) -> tuple[CucumberCheck, int]:
                          builtin_steps=args.builtin, tags=tuple(args.tags),
                          timeout=args.timeout)
     verbosity = min(args.verbose, 3)
+    legacy = args.compat == "cucumber-nagios"
     check = CucumberCheck(
-        FeatureRun(options),
+        FeatureRun(options, legacy),
         CountContext("count"),
         CountContext("failed", warning, critical if critical is not None else "0",
                      shown=(warning, critical)),
         CountContext("nosteps", warning="0"),
         CountContext("time", time_warning, time_critical,
                      shown=(time_warning, time_critical)),
-        CucumberSummary(verbosity),
+        CucumberSummary(verbosity, legacy),
         name=NAME)
-    return check, verbosity
+    return check, verbosity, legacy
 
 
 @nagiosplugin.guarded(verbose=0)
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console script ``check_cucumber``: run the check, print, exit 0-3."""
-    check, verbosity = build_check(argv)
+    check, verbosity, legacy = build_check(argv)
     runtime = nagiosplugin.Runtime()
-    runtime.output = StatusLineOutput(runtime.logchan)
+    runtime.output = (LegacyOutput if legacy else StatusLineOutput)(runtime.logchan)
     # The runner's deadline is enforced in cucumber_runner (it must kill the
     # runner's process group); nagiosplugin's own SIGALRM timeout stays off.
     check.main(verbose=verbosity, timeout=0)

@@ -14,21 +14,25 @@ processes, no clock.  It knows the two dialects the runners write:
   every scenario; steps after a failure are ``skipped``; hooks appear under
   ``before``/``after`` with their own results.
 
-Counting follows cucumber-nagios: steps are counted, not scenarios.  A
-passed step is okay; a failed (or erroring, or ambiguous) step is critical;
-an undefined or pending step, and every step skipped because of one, is a
-warning ("nosteps").  Steps skipped because an earlier step failed are not
-counted, as cucumber-nagios did not count them either.
+Counting: steps that ran are counted, not scenarios.  A passed step is
+okay; a failed (or erroring, or ambiguous) step and a failing hook are
+critical; an undefined or pending step is a warning ("nosteps").  Steps
+skipped after a failed, undefined or pending step did not run and are not
+counted.  Every step of every scenario counts, a Background's steps once per
+scenario they ran for and an outline's steps once per example row.
+
+:meth:`Report.cucumber_nagios` counts the way the original cucumber-nagios
+formatter did instead (README: check_cucumber, ``--compat``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import EscalatorError
 
-__all__ = ["ReportError", "StepOutcome", "ScenarioOutcome", "Report", "parse_report",
+__all__ = ["ReportError", "StepOutcome", "ScenarioOutcome", "Report", "LegacyCounts", "parse_report",
            "DURATION_UNITS"]
 
 #: Seconds per unit of ``result.duration`` in each runner's JSON.
@@ -55,6 +59,10 @@ class StepOutcome:
     category: str
     duration: float = 0.0
     message: str = ""
+    #: Where the step definition is (``match.location``), when the runner says.
+    definition: str = ""
+    #: A Background step, repeated for each scenario.
+    background: bool = False
 
     @property
     def text(self) -> str:
@@ -71,10 +79,28 @@ class ScenarioOutcome:
     location: str
     status: str
     steps: tuple[StepOutcome, ...]
+    feature: str = ""
+    #: One example row of a Scenario Outline.
+    outline: bool = False
 
     @property
     def duration(self) -> float:
         return sum(s.duration for s in self.steps)
+
+
+@dataclass(frozen=True)
+class LegacyCounts:
+    """Counts and failures as the cucumber-nagios formatter made them."""
+
+    passed: int
+    failed: int
+    nosteps: int
+    #: (step text, scenario location, step definition location) per failure.
+    failures: tuple[tuple[str, str, str], ...]
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.nosteps
 
 
 @dataclass(frozen=True)
@@ -110,8 +136,52 @@ class Report:
 
     @property
     def undefined(self) -> tuple[StepOutcome, ...]:
-        """Undefined or pending steps themselves (not the ones skipped after them)."""
-        return tuple(s for s in self._steps("nosteps") if s.status in _NOSTEPS)
+        """Undefined or pending steps."""
+        return self._steps("nosteps")
+
+    def cucumber_nagios(self) -> LegacyCounts:
+        """Count as cucumber-nagios's formatter did (seen running it under cucumber 2.4).
+
+        It recorded each step result it was shown: passed, failed, and
+        undefined as a warning; pending and skipped not at all.  Cucumber's
+        formatter API showed a Background once per feature and a Scenario
+        Outline as one result per example row.  Where it did not cope --
+        a failing hook was not counted (it printed OK), a failing outline row
+        crashed it -- this counts a failure, so that the check never says OK
+        for a failed run.
+        """
+        passed = failed = nosteps = 0
+        failures: list[tuple[str, str, str]] = []
+        backgrounds_seen: set[str] = set()
+        for sc in self.scenarios:
+            steps = sc.steps
+            if any(s.background for s in steps):
+                if sc.feature in backgrounds_seen:
+                    steps = tuple(s for s in steps if not s.background)
+                backgrounds_seen.add(sc.feature)
+            if sc.outline:
+                statuses = {s.status for s in steps}
+                bad = next((s for s in steps if s.category == "failed"), None)
+                if bad is not None:
+                    failed += 1
+                    failures.append((bad.text, sc.location, bad.definition))
+                elif "undefined" in statuses:
+                    nosteps += 1
+                elif statuses == {"passed"}:
+                    passed += 1
+                continue
+            for step in steps:
+                if step.status == "passed":
+                    passed += 1
+                elif step.category == "failed":
+                    failed += 1
+                    failures.append((step.text, sc.location, step.definition))
+                elif step.status == "undefined":
+                    nosteps += 1
+        for hook in self.hook_failures:
+            failed += 1
+            failures.append((hook.text, hook.location, hook.definition))
+        return LegacyCounts(passed, failed, nosteps, tuple(failures))
 
 
 def parse_report(document: Any, runner: str) -> Report:
@@ -131,30 +201,33 @@ def parse_report(document: Any, runner: str) -> Report:
         if not isinstance(feature, Mapping):
             raise ReportError(f"{runner} JSON report: feature is not an object")
         uri = str(feature.get("uri") or _file_of(feature.get("location")) or "?")
-        blocked: str | None = None
         hooks_before = len(hooks)
         background: list[StepOutcome] = []
+        behave_background: set[str] = set()
         for element in _list(feature.get("elements"), "elements", runner):
             is_background = element.get("type") == "background"
             location = _location(element, uri)
-            steps, blocked = _classify(element, uri, unit, runner, blocked)
+            steps = _classify(element, uri, unit, runner)
             hooks.extend(_hook_failures(element, location))
             if is_background:
                 # cucumber: a Background (with results) precedes every scenario
                 # and its outcome carries into it.  behave repeats the
                 # background steps inside each scenario and leaves these
                 # result-less, so they count nothing here.
-                background = steps if runner == "cucumber" else []
-                if runner == "behave":
-                    blocked = None
+                background = [replace(s, background=True) for s in steps] if runner == "cucumber" else []
+                behave_background = {s.location for s in steps}
                 continue
+            if runner == "behave" and behave_background:
+                # behave repeats the Background's steps inside each scenario.
+                steps = [replace(s, background=True) if s.location in behave_background else s for s in steps]
             steps = background + steps
-            background, blocked = [], None
+            background = []
             status = str(element.get("status") or _worst(steps))
+            keyword = str(element.get("keyword", "Scenario"))
             scenarios.append(ScenarioOutcome(
-                keyword=str(element.get("keyword", "Scenario")),
-                name=str(element.get("name", "")),
-                location=location, status=status, steps=tuple(steps)))
+                keyword=keyword, name=str(element.get("name", "")),
+                location=location, status=status, steps=tuple(steps), feature=uri,
+                outline=keyword.replace(" ", "").lower() in ("scenariooutline", "scenariotemplate")))
         if feature.get("status") in _HOOK_ERRORS and len(hooks) == hooks_before:
             # behave: before_feature/after_feature failed; no scenario shows it.
             hooks.append(StepOutcome("Hook", f'for {feature.get("keyword", "Feature")} '
@@ -163,9 +236,8 @@ def parse_report(document: Any, runner: str) -> Report:
     return Report(scenarios=tuple(scenarios), hook_failures=tuple(hooks))
 
 
-def _classify(element: Mapping[str, Any], uri: str, unit: float, runner: str,
-              blocked: str | None) -> tuple[list[StepOutcome], str | None]:
-    """Categorise the steps of one element; ``blocked`` says why later steps skip."""
+def _classify(element: Mapping[str, Any], uri: str, unit: float, runner: str) -> list[StepOutcome]:
+    """Categorise the steps of one element."""
     out: list[StepOutcome] = []
     for step in _list(element.get("steps", []), "steps", runner):
         result = step.get("result")
@@ -174,13 +246,13 @@ def _classify(element: Mapping[str, Any], uri: str, unit: float, runner: str,
         if status == "passed":
             category = "passed"
         elif status in _FAILED:
-            category, blocked = "failed", "failed"
+            category = "failed"
         elif status in _NOSTEPS:
-            category, blocked = "nosteps", blocked or "undefined"
+            category = "nosteps"
         else:
-            # skipped/untested/no result: a warning only when an undefined
-            # step caused it; after a failure (or a @skip tag) it is not counted.
-            category = "nosteps" if blocked == "undefined" else "skipped"
+            # skipped/untested/no result: it did not run (after a failed,
+            # undefined or pending step, or a @skip tag), so it is not counted.
+            category = "skipped"
         duration = 0.0
         message = ""
         if isinstance(result, Mapping):
@@ -189,12 +261,14 @@ def _classify(element: Mapping[str, Any], uri: str, unit: float, runner: str,
             except (TypeError, ValueError):
                 duration = 0.0
             message = _message(result.get("error_message"))
+        match = step.get("match")
         out.append(StepOutcome(
             keyword=str(step.get("keyword", "")).strip(),
             name=str(step.get("name", "")),
             location=_location(step, uri), status=status, category=category,
-            duration=duration, message=message))
-    return out, blocked
+            duration=duration, message=message,
+            definition=str(match.get("location") or "") if isinstance(match, Mapping) else ""))
+    return out
 
 
 def _hook_failures(element: Mapping[str, Any], location: str) -> Iterable[StepOutcome]:
