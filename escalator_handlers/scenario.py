@@ -32,7 +32,7 @@ from .config import Config
 from .errors import ConfigError, ConfigProblem, UsageError
 from .event import HOST_STATES, SERVICE_STATES, STATE_TYPES
 from .replay import replay_items
-from .config.yamlnodes import (BAD, Entries, Reader, compose, is_null, join, line_of, p_duration, p_string)
+from .config.yamlnodes import BAD, Entries, Reader, document, is_null, join, line_of, p_duration, p_string
 
 #: Where a scenario's clock starts (2027-01-15 08:00:00 UTC): fixed, so a
 #: scenario's timeline reads the same on every run.
@@ -101,11 +101,8 @@ def load(path: str) -> Scenario:
 
 
 def _build(r: Reader, data: bytes) -> Optional[Scenario]:
-    root = compose(r, data)
-    if r.problems:
-        return None
-    if root is None or is_null(root):
-        r.error(None, "", "the file is empty: expected a scenario with events and expect")
+    root = document(r, data, "a scenario with events and expect")
+    if root is None:
         return None
     top = r.mapping(root, "", TOP_KEYS, what="a scenario (name, config, events, expect, until)")
     if top is None:

@@ -129,7 +129,7 @@ class IcingaDaemon(RunningDaemon):
 
 
 def main_conf(root: Path, spool: Path, config: Optional[Path], api_port: Optional[int] = None,
-              password: str = "") -> Path:
+              password: str = "", extra: str = "") -> Path:
     """The generated icinga2.conf: ITL, the shipped escalator.conf, the test objects."""
     check = root / "check_flip"
     check.write_text(CHECK_SCRIPT)
@@ -192,13 +192,15 @@ object Host "{FEEDBACK_HOST}" {{
   check_interval = 1h
   vars.escalator_feedback = true
 }}
-{api}""")
+{api}{extra}""")
     return conf
 
 
 @contextlib.contextmanager
-def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False) -> Iterator[IcingaDaemon]:
-    """Start Icinga 2 in the foreground; ``config`` makes the handler spawn a collector."""
+def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False,
+                 extra: str = "") -> Iterator[IcingaDaemon]:
+    """Start Icinga 2 in the foreground; ``config`` makes the handler spawn a collector;
+    ``extra`` is appended to its configuration."""
     reason = icinga_available()
     if reason:
         pytest.skip(reason)
@@ -212,7 +214,7 @@ def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False
             pytest.skip("openssl is needed to make the Icinga 2 API test certificates")
         ca = make_certs(root / "d" / "data" / "certs")
         port, password = free_port(), "test-" + os.urandom(8).hex()
-    conf = main_conf(root, spool, config, port, password or "")
+    conf = main_conf(root, spool, config, port, password or "", extra)
     out = open(root / "icinga2.out", "wb")
     proc = subprocess.Popen([ICINGA, "daemon", "-c", str(conf), *defines(root)],
                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -41,7 +41,7 @@ CASES = {
     "6-failing": (("CRITICAL - Critical: 1, Warning: 0, 2 okay | passed=2 failed=1 nosteps=0 total=3", 2),
                   ("CRITICAL - Critical: 1, Warning: 0, 2 okay | passed=2; failed=1; nosteps=0; total=3", 2)),
 }
-DEFINITION = {"cucumber": "compat/step_definitions/calculator.rb:4", "behave": "compat/steps/calculator.py:20"}
+DEFINITION = {"cucumber": "compat/step_definitions/calculator.rb:5", "behave": "steps/arithmetic.py:16"}
 
 
 def status(done, legacy: bool) -> str:

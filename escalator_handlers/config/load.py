@@ -21,7 +21,7 @@ from .model import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback,
 from ..errors import ConfigError, ConfigProblem
 from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
 from .steps import StepDefaults, build_step, parse_defaults
-from .yamlnodes import (BAD, Entries, Reader, compose, describe, is_null, join, line_of, p_bool,
+from .yamlnodes import (BAD, Entries, Reader, describe, document, join, line_of, p_bool,
                          p_duration, p_positive_int, p_string, parse_duration)
 
 __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration", "validate"]
@@ -102,11 +102,8 @@ def _analyse(data: Union[str, bytes], source: str) -> Tuple[Optional[Config], Li
 
 
 def _build(r: Reader, data: Union[str, bytes]) -> Optional[Config]:
-    root = compose(r, data)
-    if r.problems:
-        return None
-    if root is None or is_null(root):
-        r.error(None, "", "the file is empty: expected a mapping with at least 'levels'")
+    root = document(r, data, "a mapping with at least 'levels'")
+    if root is None:
         return None
     top = r.mapping(root, "", TOP_KEYS, hints=_TOP_HINTS,
                     what="a mapping of keys such as levels, checks, notify at the top level",

@@ -412,3 +412,14 @@ def compose(r: Reader, data: Union[str, bytes]) -> Optional[Node]:
     except RecursionError:
         r.error(None, "", "YAML nested too deeply to read")
     return None
+
+
+def document(r: Reader, data: Union[str, bytes], expected: str) -> Optional[Node]:
+    """The root node of a non-empty YAML document; None after recording why there is none."""
+    root = compose(r, data)
+    if r.problems:
+        return None
+    if root is None or is_null(root):
+        r.error(None, "", f"the file is empty: expected {expected}")
+        return None
+    return root
