@@ -137,14 +137,22 @@ def _event(r: Reader, node: Node, path: str) -> Optional[Tuple[Any, ...]]:
         states = SERVICE_STATES + HOST_STATES    # a misspelt service key: reported once, above
     else:
         states = SERVICE_STATES if service is not None or e.given("service") else HOST_STATES
-    state = r.field(e, "state", lambda rr, n, p: rr.choice(n, p, states), required=True)
-    state_type = r.field(e, "state_type", lambda rr, n, p: rr.choice(n, p, STATE_TYPES), "HARD")
+    state = r.field(e, "state", lambda rr, n, p: _p_upper(rr, n, p, states), required=True)
+    state_type = r.field(e, "state_type", lambda rr, n, p: _p_upper(rr, n, p, STATE_TYPES), "HARD")
     attempt = r.field(e, "attempt", lambda rr, n, p: rr.integer(n, p, minimum=1), 1)
     downtime = r.field(e, "downtime", lambda rr, n, p: rr.integer(n, p, minimum=0), 0)
     output = r.field(e, "output", _p_text, "", nullable=True)
     if len(r.problems) > before:
         return None
     return (START + at, host, service, state, state_type, attempt, downtime, output)
+
+
+def _p_upper(r: Reader, node: Node, path: str, choices: Sequence[str]) -> Any:
+    """One of ``choices``, in any case (``critical`` is CRITICAL, as Nagios writes it)."""
+    v = r.scalar(node, path, "one of " + " or ".join(choices))
+    if isinstance(v, str) and v.upper() in choices:
+        return v.upper()
+    return v if v is BAD else r.choice(node, path, choices)
 
 
 def _p_text(r: Reader, node: Node, path: str) -> Any:

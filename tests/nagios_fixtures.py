@@ -238,8 +238,9 @@ class NagiosDaemon(RunningDaemon):
 
 @contextlib.contextmanager
 def start_nagios(workdir: Path, config: Optional[Path] = None, extra_objects: str = "",
-                 spool: Optional[Path] = None) -> Iterator[NagiosDaemon]:
-    """Start Nagios 4 in the foreground; ``config`` makes the handler spawn a collector.
+                 spool: Optional[Path] = None, main_extra: str = "") -> Iterator[NagiosDaemon]:
+    """Start Nagios 4 in the foreground; ``config`` makes the handler spawn a collector;
+    ``main_extra`` lines go at the end of nagios.cfg (a later setting wins).
 
     ``workdir`` holds the spool and test files; the daemon itself lives in a
     short /tmp path (the query socket path must be short) removed afterwards.
@@ -300,7 +301,7 @@ define service {{
         shipped_commands(root / "commands.cfg", spool, config),
         CONF_DIR / "templates.cfg",
         objects,
-    ])
+    ], main_extra)
     out = open(root / "nagios.out", "wb")
     proc = subprocess.Popen([NAGIOS, str(cfg)], stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=str(root), start_new_session=True)

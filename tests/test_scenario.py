@@ -151,7 +151,8 @@ events:
   - {{at: 0s, host: web09, service: HTTP, state: CRITICAL, state_type: SOFT}}
 expect: {{runs: [{{levels: [deploy]}}]}}
 """
-    short = load(str(scenario(tmp_path, base + "until: 2m\n", "short.yaml")))
+    short = load(str(scenario(tmp_path, base.replace("state_type: SOFT", "state_type: soft") + "until: 2m\n",
+                              "short.yaml")))    # states in any case, as in a hand-written file
     assert short.events[0][1:] == ("web09", "HTTP", "CRITICAL", "SOFT", 1, 0, "")   # sorted by at
     assert short.events[1][1:] == ("app", "Smoke test", "CRITICAL", "HARD", 1, 0, "")
     assert run(short, example_config()).passed                 # one deploy within 2m of the last event
