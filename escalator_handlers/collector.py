@@ -28,14 +28,14 @@ from . import journal, spool, spool_reader, store
 from .config import Config, load_config
 from .errors import ConfigError, EscalatorError, LockedError
 from .event import GOOD_STATES, Event, check_name
-from .steps.run_plan import execute, interrupted_run, notify_steps, unsent_notifications
+from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
 from .planning.planner import Decision, RunPlan, decide, required_level
 from .planning.state import State
-from .display import safe
+from .display import log_level, log_line
 
 log = logging.getLogger("escalator")
 
-CONTROL_KINDS = frozenset(("pause", "resume", "hold", "release"))
+CONTROL_KINDS = frozenset(("pause", "resume", "hold", "release", "request"))
 #: A daemon re-checks the spool this often even without a wake-up (belt and braces).
 DAEMON_RECHECK = 60.0
 
@@ -44,10 +44,11 @@ class Collector:
     """See the module docstring.  ``clock`` returns epoch seconds."""
 
     def __init__(self, config: Config, config_path: Optional[str] = None, *, daemon: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, dry_run: bool = False) -> None:
         self.config = config
         self.config_path = config_path
         self.daemon = daemon
+        self.dry_run = dry_run  # shadow mode: plan and journal every decision, execute nothing
         self.clock = clock
         self.stopping = False
         self.stop_signal: Optional[int] = None
@@ -132,9 +133,9 @@ class Collector:
         try:
             self._lock.acquire(timeout=0.5)
         except filelock.Timeout:
-            log.info("an event arrived while exiting; the collector that took the lock handles it")
+            log.debug("an event arrived while exiting; the collector that took the lock handles it")
             return True
-        log.info("an event arrived while exiting; collecting again")
+        log.debug("an event arrived while exiting; collecting again")
         self._write_pid()  # _release removed it; status and check_escalator read it
         self._recover()
         return False
@@ -230,6 +231,7 @@ class Collector:
             self.state.apply(rec)
         for rec in records:
             kind = rec.get("kind")
+            log.log(log_level(rec), "%s", log_line(rec))  # one line per decision (and event, with -v)
             if kind == "notify":
                 self._notify(rec)
             elif kind == "start":
@@ -242,17 +244,17 @@ class Collector:
     def _notify(self, rec: dict) -> None:
         from .steps import StepRunner
 
-        log.warning("notify: %s", safe(rec.get("summary"), 1000))  # host names are untrusted
         # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
         was, self.acting = self.acting, True
         try:
-            with StepRunner(cancel=self.cancel) as runner:
-                notify_steps(self.config, rec, runner, self.emit, self.clock)
+            with (DryRunner() if self.dry_run else StepRunner(cancel=self.cancel)) as runner:
+                notify_steps(self.config, rec, runner, self.emit, self.clock, dry_run=self.dry_run)
         finally:
             self.acting = was
 
     def _tell(self, method: str, *args: object) -> None:
-        if self.config.nagios is None or not (self.config.nagios.command_file or self.config.nagios.icinga_api):
+        if self.dry_run or self.config.nagios is None or not (self.config.nagios.command_file
+                                                              or self.config.nagios.icinga_api):
             return
         from .monitoring.feedback import Feedback
 
@@ -325,8 +327,6 @@ class Collector:
     def _execute(self, plan: RunPlan) -> None:
         from .steps import StepRunner
 
-        log.info("run: %s", safe(plan.summary, 1000))
-
         def interrupt() -> Optional[str]:
             if self.stopping:
                 return "collector stopping (signal)"
@@ -337,20 +337,20 @@ class Collector:
             if held:
                 return f"held by operator: {check_name(held[0])} (hold arrived during the run)"
             req = required_level(self.state)
-            if req is not None and req < plan.start.index:
+            if req is not None and req < plan.start.index and plan.request is None:  # an operator's word stands
                 return (f"superseded: level {self.config.levels[req - 1].name} is now required, "
                         f"more drastic than {plan.start.name}")
             return None
 
         self.runs += 1
         self.acting = True
+        dry = self.dry_run or plan.dry_run
         try:
-            with StepRunner(cancel=self.cancel) as runner:
-                rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt)
+            with (DryRunner() if dry else StepRunner(cancel=self.cancel)) as runner:
+                rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt, dry_run=dry)
         finally:
             self.acting = False
         if rec.get("outcome") == "failed":
-            log.warning("run failed: %s", safe(rec.get("reason"), 1000))
             if not self.stopping:  # a run cut short by SIGTERM is no failure of the run
                 self.failed_runs += 1
 

@@ -1,13 +1,78 @@
-"""Human-readable lines for journal records (replay timelines, status).
+"""What people read: escaped text, times, durations and one line per journal record.
 
 Every piece of text that came from monitoring or a step is escaped, so a
-hostile check output cannot forge a line or send terminal escapes.
+hostile check output cannot forge a line or send terminal escapes.  Every
+time shown to a person goes through :func:`iso`: ISO 8601 with its zone, UTC
+(``Z``, as ``event.iso_time`` writes it) unless the operator asked for local
+time with ``escalator --local`` or ``ESCALATOR_LOCAL_TIME=1``.  Time options
+are read by ``event.parse_time``.  Records keep epoch seconds.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Mapping
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+#: Set to 1 (or yes/true) to show local times with their UTC offset instead of UTC.
+LOCAL_ENV = "ESCALATOR_LOCAL_TIME"
+
+_local: Optional[bool] = None  # set once by the command line (--local); None = ask the environment
+
+
+def use_local(flag: Optional[bool]) -> None:
+    """The command line's choice (``--local``); None falls back to $ESCALATOR_LOCAL_TIME.
+
+    A process-wide switch on purpose: presentation is chosen once per command,
+    and threading a flag through every formatter would change nothing else.
+    """
+    global _local
+    _local = flag
+
+
+def local_wanted() -> bool:
+    if _local is not None:
+        return _local
+    return os.environ.get(LOCAL_ENV, "").strip().lower() in ("1", "yes", "true", "on")
+
+
+def iso(t: Any, local: Optional[bool] = None) -> str:
+    """``2026-11-29T09:38:11Z`` (or ``2026-11-29T10:38:11+01:00`` in local time).
+
+    Whole seconds: a person reading a timeline needs no microseconds, and
+    ``--json`` keeps the exact epoch value anyway.
+    """
+    from .event import iso_time
+
+    try:
+        secs = int(float(t))
+        if local if local is not None else local_wanted():
+            return datetime.fromtimestamp(secs, timezone.utc).astimezone().isoformat()
+        return iso_time(secs)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "????-??-??T??:??:??Z"
+
+
+def duration(seconds: Any, coarse: bool = False) -> str:
+    """A short duration for people: 4s, 2m05s, 1h02m, 3d04h; ``coarse``: one unit, 45s, 5m, 3h, 2d
+    (check_escalator's status line, where every character counts)."""
+    try:
+        f = max(0.0, float(seconds))
+    except (TypeError, ValueError, OverflowError):
+        return "?"
+    if coarse:
+        for limit, unit, size in ((120, "s", 1), (7200, "m", 60), (172800, "h", 3600), (float("inf"), "d", 86400)):
+            if f < limit:
+                return f"{round(f / size)}{unit}"
+    s = int(round(f))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def safe(text: Any, limit: int = 200) -> str:
@@ -17,14 +82,25 @@ def safe(text: Any, limit: int = 200) -> str:
         s = s[:limit] + "..."
     if s.isprintable():
         return s
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+    return "".join(c if c.isprintable() else _escape(c) for c in s)
+
+
+def _escape(c: str) -> str:
+    # A byte that was not UTF-8 arrives as a lone surrogate (surrogateescape):
+    # show the byte, \xff, not Python's \udcff.
+    if "\udc80" <= c <= "\udcff":
+        return f"\\x{ord(c) - 0xdc00:02x}"
+    return repr(c)[1:-1]
+
+
+def plural(n: int, word: str, many: str = "") -> str:
+    """``1 check``, ``2 checks``: counts in correct English."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def when(t: Any) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(t)))
-    except (TypeError, ValueError, OverflowError):
-        return "????-??-?? ??:??:??"
+    """A time for people: ISO 8601 with its zone (see ``times.iso``)."""
+    return iso(t)
 
 
 def _check(rec: Mapping[str, Any]) -> str:
@@ -77,7 +153,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
             asked = ", ".join(f"{_check(c)} {safe(c.get('state'))} -> {safe(c.get('level'))}"
                               for c in rec["checks"][:5])
             more = len(rec["checks"]) - 5
-            line += f"\n{'':21}asked by {asked}" + (f" and {more} more" if more > 0 else "")
+            line += f"\n{'':{len(t) + 2}}asked by {asked}" + (f" and {more} more" if more > 0 else "")
         return line
     if kind == "step":
         host = f" on {safe(rec['host'])}" if rec.get("host") else ""
@@ -100,5 +176,27 @@ def format_record(rec: Mapping[str, Any]) -> str:
         return f"{t}  NOTIFY   {safe(rec.get('reason'))}: {safe(rec.get('summary'), 300)}"
     who = f" host {safe(rec['host'])}" if rec.get("host") else (
         f" level {safe(rec['level'])}" if rec.get("level") else "")
+    by = f" by {safe(rec['user'])}" if rec.get("user") else ""
     reason = f": {safe(rec.get('reason'), 300)}" if rec.get("reason") else ""
-    return f"{t}  {kind.upper():<8}{who}{reason}"
+    return f"{t}  {kind.upper():<8}{who}{by}{reason}"
+
+
+#: How loud each record kind is in the collector's log (stderr, the systemd journal):
+#: decisions at INFO (shown by default), events at DEBUG (``collect -v``).
+_LOUD = {"event": logging.DEBUG, "rejected": logging.WARNING, "notify": logging.WARNING}
+
+
+def log_level(rec: Mapping[str, Any]) -> int:
+    kind = rec.get("kind", "event")
+    if kind == "step" and rec.get("exit") not in (0, None) or rec.get("error"):
+        return logging.WARNING
+    if kind == "run" and rec.get("outcome") == "failed" or kind == "config" and rec.get("outcome") == "rejected":
+        return logging.WARNING
+    return _LOUD.get(kind, logging.INFO)
+
+
+def log_line(rec: Mapping[str, Any]) -> str:
+    """``format_record`` on one line, without the time (the log has its own)."""
+    text = format_record(rec)
+    head, _, rest = text.partition("  ")
+    return " ".join(part.strip() for part in rest.split("\n")) if rest else text

@@ -32,7 +32,7 @@ COLLECTOR_CMD_ENV = "ESCALATOR_COLLECTOR_CMD"
 
 USAGE = f"""\
 usage: {PROG} --host HOST [--service SERVICE] --state STATE [--state-type SOFT|HARD]
-                         [--attempt N] [--downtime N] [--output TEXT] [--time EPOCH]
+                         [--attempt N] [--downtime N] [--output TEXT] [--time T]
                          [--spool DIR] [--spawn-collector [--config PATH]]
        {PROG}            (event taken from NAGIOS_* environment macros)
 
@@ -46,7 +46,8 @@ options:
   --attempt N          check attempt (default 1)
   --downtime N         scheduled downtime depth (default 0)
   --output TEXT        plugin output (kept up to {MAX_OUTPUT} characters)
-  --time EPOCH         when the state was observed (default: now)
+  --time T             when the state was observed: ISO 8601 or epoch seconds
+                       (default: now)
   --spool DIR          spool directory (default $ESCALATOR_SPOOL, else {DEFAULT_SPOOL})
   --spawn-collector    start a detached `escalator collect` if none is running
   --config PATH        config passed to that collector (ignored otherwise)
@@ -146,13 +147,12 @@ def _count(value: str, what: str, default: int) -> int:
 def _epoch(value: Optional[str]) -> float:
     if value is None or not value.strip():
         return time.time()
+    from .event import parse_time
+
     try:
-        t = float(value)
-    except ValueError:
-        raise _Usage(f"--time must be epoch seconds, not {value!r}") from None
-    if not t - t == 0.0 or t < 0:  # rejects inf and nan without importing math
-        raise _Usage(f"--time must be epoch seconds, not {value!r}")
-    return t
+        return parse_time(value)
+    except ValueError as exc:
+        raise _Usage(f"--time: {exc}") from None
 
 
 def cap_output(text: str) -> str:

@@ -44,6 +44,8 @@ class SourceStats:
     ignored: int = 0
     unparsed: int = 0
     unparsed_where: List[str] = field(default_factory=list)
+    replayed: int = 0          # events inside --since/--until (``events`` counts all read)
+    before: int = 0            # events before --since, folded as the starting state
 
 
 def detect(path: str) -> str:
@@ -213,20 +215,28 @@ class _Clock:
 
 def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
            execute_steps: bool = False, until: Optional[float] = None,
-           show_events: str = "none") -> SourceStats:
-    """Replay ``paths`` through the planner; call ``out`` with every record."""
+           since: Optional[float] = None, show_events: str = "none") -> SourceStats:
+    """Replay ``paths`` through the planner; call ``out`` with every record.
+
+    ``since``: the events before it only build the starting state (what the
+    collector would have known at that time); the clock starts there.
+    ``until``: the clock stops there; later events are read only to be counted.
+    """
     stats = SourceStats()
     replay_items(config, sources(paths, stats), out, execute_steps=execute_steps, until=until,
-                 show_events=show_events)
+                 since=since, show_events=show_events, stats=stats)
     return stats
 
 
 def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], None], *,
                  execute_steps: bool = False, until: Optional[float] = None,
-                 show_events: str = "none") -> None:
+                 since: Optional[float] = None, show_events: str = "none",
+                 stats: Optional[SourceStats] = None) -> None:
     """Drive the planner over time-ordered ``items`` on their own clock (``escalator test``
-    feeds a scenario's events here); the clock stops at ``until`` (epoch), else when
-    nothing is pending, at most a day after the last item."""
+    feeds a scenario's events here); the clock starts at ``since`` (see ``replay``) and
+    stops at ``until`` (epoch), else when nothing is pending, at most a day after the
+    last item.  ``stats`` counts the events inside and before the window."""
+    stats = stats if stats is not None else SourceStats()
     state = State(config)
     clock = _Clock()
     dry = not execute_steps
@@ -273,6 +283,16 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
             t = item[0]
             if until is not None and t > until:
                 continue  # past the end of the simulated clock (read on only to count lines)
+            if since is not None and t < since:
+                if len(item) == 2:
+                    state.apply(dict(item[1]))
+                else:
+                    stats.before += 1
+                    observe(*item)
+                continue
+            if since is not None and wake is None and now < since:
+                now = clock.now = since
+                wake = _due(state, q, max_delay, since)
             if wake is not None and wake <= t:
                 while wake is not None and wake <= t:
                     wake = act(max(wake, clock.now))
@@ -285,6 +305,7 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
                 rec["time"] = now
                 emit([rec])
             else:
+                stats.replayed += 1
                 if show_events != "none" and _shown(state, item, show_events):
                     out({"time": t, "kind": "event", "host": item[1], "service": item[2],
                          "state": item[3], "state_type": item[4], "attempt": item[5],
@@ -303,12 +324,22 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
                 due = now
             if wake is None or due < wake:
                 wake = due
-        end = until if until is not None else (last_t or 0.0) + 86400.0
+        if since is not None and wake is None and now < since:
+            clock.now = since  # every event came before --since: act on the state they left
+            wake = _due(state, q, max_delay, since)
+        end = until if until is not None else (last_t or since or 0.0) + 86400.0
         while wake is not None and wake <= end:
             wake = act(max(wake, clock.now))
     finally:
         runner.close()
 
+
+def _due(state: State, quiescence: float, max_delay: float, now: float) -> Optional[float]:
+    """When a state folded without planning wants the planner: its burst's due time, or now."""
+    burst, last = state.burst_start, state.last_event
+    if burst is None or last is None:
+        return now if state.problems else None
+    return max(now, min(last + quiescence, burst + max_delay))
 
 
 def _shown(state: State, item: Any, mode: str) -> bool:

@@ -30,9 +30,21 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     quiet_left = max(0.0, last.quiet_until - now) if last is not None and not last.judged else 0.0
     levels = config.levels
     runs = store.recent_records(config, ("run",), limit=10)
-    verdicts = store.recent_records(config, ("verdict",), limit=5)
+    verdicts = store.recent_records(config, ("verdict",), limit=20)
+    running = running_run(state, config, now, pid is not None)
+    nxt = {"why": d.why, "run": [lv.name for lv in d.run.levels] if d.run else None,
+           "in": (d.wake - now) if d.wake is not None else None}
+    if running is not None:
+        # The fold sees a `start` without its `run`: that run is what happens now,
+        # not the plan a fresh collector would make.
+        nxt = {"why": "run in progress" if running["collector_alive"] else
+               "run interrupted: its collector is gone (the next collector records it)",
+               "run": None, "in": None}
     return {
         "time": now,
+        "paths": {"config": config.source, "spool": config.spool, "journal": config.journal,
+                  "state": config.state_path},
+        "running": running,
         "collector": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "spool": {"pending": pending_count, "oldest_age": (now - oldest) if oldest else None,
                   "unreadable": rejected, "problem": problem},
@@ -52,14 +64,52 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "unmapped": [check_name(k) for k in s.unmapped],
         "unreachable": [check_name(k) for k in sorted(unreachable_checks(state), key=lambda k: (k[0], k[1] or ""))],
         "required_level": levels[min(a.level for a in s.asking) - 1].name if s.asking else None,
-        "next": {"why": d.why, "run": [lv.name for lv in d.run.levels] if d.run else None,
-                 "in": (d.wake - now) if d.wake is not None else None},
+        "next": nxt,
         "quiescence_left": quiet_left,
         "runs_last_hour": len(state.runs_since(now - 3600)),
-        "last_runs": runs,
-        "last_verdicts": verdicts,
+        "last_runs": [with_verdict(r, verdicts) for r in runs],
+        "last_verdicts": verdicts[-5:],
         "journal_unreadable": loaded.corrupt,
     }
+
+
+def running_run(state: State, config: Config, now: float, collector_alive: bool) -> Optional[Dict[str, Any]]:
+    """The run in progress (a journalled ``start`` without its ``run``), or None.
+
+    Everything comes from the journal: the ``start`` record (written before the
+    first step) and the ``step`` records (each written as its step ends), so a
+    run is visible even when its collector died and its steps run on orphaned.
+    """
+    from .steps.run_plan import progress
+
+    open_run = state.open_run
+    if not open_run:
+        return None
+    started = float(open_run.get("time") or now)
+    done = list(open_run.get("steps_done") or ())
+    pending, running, _ = progress(open_run, config)
+    step = None
+    if pending:
+        cur = pending[0]
+        # The current step began when the last step before it ended (or the run started).
+        before = [d for d in done if d.get("step") != cur.where and d.get("time") is not None]
+        since = float(before[-1]["time"]) if before else started
+        step = {"level": cur.level, "index": cur.index, "where": cur.where, "host": cur.host,
+                "hosts": [p.host for p in pending[:max(running, 1)] if p.host is not None],
+                "started": since, "for": max(0.0, now - since)}
+    return {"run": open_run.get("run"), "levels": list(open_run.get("levels") or ()),
+            "targets": dict(open_run.get("targets") or {}), "started": started,
+            "for": max(0.0, now - started), "checks": list(open_run.get("checks") or ()),
+            "dry_run": bool(open_run.get("dry_run")),
+            "steps_done": len(done), "steps_left": len(pending),
+            "step": step, "collector_alive": collector_alive}
+
+
+def with_verdict(run: Dict[str, Any], verdicts: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A ``run`` record with ``verdict`` (its verdict record, or None while not judged yet)."""
+    rid = run.get("run")
+    match = [v for v in verdicts if rid is not None and v.get("run_id") == rid]
+    return dict(run, verdict=match[-1] if match else None)
 
 
 def fold_pending(config: Config, state: State) -> int:
@@ -69,7 +119,7 @@ def fold_pending(config: Config, state: State) -> int:
     if not _spool_exists(config):
         return 0
     for rec in spool_reader.pending(config.spool):
-        if rec.get("kind") in ("pause", "resume", "hold", "release"):
+        if rec.get("kind") in ("pause", "resume", "hold", "release", "request"):
             state.apply(rec)
             continue
         try:

@@ -352,11 +352,11 @@ def test_level_held_after_exhausted_attempts_is_warning(tmp_path):
     collect_at(cfg, now - 200)   # not converged: level vm exhausted, held
     done = check(cfg, "-v")
     out = done.stdout.splitlines()
-    assert_line(out[0], "ESCALATOR WARNING - level vm held: exhausted after 1 attempts, idle, 0 pending, "
+    assert_line(out[0], "ESCALATOR WARNING - level vm held: exhausted after 1 attempt, idle, 0 pending, "
                         "1 failing check (level vm), last run ok 5m ago | "
                         + PERF_IDLE.format(runs=1, failing=1, quiet=0))
     assert done.returncode == 1
-    assert "held level: vm: level vm exhausted after 1 attempts" in out
+    assert "held level: vm: level vm exhausted after 1 attempt" in out
     assert "failing: web01/PING CRITICAL HARD -> vm" in out
 
 

@@ -96,7 +96,7 @@ def test_status_over_a_live_spool_human_and_json(site: Site, capsys) -> None:
     assert "collector:   not running" in out
     assert "spool:       4 pending" in out
     assert "automation:  active" in out
-    assert "failing:     2 check(s), required level vm" in out
+    assert "failing:     2 checks, required level vm" in out
     assert "db1/Backup" in out and "unmapped" in out
 
 
@@ -112,7 +112,7 @@ def test_status_after_a_run_shows_it_and_the_quiescence_left(site: Site, capsys)
     assert 50 < r["quiescence_left"] <= 60
     rc, out, _ = escalator(capsys, "status", "--config", str(site.config))
     assert f"collector:   running (pid {site.collector_pid()})" in out
-    assert "RUN END  ok: levels vm" in out and "quiescence:  " in out
+    assert "ok, verdict at " in out and "levels vm on web1" in out and "quiescence:  " in out
 
 
 # -- pause / resume, hold / release ------------------------------------------------------
@@ -199,8 +199,9 @@ def test_plan_over_the_live_spool(site: Site, capsys) -> None:
     assert lines[0].startswith("would run levels vm, converge, deploy at ") and "(once quiet)" in lines[0]
     assert lines[1:] == ["  vm: web1", "  converge: web1, web2", "  deploy: app, web1, web2"]
     rc, out, _ = escalator(capsys, "plan", "--explain", "--config", cfg)
-    assert "  web1 DOWN HARD asks for level 1 (vm)" in out.splitlines()
-    assert "  web2/HTTP CRITICAL HARD asks for level 2 (converge)" in out.splitlines()
+    rows = {line.split()[0]: " ".join(line.split()) for line in out.splitlines()[5:]}
+    assert rows["web1"].startswith("web1 DOWN HARD waits asks for level vm (1): waiting for quiet")
+    assert rows["web2/HTTP"].startswith("web2/HTTP CRITICAL HARD waits asks for level converge (2): waiting for quiet")
     rc, out, _ = escalator(capsys, "plan", "--json", "--config", cfg)
     rec = json.loads(out)
     assert rec["kind"] == "plan" and rec["levels"] == ["vm", "converge", "deploy"]
@@ -218,7 +219,8 @@ def test_plan_over_an_event_file_and_nothing_to_do(site: Site, capsys, tmp_path:
     rc, out, _ = escalator(capsys, "plan", "--explain", "--config", cfg, str(events))
     assert rc == 0
     assert out.splitlines()[0].startswith("would run levels converge, deploy at ")
-    assert "  db1/Backup is failing but no rule maps it (ignored)" in out.splitlines()
+    assert "  db1/Backup  CRITICAL  HARD  unmapped  no rule in checks: maps it; reported, never acted on" \
+        in out.splitlines()
     quiet = tmp_path / "quiet.jsonl"
     quiet.write_text(json.dumps({"time": 5.0, "host": "web2", "service": "HTTP", "state": "OK"}) + "\n")
     rc, out, _ = escalator(capsys, "plan", "--config", cfg, str(quiet))
@@ -273,7 +275,7 @@ def test_replay_exit_codes(site: Site, capsys, tmp_path: Path) -> None:
     rc, out, err = escalator(capsys, "replay", "--config", cfg, str(events))
     assert rc == 0
     assert "would  vm levels[0].steps[0] on web1: echo fixing web1; exit 4" in out
-    assert err.startswith("replayed 1 events from 1 lines")
+    assert err.startswith("replayed 1 event from 1 line")
     rc, out, _ = escalator(capsys, "replay", "--json", "--config", cfg, str(events))
     recs = [json.loads(line) for line in out.splitlines()]
     assert {r["outcome"] for r in runs(recs)} == {"dry-run"}   # re-converged up to max_attempts

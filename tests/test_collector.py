@@ -155,7 +155,7 @@ def test_failing_step_stops_the_run_and_exhaustion_runs_the_notify_steps(site: S
     notify_steps = [r for r in recs if r["kind"] == "step" and r["level"] == "notify"]
     assert [s["exit"] for s in notify_steps] == [1, 0]
     assert site.lines("notify.txt") == [notify["summary"]]
-    assert "level vm did not converge after 1 attempts" in notify["summary"]
+    assert "level vm did not converge after 1 attempt" in notify["summary"]
     # The level is held: a skipped run is recorded and nothing else runs.
     assert [r["outcome"] for r in recs if r["kind"] == "run"] == ["failed", "skipped"]
     assert "Traceback" not in site.log(collector)

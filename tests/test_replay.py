@@ -101,7 +101,7 @@ def test_cli_replay_json_prints_one_valid_record_a_line():
     records = [json.loads(line) for line in lines]
     assert all(isinstance(r, dict) and "time" in r and "kind" in r for r in records)
     assert story(records, L0) == EXPECTED_OUTAGE
-    assert "5 runs, 5 verdicts, 1 notifications" in p.stderr and "1 unparsed" in p.stderr
+    assert "5 runs, 5 verdicts, 1 notification;" in p.stderr and "1 unparsed" in p.stderr
 
 
 def test_cli_replay_prints_a_readable_timeline_and_lists_unparsed_lines_with_v():
@@ -110,10 +110,10 @@ def test_cli_replay_prints_a_readable_timeline_and_lists_unparsed_lines_with_v()
     out = p.stdout
     assert "RUN      dry-run: levels vm, converge, deploy [targets vm: web01; converge: web01; deploy: web01]" in out
     assert "would  vm levels[3].steps[0] on web01: echo would create VM web01" in out
-    assert "VERDICT  run of 2026-11-24 06:51:32 at level account: NOT converged" in out
+    assert "VERDICT  run of 2026-11-24T06:51:32Z at level account: NOT converged" in out
     assert "RELEASE  level account: checks recovered" in out
     assert "unparsed lines" not in p.stderr
-    v = cli("replay", str(EXAMPLE_LOG), "--config", str(EXAMPLE_CONFIG), "-v")
+    v = cli("replay", str(EXAMPLE_LOG), "--config", str(EXAMPLE_CONFIG), "-vv")
     assert v.returncode == 0
     assert f"unparsed lines: {EXAMPLE_LOG}:45" in v.stderr
     assert "db01/PostgreSQL CRITICAL HARD 1 (in downtime)" in v.stdout   # -v shows every event

@@ -13,12 +13,16 @@ from .base import cli, config_option, setup_logging
 @cli.command()
 @config_option
 @click.option("--daemon", is_flag=True, help="keep running (for systemd); default: exit when nothing is pending")
-@click.option("-v", "--verbose", count=True)
-def collect(config: Optional[str], daemon: bool, verbose: int) -> int:
+@click.option("--dry-run", is_flag=True,
+              help="shadow mode: plan and journal every decision as a dry run, execute nothing, notify nobody")
+@click.option("-v", "--verbose", count=True,
+              help="also log every event (default: one line per decision: run, step, verdict, notification, skip)")
+@click.option("-q", "--quiet", is_flag=True, help="log only warnings and errors")
+def collect(config: Optional[str], daemon: bool, dry_run: bool, verbose: int, quiet: bool) -> int:
     """Wait for quiet, act, and exit when nothing is pending."""
     from ..collector import Collector
 
-    setup_logging(verbose)
+    setup_logging(-1 if quiet else verbose + 1)
     path = config_path(config)
     cfg = load_config(path)
-    return Collector(cfg, path, daemon=daemon).run()
+    return Collector(cfg, path, daemon=daemon, dry_run=dry_run).run()

@@ -1,4 +1,4 @@
-"""``escalator status`` and ``escalator plan``: what is going on, what would run."""
+"""``escalator status``, ``plan`` and ``route``: what is going on, what would run, and why."""
 
 from __future__ import annotations
 
@@ -9,19 +9,23 @@ from typing import List, Optional
 import click
 
 from ..display import format_record, safe, when
+from ..errors import UsageError
 from .base import cli, config_option, load
 
 
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
 @config_option
-@click.option("--explain", is_flag=True, help="say which check asked for which level")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--explain", is_flag=True,
+              help="account for every check that is not OK: which level it asks for, or why it does not count")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object (with --explain: an `accounting` list, one entry per check not OK)")
 def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) -> int:
     """What would run now: from the live state, or from event FILES / a spool."""
+    from ..planning.explain import account
     from ..planning.planner import decide
     from ..replay import CONTROL_KINDS, SourceStats, sources
     from ..planning.state import State
+    from ..statusview import check_table
 
     cfg = load(config)
     if files:
@@ -42,19 +46,22 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         now = time.time()
         state = store.load(cfg).state
         fold_pending(cfg, state)  # events no collector has taken yet count too
-    d = decide(state, cfg, now)
+    first = d = decide(state, cfg, now)
     waited = None
     if d.run is None and not d.records and d.wake is not None:
         waited = d.wake
         d = decide(state, cfg, d.wake)
+    checks = account(state, cfg, now, first, waited if d.run is not None else None) if explain else []
     if as_json:
-        rec: dict = {"time": now, "kind": "plan", "why": d.why, "explain": list(d.explain)}
+        rec: dict = {"time": now, "kind": "plan", "why": first.why, "explain": list(d.explain)}
         if d.run is not None:
             rec.update(d.run.record(cfg, now))
             rec["kind"] = "plan"
         if waited is not None:
             rec["at"] = waited
         rec["records"] = list(d.records)
+        if explain:
+            rec["accounting"] = checks
         click.echo(json.dumps(rec, ensure_ascii=True))
         return 0
     if d.run is not None:
@@ -66,8 +73,13 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         for r in d.records:
             click.echo(format_record(r))
     else:
-        click.echo(f"nothing would run: {d.why}")
-    if explain or d.run is None:
+        click.echo(f"nothing would run: {safe(d.why, 400)}")
+    if explain:
+        click.echo("checks that are not OK:" if checks else "checks that are not OK: none")
+        for line in check_table([(c["check"], c["state"], c["state_type"], c["status"], c["why"])
+                                 for c in checks]):
+            click.echo(line)
+    elif d.run is None:
         for line in d.explain:
             click.echo("  " + safe(line, 400))
     return 0
@@ -75,7 +87,46 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
 
 @cli.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("host")
+@click.argument("service", required=False)
+@click.option("--state", "state", metavar="STATE",
+              help="the check's state (default: DOWN for a host check, CRITICAL for a service)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+def route(config: Optional[str], host: str, service: Optional[str], state: Optional[str], as_json: bool) -> int:
+    """Which check rule a check matches and which level it asks for (writes nothing)."""
+    from ..event import normalise_state
+    from ..planning.explain import route as _route
+
+    cfg = load(config)
+    if state is not None:
+        try:
+            state = normalise_state(state, service is None)
+        except ValueError as exc:
+            raise UsageError(f"--state: {exc}") from None
+    r = _route(cfg, host, service, state)
+    if as_json:
+        click.echo(json.dumps(r.record(), ensure_ascii=True))
+        return 0
+    check = f"{safe(host)}{'/' + safe(service) if service else ''} {r.state}"
+    if r.state == "UNREACHABLE" and not r.counted:
+        click.echo(f"{check}: asks for nothing and is no target: a parent is down, that is what is broken "
+                   f"(unreachable: ignore)")
+    elif not r.counted:
+        click.echo(f"{check}: not a problem state; a recovery clears the check, it asks for nothing")
+    elif r.rule is None:
+        click.echo(f"{check}: no rule matches: unmapped (reported, never acted on)")
+    else:
+        where = f"{cfg.source}:{r.line}" if r.line else cfg.source
+        pattern = ", ".join(f"{k}: {v}" for k, v in r.pattern.items())
+        click.echo(f"{check}: rule {r.rule} ({where}: {{{safe(pattern, 300)}}})")
+        click.echo(f"  asks for level {r.level_index} ({safe(r.level)}): run {', '.join(safe(x) for x in r.run)}")
+        click.echo(f"  target: {'yes, ' + safe(host) + ' becomes a target of these levels' if r.target else 'no (target: false)'}")
+    return 0
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="one JSON object (fields: see README, escalator status)")
 def status(config: Optional[str], as_json: bool) -> int:
     """Failing checks, collector, quiescence left, last runs, holds."""
     from ..status import gather
@@ -85,36 +136,8 @@ def status(config: Optional[str], as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps(r, ensure_ascii=True, indent=1))
         return 0
-    c = r["collector"]
-    click.echo(f"collector:   {'running' + (' (pid %s)' % c['pid'] if c['pid'] else '') if c['running'] else 'not running'}")
-    age = r["spool"]["oldest_age"]
-    click.echo(f"spool:       {r['spool']['pending']} pending" + (f", oldest {age:.0f}s" if age is not None else ""))
-    if r["spool"]["problem"]:
-        click.echo(f"spool:       PROBLEM: {safe(r['spool']['problem'], 400)}")
-    click.echo(f"automation:  {'PAUSED: ' + safe(r['pause_reason'] or '(no reason given)') if r['paused'] else 'active'}")
-    from ..event import iso_time
+    from ..statusview import status_lines
 
-    for h in r["holds"]:
-        who = f" by {safe(h['user'])}" if h["user"] else ""
-        until = f" until {iso_time(h['until'])}" if h["until"] is not None else ""
-        click.echo(f"held:        {safe(h['label'])}{who}{until}: {safe(h['reason']) or '(no reason given)'}")
-    for lv, why in r["held_levels"].items():
-        click.echo(f"held level:  {safe(lv)}: {safe(why)}")
-    click.echo(f"next:        {safe(r['next']['why'])}")
-    if r["quiescence_left"]:
-        click.echo(f"quiescence:  {r['quiescence_left']:.0f}s left")
-    click.echo(f"runs/hour:   {r['runs_last_hour']}")
-    click.echo(f"failing:     {len(r['failing'])} check(s)" + (
-        f", required level {r['required_level']}" if r["required_level"] else ""))
-    for f in r["failing"][:50]:
-        held = " (host held)" if f["held"] else ""
-        click.echo(f"  {safe(f['check']):<40} {f['state']:<9} {f['state_type']:<5} -> {safe(f['level'])}{held}")
-    for name in r["unmapped"][:20]:
-        click.echo(f"  {safe(name):<40} unmapped (reported, ignored)")
-    for name in r["unreachable"][:50]:
-        click.echo(f"  {safe(name):<40} unreachable (a parent is down; no level asked, no target)")
-    if r["last_runs"]:
-        click.echo("last runs:")
-        for rec in r["last_runs"][-5:]:
-            click.echo("  " + format_record(rec).replace("\n", "\n  "))
+    for line in status_lines(r):
+        click.echo(line)
     return 0

@@ -1,18 +1,18 @@
-"""``escalator pause|resume|hold|release``: an operator's hands on the automation."""
+"""``escalator pause|resume|hold|release|run``: an operator's hands on the automation."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 import click
 
-from ..config import config_path
+from ..config import Config, config_path
 from ..display import safe
 from ..errors import EscalatorError, UsageError
-from .base import cli, config_option, load
+from .base import cli, config_option, load, user
 
 
 def _control(config: Optional[str], record: dict) -> int:
@@ -20,7 +20,7 @@ def _control(config: Optional[str], record: dict) -> int:
 
     cfg = load(config)
     record.setdefault("time", time.time())
-    record.setdefault("user", os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid()))
+    record.setdefault("user", user())
     click.echo(f"{record['kind']}: {control(cfg, record)}")
     _kick(config)
     return 0
@@ -49,7 +49,7 @@ def pause(config: Optional[str], reason: str) -> int:
 
 @cli.command()
 @config_option
-@click.option("--reason", default="")
+@click.option("--reason", default="", help="why (shown in the journal)")
 def resume(config: Optional[str], reason: str) -> int:
     """Restart automatic action; also lifts holds on exhausted levels."""
     return _control(config, {"kind": "resume", "reason": reason})
@@ -97,6 +97,70 @@ def release(config: Optional[str], host: str, service: Optional[str], reason: st
                 f"; holds in force: {', '.join(sorted(holds)) or 'none'}")
         raise EscalatorError(f"{safe(label)} is not held{safe(hint, 2000)}")
     return _control(config, {"kind": "release", "host": host, "service": service, "reason": reason})
+
+
+@cli.command("run")
+@config_option
+@click.option("--level", "-l", required=True, metavar="LEVEL",
+              help="the level to run (name or 1-based position); every less drastic level follows")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="a target host (repeat for more); default: the hosts of failing checks, as the planner picks them")
+@click.option("--dry-run", is_flag=True, help="journal what would run, run nothing")
+@click.option("--reason", default="", help="why (journalled and shown in history)")
+@click.option("--wait", "wait_s", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="how long to wait for the collector to start (or refuse) the run; 0: do not wait")
+def run_level(config: Optional[str], level: str, hosts: List[str], dry_run: bool, reason: str,
+              wait_s: float) -> int:
+    """Ask for a level now, through the collector (lock, journal, pause, holds and limits apply).
+
+    The run is journalled and judged like any other; `escalator status` shows it running and
+    `escalator history` what it did.
+    """
+    from ..control import control
+    from ..spool import new_id
+    from ..display import plural
+
+    cfg = load(config)
+    try:
+        name = cfg.level(level).name
+    except (KeyError, IndexError, ValueError):
+        raise UsageError(f"--level: no level {level!r} in {cfg.source} "
+                         f"(levels: {', '.join(lv.name for lv in cfg.levels)})") from None
+    for h in hosts:
+        if not h.strip() or not h.isprintable():
+            raise UsageError(f"--host: {h!r} is not a host name")
+    rec = {"kind": "request", "time": time.time(), "level": name, "hosts": list(hosts), "dry_run": dry_run,
+           "reason": reason, "user": user(), "id": new_id()}
+    control(cfg, rec)
+    _kick(config)
+    click.echo(f"requested: levels from {name}" + (f" on {', '.join(hosts)}" if hosts else "")
+               + (" (dry run)" if dry_run else ""))
+    answer = _await_answer(cfg, rec["id"], wait_s)
+    if answer is None:
+        click.echo("not started yet: the collector runs it when it can (see `escalator status`)")
+        return 0
+    if answer.get("kind") == "run":
+        click.echo(f"refused: {safe(answer.get('reason'), 400)}")
+        return 1
+    targets = sorted({h for t in (answer.get("targets") or {}).values() for h in t})
+    click.echo(f"started: run {answer.get('run')} of levels {', '.join(answer.get('levels') or ())} on "
+               f"{plural(len(targets), 'host')}{': ' + ', '.join(safe(h) for h in targets) if targets else ''}; "
+               f"follow it with `escalator status`, `escalator history`")
+    return 0
+
+
+def _await_answer(cfg: Config, rid: str, timeout: float) -> Optional[dict]:
+    """The journal's answer to a request: its `start`, or the skipped `run` that refused it."""
+    from .. import store
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for rec in store.recent_records(cfg, ("start", "run"), limit=50):
+            if rec.get("request") == rid:
+                return rec
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
 
 
 def _current_state(config: Optional[str]):

@@ -12,7 +12,7 @@ import click
 from ..config import config_path
 from ..display import format_record, safe
 from ..errors import ConfigError, UsageError
-from .base import cli, config_option, load, setup_logging
+from .base import cli, config_option, load, setup_logging, time_option
 
 
 @cli.command()
@@ -37,16 +37,20 @@ def validate(config_file: Optional[str], config: Optional[str]) -> int:
 @config_option
 @click.option("--execute", is_flag=True, help="really run the steps (default: dry run)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON record a line")
-@click.option("--until", type=float, metavar="EPOCH",
-              help="stop the simulated clock here (default: one day after the last event)")
-@click.option("-v", "--verbose", count=True, help="-v: every event; -vv: and unparsed line numbers")
+@time_option("--since", "start the simulated clock here; earlier events only build the starting state")
+@time_option("--until", "stop the simulated clock here (default: one day after the last event)")
+@click.option("-v", "--verbose", count=True,
+              help="-v: list every event, not only changes of HARD state; -vv: also the unparsed lines")
 def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool,
-           until: Optional[float], verbose: int) -> int:
+           since: Optional[float], until: Optional[float], verbose: int) -> int:
     """Replay nagios.log, spool or journal FILES through the planner on their own clock."""
     from ..replay import replay as _replay
+    from ..display import plural
 
     if not files:
         raise UsageError("replay needs at least one FILE (nagios.log, JSON-lines events or journal, spool dir)")
+    if since is not None and until is not None and until < since:
+        raise UsageError("--until is before --since")
     setup_logging(verbose - 1)
     cfg = load(config)
     failed = [0]
@@ -64,12 +68,20 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
             sys.stdout.write(format_record(rec) + "\n")
 
     mode = "all" if verbose else ("none" if as_json else "changes")
-    stats = _replay(cfg, files, out, execute_steps=execute, until=until, show_events=mode)
-    summary = (f"replayed {stats.events} events from {stats.lines} lines of {', '.join(stats.files)}: "
-               f"{counts['run']} runs, {counts['verdict']} verdicts, {counts['notify']} notifications; "
-               f"{stats.ignored} lines ignored, {stats.unparsed} unparsed")
+    stats = _replay(cfg, files, out, execute_steps=execute, until=until, since=since, show_events=mode)
+    window = []
+    if stats.before:
+        window.append(f"{plural(stats.before, 'earlier event')} as the starting state")
+    if stats.events - stats.before - stats.replayed:
+        window.append(f"{plural(stats.events - stats.before - stats.replayed, 'later event')} after --until")
+    summary = (f"replayed {plural(stats.replayed, 'event')} from {plural(stats.lines, 'line')} of "
+               f"{', '.join(stats.files)}" + (f" ({'; '.join(window)})" if window else "") + ": "
+               f"{plural(counts['run'], 'run')}, {plural(counts['verdict'], 'verdict')}, "
+               f"{plural(counts['notify'], 'notification')}; "
+               f"{plural(stats.ignored, 'line')} ignored, {stats.unparsed} unparsed"
+               + (" (-vv lists them)" if stats.unparsed and verbose < 2 else ""))
     click.echo(summary, err=True)
-    if stats.unparsed and verbose >= 1:
+    if stats.unparsed and verbose >= 2:
         click.echo("unparsed lines: " + ", ".join(stats.unparsed_where[:200]), err=True)
     return 1 if failed[0] and execute else 0
 

@@ -13,12 +13,13 @@ The rules are DESIGN.md's planning rules 1-9; comments cite them by number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .survey import SurveyCache
 from ..config import Config, Level
 from ..event import CheckKey, check_name, iso_time
 from .state import Episode, State
+from ..display import iso, plural
 
 #: How many check names a summary spells out before "and N more".
 SUMMARY_CHECKS = 5
@@ -54,6 +55,11 @@ class RunPlan:
     summary: str
     explain: Tuple[str, ...] = ()
     unmapped: Tuple[CheckKey, ...] = ()
+    request: Optional[Mapping[str, Any]] = None   # the `escalator run` record that asked for it
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.request and self.request.get("dry_run"))
 
     @property
     def start(self) -> Level:
@@ -73,6 +79,11 @@ class RunPlan:
             rec["escalated"] = True
         if self.unmapped:
             rec["unmapped"] = [check_name(k) for k in self.unmapped]
+        if self.request:
+            rec["request"] = self.request.get("id")
+            rec["requested_by"] = self.request.get("user") or "operator"
+            if self.request.get("reason"):
+                rec["request_reason"] = self.request["reason"]
         rec.update(extra)
         return rec
 
@@ -202,13 +213,18 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
         if releases:
             return Decision(tuple(releases), wake=now, why="checks recovered: releasing held levels")
 
+    if state.requests:
+        # An operator asked for a level now (`escalator run`): neither the debounce nor the last
+        # run's quiescence makes them wait; pause, holds and limits still apply.
+        return _requested(state, config, now, state.requests[0])
+
     last = state.last_run()
     if last is not None and not last.judged:
         if now < last.quiet_until:
             # Rule 6: no new run while the last run's quiescence lasts.
             return Decision(wake=last.quiet_until,
                             why=f"quiescence after run of {', '.join(last.levels)} "
-                                f"until {last.quiet_until:.0f} ({last.quiet_until - now:.0f}s left)"
+                                f"until {iso(last.quiet_until)} ({last.quiet_until - now:.0f}s left)"
                             if explain else "")
         return Decision(tuple(_verdict(state, config, last, now)), wake=now,
                         why="judging the last run")
@@ -334,6 +350,48 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
     return Decision(run=plan, why=f"run levels {', '.join(lv.name for lv in run_levels)}", explain=explain)
 
 
+def _requested(state: State, config: Config, now: float, req: Mapping[str, Any]) -> Decision:
+    """The run an operator asked for: their level and every later one, on their hosts
+    (default: the hosts rule 3 gives), judged by the failing checks it covers."""
+    try:
+        start: Optional[Level] = config.level(req.get("level"))  # type: ignore[arg-type]
+    except (KeyError, IndexError, TypeError, ValueError):
+        start = None
+    run_levels = config.levels[start.index - 1:] if start else ()
+
+    def refuse(reason: str) -> Decision:
+        rec = {"time": now, "kind": "run", "outcome": "skipped", "reason": reason,
+               "request": req.get("id"), "requested_by": req.get("user") or "operator",
+               "levels": [lv.name for lv in run_levels], "checks": []}
+        return Decision((rec,), wake=now, why=f"request refused: {reason}")
+
+    if start is None:
+        return refuse(f"no level {req.get('level')!r} in the config")
+    asked = [str(h) for h in req.get("hosts") or ()]
+    held = [h for h in asked if state.held((h, None)) is not None]
+    if state.paused is not None:
+        return refuse("paused by operator" + (f": {state.paused}" if state.paused else ""))
+    if asked and len(held) == len(asked):
+        return refuse(f"hosts held by an operator: {', '.join(held)}")
+    hosts = [h for h in asked if h not in held]
+    # The failing checks this run covers: mapped to its levels (on its hosts, if named).
+    checks = tuple(a for a in survey(state).asking
+                   if a.level >= start.index and (not asked or a.key[0] in hosts))
+    targets = {lv.name: tuple(hosts) if asked else tuple(sorted({a.key[0] for a in checks if a.level <= lv.index}))
+               for lv in run_levels}
+    limits = config.limits
+    if limits.max_runs_per_hour and len(state.runs_since(now - 3600)) >= limits.max_runs_per_hour:
+        return refuse(f"limit max_runs_per_hour ({limits.max_runs_per_hour}) reached")
+    if limits.max_targets and any(len(h) > limits.max_targets for h in targets.values()):
+        return refuse(f"limit max_targets ({limits.max_targets}) exceeded")
+    names = ", ".join(lv.name for lv in run_levels)
+    summary = (f"levels {names} for {', '.join(sorted({h for t in targets.values() for h in t})) or 'no host'}: "
+               f"asked for by {req.get('user') or 'an operator'}" + (f" ({req['reason']})" if req.get("reason") else "")
+               + (f"; leaving held {', '.join(held)} alone" if held else ""))
+    plan = RunPlan(tuple(run_levels), targets, checks, 1, False, summary, request=req)
+    return Decision(run=plan, why=f"run levels {names} (asked for by an operator)")
+
+
 def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
     """Rule 7: judge a run when its quiescence ends."""
     still = [k for k in run.checks if (cs := state.checks.get(k)) is not None and not cs.good]
@@ -364,7 +422,7 @@ def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
         if policy == "notify":
             out.append({"time": now, "kind": "notify", "reason": "exhausted",
                         "level": level.name,
-                        "summary": f"level {level.name} did not converge after {attempt} attempts; "
+                        "summary": f"level {level.name} did not converge after {plural(attempt, 'attempt')}; "
                                    f"holding it until the checks recover: still failing {_names(still)}"})
     return out
 

@@ -44,6 +44,7 @@ class State:
         self.episodes: Dict[str, Episode] = {}
         self.holds: Dict[str, Hold] = {}           # by label: "host-glob" or "host-glob/service-glob"
         self.paused: Optional[str] = None          # reason; None = not paused
+        self.requests: List[dict] = []             # `escalator run` requests not yet started or refused
         self.last_skip: Optional[str] = None
         self.skip_checks: Set[CheckKey] = set()
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
@@ -251,7 +252,16 @@ class State:
                 self.last_event = time
         return relevant
 
+    def _apply_request(self, rec: Mapping[str, Any]) -> None:
+        self.requests.append(dict(rec))
+
+    def _answered(self, rec: Mapping[str, Any]) -> None:
+        """A `start` or a skipped `run` that answers an operator's request ends it."""
+        if rec.get("request") is not None:
+            self.requests = [r for r in self.requests if r.get("id") != rec["request"]]
+
     def _apply_start(self, rec: Mapping[str, Any]) -> None:
+        self._answered(rec)
         self.open_run = dict(rec)
         self.burst_start = None
         self.last_skip = None
@@ -260,10 +270,14 @@ class State:
     def _apply_step(self, rec: Mapping[str, Any]) -> None:
         if self.open_run is not None and rec.get("run") == self.open_run.get("run"):
             self.open_run.setdefault("steps_done", []).append(
-                {"step": rec.get("step"), "host": rec.get("host"), "exit": rec.get("exit")})
+                {"step": rec.get("step"), "host": rec.get("host"), "exit": rec.get("exit"),
+                 "time": rec.get("time")})  # when it ended: `status` says how long the next one runs
 
     def _apply_run(self, rec: Mapping[str, Any]) -> None:
         outcome = rec.get("outcome")
+        if outcome == "skipped" and rec.get("request") is not None:
+            self._answered(rec)
+            return
         if outcome == "skipped":
             self.last_skip = rec.get("skip_key") or rec.get("reason")
             self.skip_checks = set(keys_of(rec.get("checks")))
@@ -325,10 +339,10 @@ class State:
         exhausted = rec.get("exhausted")
         if exhausted == "notify":
             ep.held = True
-            ep.reason = f"level {level} exhausted after {ep.attempts} attempts"
+            ep.reason = f"level {level} exhausted after {ep.attempts} attempt{'s' if ep.attempts != 1 else ''}"
         elif exhausted == "escalate":
             ep.escalated = True
-            ep.reason = f"level {level} exhausted after {ep.attempts} attempts: escalating"
+            ep.reason = f"level {level} exhausted after {ep.attempts} attempt{'s' if ep.attempts != 1 else ''}: escalating"
 
     def _apply_hold(self, rec: Mapping[str, Any]) -> None:
         if rec.get("host"):
@@ -388,6 +402,7 @@ class State:
             },
             "holds": [h.to_json() for h in self.holds.values()],
             "paused": self.paused,
+            "requests": self.requests,
             "last_skip": self.last_skip,
             "skip_checks": [list(k) for k in self.skip_checks],
             "seen_ids": list(self.seen_ids)[-20_000:],
@@ -416,6 +431,7 @@ class State:
             hold = Hold(**h)
             st.holds[hold.label] = hold
         st.paused = data.get("paused")
+        st.requests = list(data.get("requests") or ())
         st.last_skip = data.get("last_skip")
         st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}
         st.seen_ids = dict.fromkeys(data.get("seen_ids", ()))

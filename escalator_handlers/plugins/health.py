@@ -34,6 +34,7 @@ import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
 from ..display import safe
+from ..display import duration
 
 __all__ = ["EscalatorHealth", "contexts", "clean", "ago", "deadline", "ORDER", "PERF_ORDER", "LIST_LIMIT"]
 
@@ -55,14 +56,7 @@ def clean(text: Any, limit: int = 200) -> str:
 
 def ago(seconds: float) -> str:
     """A short duration: 45s, 5m, 3h, 2d."""
-    s = max(0.0, float(seconds))
-    if s < 120:
-        return f"{round(s)}s"
-    if s < 7200:
-        return f"{round(s / 60)}m"
-    if s < 172800:
-        return f"{round(s / 3600)}h"
-    return f"{round(s / 86400)}d"
+    return duration(seconds, coarse=True)
 
 
 def _names(names: Sequence[str], what: str = "") -> str:
@@ -97,6 +91,7 @@ class LastRunFacts:
     any_records: bool            # only skipped runs recently (vs none at all)
     superseded: bool
     still_failing: Tuple[str, ...]
+    running: Optional[str] = None  # the run in progress, e.g. "levels vm, deploy for 4s"
 
 
 def _collector_facts(report: Dict[str, Any], dead_after: float) -> CollectorFacts:
@@ -108,9 +103,17 @@ def _collector_facts(report: Dict[str, Any], dead_after: float) -> CollectorFact
 
 
 def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
+    cur = report.get("running")
+    running = None
+    if cur:
+        step = cur.get("step") or {}
+        on = f" on {step['host']}" if step.get("host") else ""
+        running = (f"run of levels {', '.join(cur.get('levels') or ())} running for {ago(cur.get('for') or 0)}"
+                   + (f", step {step.get('where')}{on}" if step else "")
+                   + ("" if cur.get("collector_alive") else " (its collector is gone)"))
     runs = [r for r in report.get("last_runs") or () if r.get("outcome") != "skipped"]
     if not runs:
-        return LastRunFacts(None, None, bool(report.get("last_runs")), False, ())
+        return LastRunFacts(None, None, bool(report.get("last_runs")), False, (), running)
     run = runs[-1]
     failing = {(f["host"], f.get("service")): f["check"] for f in report.get("failing") or ()}
     asked = [(c.get("host"), c.get("service")) for c in run.get("checks") or () if isinstance(c, dict)]
@@ -121,7 +124,7 @@ def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
     except (KeyError, TypeError, ValueError):
         age = None
     return LastRunFacts(str(run.get("outcome") or "failed"), age, True, bool(run.get("superseded")),
-                        tuple(still))
+                        tuple(still), running)
 
 
 def collector_needed(report: Dict[str, Any]) -> bool:
@@ -317,6 +320,9 @@ def _holds(h: HoldFacts) -> Tuple[Any, str]:
 
 
 def _last_run(f: LastRunFacts) -> Tuple[Any, str]:
+    if f.running is not None:
+        # A run in progress is what the operator needs to know, not the one before it.
+        return Ok, clean(f.running, 300)
     if f.outcome is None:
         return Ok, "no recent runs" if f.any_records else "no runs yet"
     when = f" {ago(f.age)} ago" if f.age is not None else ""

@@ -10,7 +10,8 @@ level became required, pause, SIGTERM) and why.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import Config, Step
 from ..planning.planner import RunPlan
@@ -31,6 +32,12 @@ class DryRunner:
 
     def close(self) -> None:
         self._renderer.close()
+
+    def __enter__(self) -> "DryRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run_values(plan: RunPlan, level_name: str, config: Config) -> Dict[str, Any]:
@@ -150,32 +157,61 @@ def notify_steps(config: Config, notify_rec: Mapping[str, Any], runner: Any, emi
     return out
 
 
-def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[str, Any]],
-                    now: float, config: Config) -> dict:
-    """The `run` record closing a run whose collector died: what was and was not done."""
-    done = [f"{r.get('step')}@{r.get('host')}" if r.get("host") else str(r.get("step"))
-            for r in step_records]
-    levels = list(open_run.get("levels") or ())
+@dataclass(frozen=True)
+class Pending:
+    """A step execution of an open run that has not ended (yet)."""
+
+    level: str
+    index: int                 # the step's 0-based position in its level
+    where: str                 # e.g. levels[3].steps[0]
+    host: Optional[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.where}@{self.host}" if self.host else self.where
+
+
+def progress(open_run: Mapping[str, Any], config: Config) -> Tuple[List[Pending], int, float]:
+    """What an open run (a ``start`` without its ``run``) has not finished.
+
+    Returns the step executions not done yet, in order; how many of the first
+    of them may be running now (foreach hosts start in order, ``concurrency``
+    at a time, so any of the first that many unfinished ones may be); and the
+    largest quiescence among the run's levels.
+    """
+    done = {_done_name(r) for r in open_run.get("steps_done") or ()}
     quiet = 0.0
-    not_done: List[str] = []
-    running = 0  # how many of not_done may have been running: the unfinished step's
-    for name in levels:
+    not_done: List[Pending] = []
+    running = 0
+    for name in open_run.get("levels") or ():
         try:
             level = config.level(name)
         except (KeyError, IndexError):
             continue  # gone with a config change; the steps that did run are listed anyway
         quiet = max(quiet, level.quiescence)
         hosts = (open_run.get("targets") or {}).get(name) or ()
-        for step in level.steps:
+        for i, step in enumerate(level.steps):
             first = not not_done
             for h in (hosts if step.foreach == "host" else (None,)):
-                where = f"{step.where}@{h}" if h else step.where
-                if where not in done:
-                    not_done.append(where)
+                p = Pending(level.name, i, step.where, h)
+                if p.name not in done:
+                    not_done.append(p)
             if first and not_done:
-                # foreach hosts start in order, `concurrency` at a time: any of the
-                # first that many unfinished ones may have been running.
                 running = min(len(not_done), step.concurrency if step.foreach == "host" else 1)
+    return not_done, running, quiet
+
+
+def _done_name(r: Mapping[str, Any]) -> str:
+    return f"{r.get('step')}@{r.get('host')}" if r.get("host") else str(r.get("step"))
+
+
+def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[str, Any]],
+                    now: float, config: Config) -> dict:
+    """The `run` record closing a run whose collector died: what was and was not done."""
+    records = list(step_records)
+    done = [_done_name(r) for r in records]
+    pending, running, quiet = progress(dict(open_run, steps_done=records), config)
+    not_done = [p.name for p in pending]
     rec = {k: v for k, v in open_run.items() if k not in ("kind", "time", "steps_done")}
     rec.update({
         "time": now, "kind": "run", "started": open_run.get("time"), "outcome": "failed",

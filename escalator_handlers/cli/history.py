@@ -1,0 +1,45 @@
+"""``escalator history``: what really ran, read back from the journal and its rotations."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import click
+
+from ..errors import UsageError
+from .base import cli, config_option, load, time_option
+
+
+@cli.command()
+@config_option
+@click.option("--host", metavar="GLOB", help="only what concerned hosts matching GLOB (targets, checks, holds)")
+@click.option("--level", metavar="NAME", help="only runs that included level NAME")
+@time_option("--since", "only from this time on")
+@time_option("--until", "only up to this time")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object a line (runs carry their steps and verdict)")
+def history(config: Optional[str], host: Optional[str], level: Optional[str], since: Optional[float],
+            until: Optional[float], as_json: bool) -> int:
+    """What really ran: runs with their steps and verdicts, notifications, operator actions.
+
+    Read from the journal and its rotations (.N and .N.gz), oldest first.
+    """
+    from ..history import Filter, entries, read_all, text_lines
+
+    cfg = load(config)
+    if level is not None:
+        try:
+            level = cfg.level(level).name
+        except (KeyError, IndexError):
+            raise UsageError(f"--level: no level {level!r} in {cfg.source} "
+                             f"(levels: {', '.join(lv.name for lv in cfg.levels)})") from None
+    found = entries(read_all(cfg.journal), Filter(host, level, since, until))
+    for e in found:
+        if as_json:
+            click.echo(json.dumps(e, ensure_ascii=True))
+        else:
+            for line in text_lines(e):
+                click.echo(line)
+    if not as_json and not found:
+        click.echo(f"nothing in {cfg.journal} (and its rotations) matches", err=True)
+    return 0
