@@ -31,7 +31,7 @@ from .event import GOOD_STATES, Event, check_name
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
 from .planning.planner import Decision, RunPlan, decide, required_level
 from .planning.state import State
-from .display import log_level, log_line
+from .display import log_level, log_line, plural
 
 log = logging.getLogger("escalator")
 
@@ -197,7 +197,7 @@ class Collector:
         loaded = store.load(self.config)
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
-            log.warning("journal %s: skipped %d unreadable line(s)", self.config.journal, loaded.corrupt)
+            log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
         open_run = self.state.open_run
         if open_run is not None:
             log.warning("the previous collector died during run %s; recording it as interrupted",
@@ -373,7 +373,7 @@ class Collector:
             if st is not None and st.state in GOOD_STATES and cs is not None and st.last_check > cs.time:
                 fresh.append(dict(st.to_event().to_dict(), kind="event", source="status.dat"))
         if fresh:
-            log.info("status.dat says %d asking check(s) recovered; planning again", len(fresh))
+            log.info("status.dat says %s recovered; planning again", plural(len(fresh), "asking check"))
             self.emit(fresh)
             return False
         return True

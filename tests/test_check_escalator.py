@@ -474,7 +474,7 @@ def test_unreadable_journal_lines_are_noted_not_fatal(tmp_path):
     done = check(cfg, "-v")
     assert done.stdout.startswith("ESCALATOR WARNING - paused: x, idle")
     out = done.stdout.splitlines()
-    assert "journal: 1 unreadable line(s) skipped" in out
+    assert "journal: 1 unreadable line skipped" in out
     assert any(line.startswith(f"note: ignoring unreadable state snapshot {cfg.state_path} ")
                for line in out), out
     assert done.returncode == 1

@@ -260,7 +260,7 @@ def test_validate_exit_codes(site: Site, capsys) -> None:
     rc, out, err = escalator(capsys, "validate", bad)
     assert rc == 2 and out == ""
     assert "quiesence: unknown key 'quiesence'; did you mean 'quiescence'?" in err
-    assert err.splitlines()[-1] == f"{bad}: 1 error(s)"
+    assert err.splitlines()[-1] == f"{bad}: 1 error"
     rc, _, err = escalator(capsys, "validate", "--config", cfg)   # the --config form
     assert rc == 0
 

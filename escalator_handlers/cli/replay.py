@@ -10,7 +10,7 @@ from typing import List, Optional
 import click
 
 from ..config import config_path
-from ..display import format_record, safe
+from ..display import format_record, plural, safe
 from ..errors import ConfigError, UsageError
 from .base import cli, config_option, load, setup_logging, time_option
 
@@ -26,7 +26,7 @@ def validate(config_file: Optional[str], config: Optional[str]) -> int:
     problems = _validate(path)
     if problems:
         click.echo(format_problems(problems), err=True)
-        click.echo(f"{path}: {len(problems)} error(s)", err=True)
+        click.echo(f"{path}: {plural(len(problems), 'error')}", err=True)
         return 2
     click.echo(f"{path}: ok")
     return 0

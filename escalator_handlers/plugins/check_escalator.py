@@ -32,7 +32,7 @@ from .. import __version__
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
-from ..display import format_record
+from ..display import format_record, plural
 
 __all__ = ["main", "build_check", "EscalatorCheck", "HealthSummary"]
 
@@ -121,7 +121,7 @@ def long_output(res: EscalatorHealth, verbosity: int) -> List[str]:
                 f"journal: {clean(cfg.journal, 300)}", f"state file: {clean(cfg.state_path, 300)}",
                 f"quiescence: {ago(cfg.quiescence)}, max_delay: {ago(cfg.max_delay)}"]
     if r.get("journal_unreadable"):
-        out.append(f"journal: {r['journal_unreadable']} unreadable line(s) skipped")
+        out.append(f"journal: {plural(r['journal_unreadable'], 'unreadable line')} skipped")
     out += [f"note: {clean(n, 300)}" for n in res.notes[:LIST_LIMIT]]
     return out
 
