@@ -335,3 +335,15 @@ def test_explain_names_a_level_quiescence_and_a_host_downtime_and_local_time_on_
     also = subprocess.run([ESCALATOR, "history", "-C", cfg], capture_output=True, text=True,
                           env=dict(env, ESCALATOR_LOCAL_TIME="1")).stdout
     assert utc.split()[0].endswith("Z") and local.split()[0].endswith("+05:30") and also == local
+
+
+def test_config_before_the_command_name_counts_for_every_command(tmp_path: Path) -> None:
+    tests_dir = REPO / "nagios-conf" / "examples" / "tests"
+    for argv in (["-C", str(tmp_path / "missing.yaml"), "test", str(tests_dir)],
+                 ["-C", str(tmp_path / "missing.yaml"), "status"],
+                 ["-C", str(tmp_path / "missing.yaml"), "validate"]):
+        r = subprocess.run([ESCALATOR, *argv], capture_output=True, text=True, env=handler_env())
+        assert "missing.yaml: cannot read config file" in r.stdout + r.stderr, (argv, r.stdout, r.stderr)
+    ok = subprocess.run([ESCALATOR, "-C", str(EXAMPLE_CONFIG), "test", str(tests_dir)],
+                        capture_output=True, text=True, env=handler_env())
+    assert ok.returncode == 0 and " passed, 0 failed" in ok.stdout

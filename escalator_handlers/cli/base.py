@@ -29,14 +29,14 @@ def setup_logging(verbose: int) -> None:
 CONFIG_HELP = f"config file (default: $ESCALATOR_CONFIG, else {DEFAULT_CONFIG_PATH})"
 
 
-def _inherit_config(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+def inherit_config(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
     # `escalator -C X status` and `escalator status -C X` mean the same; the one
     # nearer the command wins, then the environment (see config_path).
     return value or (ctx.find_root().obj or {}).get("config")
 
 
 def config_option(f: Callable) -> Callable:
-    return click.option("--config", "-C", "config", metavar="PATH", callback=_inherit_config,
+    return click.option("--config", "-C", "config", metavar="PATH", callback=inherit_config,
                         help=CONFIG_HELP)(f)
 
 

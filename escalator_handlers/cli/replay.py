@@ -12,7 +12,7 @@ import click
 from ..config import config_path
 from ..display import format_record, plural, safe
 from ..errors import ConfigError, UsageError
-from .base import cli, config_option, load, setup_logging, time_option
+from .base import cli, config_option, inherit_config, load, setup_logging, time_option
 
 
 @cli.command()
@@ -88,7 +88,7 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
 
 @cli.command("test")
 @click.argument("paths", nargs=-1)
-@click.option("--config", "-C", "config", metavar="PATH",
+@click.option("--config", "-C", "config", metavar="PATH", callback=inherit_config,
               help="config for every scenario (default: each file's config:, else $ESCALATOR_CONFIG, "
                    "else /etc/escalator/escalator.yaml)")
 @click.option("-v", "--verbose", count=True, help="print each scenario's timeline")
