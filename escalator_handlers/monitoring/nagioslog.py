@@ -53,11 +53,10 @@ _ICINGA2_STARTED = "Checkable has entered"
 class Downtimes:
     """Scheduled-downtime depth per object, as far as a log can tell.
 
-    Nagios (4.x, and 3.x, Icinga 1 and Naemon which share its
-    ``common/downtime.c``) logs ``STARTED`` only when an object's depth goes
-    from 0 to 1 -- and again after every restart for each downtime still in
-    effect -- and ``STOPPED``/``CANCELLED`` only when it returns to 0: an
-    on/off signal.  Icinga 2's compat logger writes one ``STARTED`` per
+    Nagios (3.x and 4.x; Icinga 1 and Naemon keep its ``downtime.c`` rule)
+    logs ``STARTED`` only when an object's depth goes from 0 to 1 -- Nagios
+    again after every restart for each downtime still in effect -- and
+    ``STOPPED``/``CANCELLED`` only when it returns to 0: an on/off signal.  Icinga 2's compat logger writes one ``STARTED`` per
     triggered downtime ("Checkable has entered ...") and one
     ``STOPPED``/``CANCELLED`` per removed downtime, overlapping ones
     included: a count.  So a Nagios STARTED means "on" (depth 1), an Icinga 2
