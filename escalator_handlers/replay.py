@@ -12,11 +12,12 @@ by default: runs are recorded as ``dry-run`` with the would-be commands.
 from __future__ import annotations
 
 import heapq
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .monitoring import nagioslog
 from .config import Config
@@ -48,12 +49,22 @@ class SourceStats:
     before: int = 0            # events before --since, folded as the starting state
 
 
+def _open(path: str) -> BinaryIO:
+    """A file for reading, decompressed when it is gzip (rotated archives often are)."""
+    f = open(path, "rb")
+    if f.peek(2)[:2] == b"\x1f\x8b":
+        import gzip  # only replay of a compressed archive pays for it
+
+        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
+    return f
+
+
 def detect(path: str) -> str:
     """``spool``, ``nagios`` or ``jsonl``; raise UsageError when it is none of them."""
     if os.path.isdir(path):
         return "spool"
     try:
-        with open(path, "rb") as f:
+        with _open(path) as f:
             for raw in f:
                 s = raw.lstrip()
                 if not s:
@@ -64,15 +75,18 @@ def detect(path: str) -> str:
                     return "jsonl"
                 raise UsageError(f"{path}: not a nagios.log, JSON-lines or spool file "
                                  f"(first line starts with {s[:20]!r})")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except (OSError, EOFError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return "jsonl"  # empty file: nothing to replay, not an error
 
 
 def _nagios_items(path: str, stats: SourceStats, downtimes: nagioslog.Downtimes) -> Iterator[Item]:
     ps = nagioslog.ParseStats()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        yield from nagioslog.parse(f, ps, downtimes)  # observation tuples already, time first
+    try:
+        with io.TextIOWrapper(_open(path), encoding="utf-8", errors="replace") as f:
+            yield from nagioslog.parse(f, ps, downtimes)  # observation tuples already, time first
+    except (OSError, EOFError) as exc:  # a truncated or corrupt .gz archive
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     stats.lines += ps.lines
     stats.events += ps.used
     stats.ignored += ps.ignored
@@ -84,36 +98,39 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
     items: List[Item] = []
     for path in paths:
         try:
-            f = open(path, "rb")
+            f = _open(path)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        with f:
-            for lineno, raw in enumerate(f, 1):
-                stats.lines += 1
-                if not raw.strip():
-                    continue
-                try:
-                    rec = json.loads(raw)
-                    kind = rec.get("kind", "event")
-                    t = float(rec["time"])
-                    if kind == "event":
-                        host, service = rec["host"], rec.get("service") or None
-                        if not isinstance(host, str):
-                            raise ValueError("host")
-                        item: Any = (t, host, service, rec.get("state"), rec.get("state_type") or "HARD",
-                                     int(rec.get("attempt") or 1), int(rec.get("downtime") or 0),
-                                     str(rec.get("output") or ""))
-                        stats.events += 1
-                    elif kind in CONTROL_KINDS and (kind in ("pause", "resume") or rec.get("host")):
-                        item = (t, rec)  # an operator's action; a level's `release` is the planner's own
-                    else:
-                        stats.ignored += 1
+        try:
+            with f:
+                for lineno, raw in enumerate(f, 1):
+                    stats.lines += 1
+                    if not raw.strip():
                         continue
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    stats.unparsed += 1
-                    stats.unparsed_where.append(f"{path}:{lineno}")
-                    continue
-                items.append(item)
+                    try:
+                        rec = json.loads(raw)
+                        kind = rec.get("kind", "event")
+                        t = float(rec["time"])
+                        if kind == "event":
+                            host, service = rec["host"], rec.get("service") or None
+                            if not isinstance(host, str):
+                                raise ValueError("host")
+                            item: Any = (t, host, service, rec.get("state"), rec.get("state_type") or "HARD",
+                                         int(rec.get("attempt") or 1), int(rec.get("downtime") or 0),
+                                         str(rec.get("output") or ""))
+                            stats.events += 1
+                        elif kind in CONTROL_KINDS and (kind in ("pause", "resume") or rec.get("host")):
+                            item = (t, rec)  # an operator's action; a level's `release` is the planner's own
+                        else:
+                            stats.ignored += 1
+                            continue
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        stats.unparsed += 1
+                        stats.unparsed_where.append(f"{path}:{lineno}")
+                        continue
+                    items.append(item)
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz file
+            raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     items.sort(key=_time)  # stable: equal times keep their order in the files
     return iter(items)
 
@@ -123,7 +140,7 @@ _time = itemgetter(0)
 
 def _first_time(path: str) -> float:
     """The timestamp of a nagios.log's first log line (inf when it has none)."""
-    with open(path, "rb") as f:
+    with _open(path) as f:
         for raw in f:
             end = raw.find(b"]")
             if raw[:1] == b"[" and end > 1:

@@ -5,15 +5,18 @@ concatenation."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import List
 
 from escalator_handlers.replay import replay
 from escalator_handlers.display import format_record
 
-from planner_fixtures import EXAMPLE_LOG, example_config, story
+from planner_fixtures import EXAMPLE_CONFIG, EXAMPLE_LOG, example_config, story
 
 T = 1795500000
 VM_RUN = ("vm", "converge", "deploy")
@@ -138,3 +141,18 @@ def test_the_bundled_outage_cut_into_archives_replays_the_same(tmp_path):
     expected = records_of([EXAMPLE_LOG])
     assert records_of(list(reversed(parts))) == expected
     assert json.dumps(expected).count('"kind": "start"') == 5
+
+
+def test_gzipped_archives_replay_like_plain_ones_and_a_truncated_one_is_a_clear_error(tmp_path):
+    lines = site_log(2000, 4)
+    whole = log(tmp_path / "nagios.log", *lines)
+    plain = log(tmp_path / "nagios-2.log", *lines[1000:])
+    packed = tmp_path / "nagios-1.log.gz"
+    packed.write_bytes(gzip.compress("".join(f"{line}\n" for line in lines[:1000]).encode()))
+    assert records_of([plain, packed]) == records_of([whole])
+    broken = tmp_path / "nagios-0.log.gz"
+    broken.write_bytes(packed.read_bytes()[:-200])
+    p = subprocess.run([str(Path(sys.executable).with_name("escalator")), "replay", str(broken), str(plain),
+                        "--config", str(EXAMPLE_CONFIG)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert f"Error: cannot read {broken}: " in p.stderr
