@@ -6,6 +6,9 @@ snapshot and folds every journal record written after it, following the
 journal across one logrotate rename (``journal.jsonl.1``).  The snapshot is
 replaced atomically (write, fsync, rename, fsync the directory), so a crash
 leaves either the old or the new one, and the journal covers the difference.
+A running collector writes it every ``SNAPSHOT_EVERY`` seconds at most, not
+after every cycle: its cost grows with the number of checks, the journal's
+with the number of events.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from .errors import EscalatorError
 from .planning.state import State
 
 log = logging.getLogger("escalator")
+
+#: A running collector writes the snapshot at most this often (seconds), and
+#: when it stops; a start folds the journal written since (see ``load``).
+SNAPSHOT_EVERY = 60.0
 
 
 @dataclass

@@ -564,3 +564,44 @@ def test_logrotate_snippet_rotates_the_journal_and_the_state_follows(site: Site)
         assert [f["check"] for f in status["failing"]] == ["web1", "web2"], snapshot_lost
         assert status["quiescence_left"] > 50 and status["runs_last_hour"] == 1
     assert site.lines("vm.txt") == ["vm"]
+
+
+def test_a_busy_collector_writes_its_snapshot_at_intervals_and_a_restart_still_folds_exactly(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 14: the snapshot (O(checks) to write) is no longer rewritten after every
+    # cycle; the journal is the write-ahead log, so a start folds what came after it.
+    from escalator_handlers import spool, store
+    from escalator_handlers.collector import Collector
+    from escalator_handlers.config import load_config
+    from escalator_handlers.planning.state import State
+
+    site.write_config([{"name": "vm", "steps": [{"shell": "true"}]}], [{"host": "never-*", "level": "vm"}])
+    cfg = load_config(str(site.config))
+    writes = []
+    real_save = store.save
+
+    def save(config, state, position):
+        writes.append(position.offset)
+        real_save(config, state, position)
+
+    monkeypatch.setattr(store, "save", save)
+    c = Collector(cfg, str(site.config))
+    c._acquire()
+    try:
+        c._recover()
+        for i in range(20):   # twenty cycles, each taking in an event of its own
+            spool.append(cfg.spool, {"time": time.time(), "host": f"web{i}", "service": "HTTP",
+                                     "state": "CRITICAL", "state_type": "HARD", "attempt": 1,
+                                     "downtime": 0, "output": "down"})
+            c.cycle()
+        assert len(writes) == 1, writes   # the first cycle's; the next one is due in SNAPSHOT_EVERY
+        live = c.state.to_json()
+    finally:
+        c._release()
+    # No final save (as after a SIGKILL): a start folds the journal after the old snapshot.
+    loaded = store.load(cfg)
+    scratch = State(cfg)
+    for rec in site.records():
+        scratch.apply(rec)
+    assert loaded.state.to_json() == live == scratch.to_json()
+    assert len(loaded.tail) == 19 and loaded.position.offset == site.journal.stat().st_size
