@@ -382,3 +382,27 @@ def test_skipping_the_planner_for_events_that_change_nothing_changes_no_decision
         monkeypatch.undo()
         assert any(r["kind"] == "start" for r in quick)
         assert quick == slow
+
+
+def test_hosts_failing_one_by_one_on_a_held_level_cost_the_journal_a_constant_per_event(tmp_path):
+    # Level vm exhausts its one attempt and is held; then 300 more hosts fail, each
+    # decided on its own (a minute apart).  Each new failure reaches the journal, but
+    # as a record of the checks that joined the held skip, not the whole list again.
+    cfg = tmp_path / "escalator.yaml"
+    cfg.write_text("quiescence: 0s\nlevels:\n  - name: vm\n    quiescence: 0s\n    max_attempts: 1\n"
+                   "    steps:\n      - shell: 'true'\nchecks:\n  - {host: '*', level: vm}\n")
+    events = tmp_path / "events.jsonl"
+    with events.open("w") as f:
+        for i in range(301):
+            f.write(json.dumps({"time": L0 + 60 * i, "host": f"host-{i:04d}", "service": None,
+                                "state": "DOWN", "state_type": "HARD", "attempt": 1}) + "\n")
+    proc = subprocess.run([ESCALATOR, "replay", str(events), "--config", str(cfg), "--json", "-v"],
+                          capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    skipped = [json.loads(x) for x in lines if '"skipped"' in x]
+    assert len(skipped) == 301 and skipped[0]["reason"].startswith("level vm exhausted")
+    assert [len(r["checks"]) for r in skipped] == [1] * 301  # each lists only the check that joined
+    assert [r["checks"][0]["host"] for r in skipped] == [f"host-{i:04d}" for i in range(301)]
+    assert all(r.get("continued") for r in skipped[1:]) and not skipped[0].get("continued")
+    per_event = sum(len(x) + 1 for x in lines) / 301
+    assert per_event < 2048, per_event

@@ -432,16 +432,24 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
           notify: bool) -> Decision:
     """Rule 8: record (once), notify (once), don't act.  ``why_not()`` words the reason."""
     key = f"{code}:{level.name}"
-    # Once per episode -- but a held level pages only once (at exhaustion), so a
-    # new failure it swallows must at least reach the journal: re-record when a
-    # check that the last skip did not list is asking.
-    if state.last_skip == key and (code != "held-level" or {a.key for a in checks} <= state.skip_checks):
-        return Decision(why=f"skipped: {why_not()}" if why else "", explain=explain)
+    continued = False
+    if state.last_skip == key:
+        # Once per episode -- but a held level pages only once (at exhaustion), so a
+        # new failure it swallows must at least reach the journal: a small record
+        # with only the checks that joined (``continued``), not the whole list again,
+        # so that an afternoon of hosts failing one after another on a held level
+        # costs the journal the same per event as its first minute.
+        new = [a for a in checks if a.key not in state.skip_checks] if code == "held-level" else ()
+        if not new:
+            return Decision(why=f"skipped: {why_not()}" if why else "", explain=explain)
+        checks, continued = new, True
     reason = why_not()
     rec = {"time": now, "kind": "run", "outcome": "skipped", "reason": reason, "skip_key": key,
            "levels": [lv.name for lv in config.levels[level.index - 1:]],
            "start_level": level.name,
            "checks": [a.record(config) for a in checks]}
+    if continued:
+        rec["continued"] = True
     recs = [rec]
     if notify:
         recs.append({"time": now, "kind": "notify", "reason": code,

@@ -279,8 +279,12 @@ class State:
             self._answered(rec)
             return
         if outcome == "skipped":
-            self.last_skip = rec.get("skip_key") or rec.get("reason")
-            self.skip_checks = set(keys_of(rec.get("checks")))
+            skip = rec.get("skip_key") or rec.get("reason")
+            if rec.get("continued") and skip == self.last_skip:
+                self.skip_checks.update(keys_of(rec.get("checks")))  # checks that joined the same skip
+            else:
+                self.last_skip = skip
+                self.skip_checks = set(keys_of(rec.get("checks")))
             return
         self.open_run = None
         if not rec.get("superseded"):
