@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from escalator_handlers import spool
-from spool_fixtures import HANDLER, handler_env, process_gone, wait_for  # noqa: F401
+from spool_fixtures import HANDLER, handler_env, process_gone, wait_for
 
 BIN = Path(sys.executable).parent
 ESCALATOR = str(BIN / "escalator")

@@ -20,7 +20,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-from collector_fixtures import HANDLER, QUIET, Site, handler_env, runs, site, wait_for  # noqa: F401
+from collector_fixtures import HANDLER, Site, handler_env, runs, wait_for
 from escalator_handlers import cli
 
 pytestmark = pytest.mark.integration

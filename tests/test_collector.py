@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from collector_fixtures import (  # noqa: F401
-    HANDLER, QUIET, Site, cpu_seconds, handler_env, process_gone, runs, site, step_pid, stop, wait_for,
+from collector_fixtures import (
+    HANDLER, QUIET, Site, cpu_seconds, handler_env, process_gone, runs, step_pid, stop, wait_for,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

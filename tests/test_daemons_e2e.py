@@ -29,12 +29,10 @@ import pytest
 from escalator_handlers.config import IcingaApi, NagiosFeedback
 from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError
 from escalator_handlers.monitoring.statusdat import parse_blocks, parse_comments, parse_status
-from icinga_fixtures import (
-    API_USER, ICINGA_CONF, compiled_objects, icinga, icinga_available, start_icinga, validate,  # noqa: F401
-)
-from nagios_fixtures import (  # noqa: F401
+from icinga_fixtures import API_USER, ICINGA_CONF, compiled_objects, icinga_available, start_icinga, validate
+from nagios_fixtures import (
     CONF_DIR, FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, REPO, SERVICE, base_objects, main_config,
-    nagios, nagios_available, service_alerts, short_tmpdir, start_nagios, verify,
+    nagios_available, service_alerts, short_tmpdir, start_nagios, verify,
 )
 
 pytestmark = pytest.mark.slow
@@ -156,7 +154,7 @@ object Host "monitor" {{ check_command = "dummy"; vars.escalator_feedback = true
 
 # --- Nagios 4 -> escalator-handler -----------------------------------------
 
-def test_nagios_reports_soft_hard_and_recovery_to_the_handler(nagios, tmp_path):  # noqa: F811
+def test_nagios_reports_soft_hard_and_recovery_to_the_handler(nagios, tmp_path):
     pwned = tmp_path / "pwned"
     # Untrusted plugin output: quotes, command substitution, a trailing backslash.
     hostile = f"it's \"down\"; $(touch {pwned}) `touch {pwned}` \\"
@@ -180,7 +178,7 @@ def test_nagios_reports_soft_hard_and_recovery_to_the_handler(nagios, tmp_path):
         ["CRITICAL", "SOFT", "1"], ["CRITICAL", "HARD", "2"], ["OK", "HARD", alerts[-1].split(";")[2]]]
 
 
-def test_nagios_reports_host_checks_without_a_service(nagios):  # noqa: F811
+def test_nagios_reports_host_checks_without_a_service(nagios):
     nagios.flip("DOWN", host=True)
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="host HARD")
     nagios.flip("UP", host=True)
@@ -194,7 +192,7 @@ def test_nagios_reports_host_checks_without_a_service(nagios):  # noqa: F811
     assert got[-1][:4] == (HOST, None, "UP", "HARD")
 
 
-def test_nagios_failure_in_scheduled_downtime_reaches_the_handler_with_depth(nagios):  # noqa: F811
+def test_nagios_failure_in_scheduled_downtime_reaches_the_handler_with_depth(nagios):
     now = time.time()
     CommandFile(str(nagios.command_file)).schedule_downtime(HOST, SERVICE, now - 1, now + 600, "maintenance")
     nagios.wait_for(lambda: f"SERVICE DOWNTIME ALERT: {HOST};{SERVICE};STARTED" in nagios.log_text(),
@@ -206,7 +204,7 @@ def test_nagios_failure_in_scheduled_downtime_reaches_the_handler_with_depth(nag
         ("CRITICAL", "SOFT", 1), ("CRITICAL", "HARD", 1)]
 
 
-def test_feedback_is_visible_in_nagios_log_and_status(nagios):  # noqa: F811
+def test_feedback_is_visible_in_nagios_log_and_status(nagios):
     nagios.flip("CRITICAL", output="broken")
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="HARD event")
     fb = Feedback.from_config(NagiosFeedback(command_file=str(nagios.command_file), acknowledge=True,
@@ -245,7 +243,7 @@ def test_feedback_is_visible_in_nagios_log_and_status(nagios):  # noqa: F811
 
 # --- Icinga 2 -> escalator-handler -----------------------------------------
 
-def test_icinga_reports_soft_hard_and_recovery_to_the_handler(icinga):  # noqa: F811
+def test_icinga_reports_soft_hard_and_recovery_to_the_handler(icinga):
     # A check that fails from its very first run goes straight to HARD in Icinga:
     # flip only after the start-up UNKNOWN -> OK was reported (slow under load).
     icinga.wait_for(lambda: any(e.get("service") == SERVICE and e["state"] == "OK" for e in icinga.events()),
@@ -429,7 +427,7 @@ def test_icinga_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
 
 
 @needs_replay
-def test_replay_of_the_log_a_real_nagios_wrote_finds_the_run(nagios, tmp_path):  # noqa: F811
+def test_replay_of_the_log_a_real_nagios_wrote_finds_the_run(nagios, tmp_path):
     nagios.flip("CRITICAL", output="broken")
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="HARD event")
     # Recover inside the window the replayed run waits in: after the 1 s

@@ -28,7 +28,7 @@ from escalator_handlers.monitoring.statusdat import (
     parse_blocks, parse_comments, parse_status, status_events, still_failing,
 )
 from icinga_fixtures import make_certs
-from nagios_fixtures import FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, SERVICE, nagios, service_status  # noqa: F401
+from nagios_fixtures import FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, SERVICE, service_status
 
 NOW = 1795534105
 
@@ -304,7 +304,7 @@ def test_unreadable_status_file_is_an_escalator_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_status_dat_written_by_real_nagios_parses(nagios):  # noqa: F811
+def test_status_dat_written_by_real_nagios_parses(nagios):
     cf = CommandFile(str(nagios.command_file))
     nagios.flip("CRITICAL", output="down for the test")
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="HARD event")
@@ -331,7 +331,7 @@ def test_status_dat_written_by_real_nagios_parses(nagios):  # noqa: F811
     assert (HOST, SERVICE, "escalator", "escalator: running levels vm") in comments
 
 
-def test_passive_result_with_a_pipe_reaches_real_nagios_whole(nagios):  # noqa: F811
+def test_passive_result_with_a_pipe_reaches_real_nagios_whole(nagios):
     CommandFile(str(nagios.command_file)).passive_result(
         FEEDBACK_HOST, FEEDBACK_SERVICE, 1, "ESCALATOR WARNING - output said a | b=1")
 

@@ -11,7 +11,6 @@ import pytest
 
 from escalator_handlers.config import ChefOptions, SshOptions, Step
 from escalator_handlers.steps import StepRunner
-from sshd_fixtures import sshd, ssh_keys  # noqa: F401  (fixtures)
 
 FAKE = Path(__file__).with_name("fake-chef-client")
 

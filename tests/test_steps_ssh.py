@@ -11,7 +11,7 @@ import pytest
 
 from escalator_handlers.config import Step
 from escalator_handlers.steps import StepRunner
-from sshd_fixtures import free_port, sshd, ssh_keys, user_sshd  # noqa: F401  (fixtures)
+from sshd_fixtures import free_port
 from test_steps_shell import HOSTILE, alive, wait_for_file
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from collector_fixtures import QUIET, Site, runs, site  # noqa: F401
+from collector_fixtures import Site
 
 LEVELS = [{"name": "vm", "steps": [{"shell": "echo {host} >> OUT/vm", "foreach": "host"}]},
           {"name": "converge", "steps": [{"shell": "echo {host} >> OUT/converge", "foreach": "host"}]}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from collector_fixtures import Site, site, stop  # noqa: F401
+from collector_fixtures import Site, stop
 
 LEVELS = [{"name": "fix", "steps": [{"shell": "true"}]}]
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from collector_fixtures import ESCALATOR, Site, site  # noqa: F401
+from collector_fixtures import ESCALATOR, Site
 from planner_fixtures import EXAMPLE_CONFIG, EXAMPLE_LOG
 
 LEVELS = [{"name": "vm", "steps": [{"shell": "echo create {host}", "foreach": "host"}]},
