@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from typing import Mapping, Optional, Sequence
 
 PROG = "escalator-handler"
-DEFAULT_SPOOL = "/var/spool/escalator"
+DEFAULT_SPOOL = spool.DEFAULT_SPOOL
 MAX_OUTPUT = 65536
 #: Testing only: a command line (shell words) run instead of the collector.
 COLLECTOR_CMD_ENV = "ESCALATOR_COLLECTOR_CMD"

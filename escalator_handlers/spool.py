@@ -43,6 +43,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; the handler avoids it
     from typing import NoReturn, Optional
 
+# The two defaults the handler's hot path needs live here, not in defaults.py
+# (which re-exports them), so that the handler imports no module more.
+#: The spool directory without ``spool:``, ``--spool`` or ``$ESCALATOR_SPOOL``.
+DEFAULT_SPOOL = "/var/spool/escalator"
+#: The spool directory's permissions when escalator creates it (``spool_mode:``).
+DEFAULT_MODE = 0o750
+
 EVENTS = "events.jsonl"
 WAKEUP = "wakeup"
 LOCK = "collector.lock"
@@ -179,7 +186,7 @@ def _check_events_stat(path: str, full: str, st: os.stat_result) -> None:
         refuse(path, f"{full} is world-writable (mode {stat.S_IMODE(st.st_mode):04o})", f"chmod o-w {full}")
 
 
-def check_spool_dir(path: str, create: bool = True, mode: int = 0o750) -> None:
+def check_spool_dir(path: str, create: bool = True, mode: int = DEFAULT_MODE) -> None:
     """Make sure *path* is a spool we may use, creating it with *mode* if asked.
 
     Refuses (SpoolError) a symlink or non-directory, a world-writable
@@ -195,7 +202,7 @@ def check_spool_dir(path: str, create: bool = True, mode: int = 0o750) -> None:
         os.close(dfd)
 
 
-def append(spool_dir: str, record: dict, *, mode: int = 0o750) -> str:
+def append(spool_dir: str, record: dict, *, mode: int = DEFAULT_MODE) -> str:
     """Append *record* durably and wake the collector; return its id.
 
     The record gets a fresh ``id`` unless it has one.  On return the line is

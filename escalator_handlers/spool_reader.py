@@ -18,7 +18,7 @@ import stat
 import time
 
 from .spool import (
-    EVENTS, TAKEN_PREFIX, TAKEN_SUFFIX, WAKEUP, check_dir_fd, fail, open_dir, refuse, check_spool_dir,
+    DEFAULT_MODE, EVENTS, TAKEN_PREFIX, TAKEN_SUFFIX, WAKEUP, check_dir_fd, check_spool_dir, fail, open_dir, refuse,
 )
 
 TYPE_CHECKING = False
@@ -35,7 +35,7 @@ def open_wakeup(spool_dir: str) -> int:
     Read-write so that select() never reports EOF when no handler has it
     open; non-blocking so drain_wakeup() can empty it.
     """
-    dfd = open_dir(spool_dir, False, 0o750)
+    dfd = open_dir(spool_dir, False, DEFAULT_MODE)
     try:
         dir_st = check_dir_fd(spool_dir, dfd)
         created = False

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import click
 
+from .. import defaults
 from ..config import config_path
 from ..display import format_record, plural, safe
 from ..errors import ConfigError, UsageError
@@ -90,7 +91,7 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
 @click.argument("paths", nargs=-1)
 @click.option("--config", "-C", "config", metavar="PATH", callback=inherit_config,
               help="config for every scenario (default: each file's config:, else $ESCALATOR_CONFIG, "
-                   "else /etc/escalator/escalator.yaml)")
+                   f"else {defaults.CONFIG_PATH})")
 @click.option("-v", "--verbose", count=True, help="print each scenario's timeline")
 def test_scenarios(paths: List[str], config: Optional[str], verbose: int) -> int:
     """Run scenario files (or directories of *.yaml) against a config: exit 0 all pass, 1 a failure, 2 an error."""

@@ -18,6 +18,7 @@ from yaml.nodes import Node, SequenceNode
 
 from .model import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback, Step,
                      config_path)
+from .. import defaults as default  # the module; `defaults` is a config key here
 from ..errors import ConfigError, ConfigProblem
 from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
 from .steps import StepDefaults, build_step, parse_defaults
@@ -110,17 +111,17 @@ def _build(r: Reader, data: Union[str, bytes]) -> Optional[Config]:
                     extensions=True)
     if top is None:
         return None
-    quiescence = r.field(top, "quiescence", p_duration, 30.0)
+    quiescence = r.field(top, "quiescence", p_duration, default.QUIESCENCE)
     kw: Dict[str, Any] = {
-        "spool": r.field(top, "spool", p_string, "/var/spool/escalator"),
-        "journal": r.field(top, "journal", p_string, "/var/lib/escalator/journal.jsonl"),
+        "spool": r.field(top, "spool", p_string, default.SPOOL),
+        "journal": r.field(top, "journal", p_string, default.JOURNAL),
         "state_file": r.field(top, "state_file", p_string, None, nullable=True),
         "quiescence": quiescence,
-        "max_delay": r.field(top, "max_delay", p_duration, 300.0),
-        "state_types": r.field(top, "state_types", _p_state_types, ("HARD",)),
-        "act_in_downtime": r.field(top, "act_in_downtime", p_bool, False),
-        "spool_mode": r.field(top, "spool_mode", _p_mode, 0o750),
-        "unreachable": r.field(top, "unreachable", _p_unreachable, "ignore"),
+        "max_delay": r.field(top, "max_delay", p_duration, default.MAX_DELAY),
+        "state_types": r.field(top, "state_types", _p_state_types, default.STATE_TYPES),
+        "act_in_downtime": r.field(top, "act_in_downtime", p_bool, default.ACT_IN_DOWNTIME),
+        "spool_mode": r.field(top, "spool_mode", _p_mode, default.SPOOL_MODE),
+        "unreachable": r.field(top, "unreachable", _p_unreachable, default.UNREACHABLE),
     }
     defaults = parse_defaults(r, top.value("defaults"))
     levels = _levels(r, top, quiescence, defaults)
@@ -229,8 +230,8 @@ def _levels(r: Reader, top: Entries, quiescence: float, d: StepDefaults) -> Opti
         levels.append(Level(
             index=i + 1, name=name, steps=tuple(s for s in steps if s is not None),
             quiescence=r.field(e, "quiescence", p_duration, quiescence),
-            max_attempts=r.field(e, "max_attempts", p_positive_int, 3),
-            on_exhausted=r.field(e, "on_exhausted", _p_on_exhausted, "notify")))
+            max_attempts=r.field(e, "max_attempts", p_positive_int, default.MAX_ATTEMPTS),
+            on_exhausted=r.field(e, "on_exhausted", _p_on_exhausted, default.ON_EXHAUSTED)))
     return levels
 
 
@@ -338,7 +339,7 @@ def _nagios(r: Reader, top: Entries) -> Optional[NagiosFeedback]:
         command_file=r.field(e, "command_file", p_string, None, nullable=True),
         icinga_api=api,
         acknowledge=r.field(e, "acknowledge", p_bool, False),
-        service=r.field(e, "service", p_string, "escalator"),
+        service=r.field(e, "service", p_string, default.FEEDBACK_SERVICE),
         host=r.field(e, "host", p_string, None, nullable=True),
         status_file=r.field(e, "status_file", p_string, None, nullable=True))
 

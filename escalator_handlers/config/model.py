@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
+from .. import defaults as default  # the module; `defaults` is a config key here
 from ..event import CheckKey
 
-DEFAULT_CONFIG_PATH = "/etc/escalator/escalator.yaml"
+DEFAULT_CONFIG_PATH = default.CONFIG_PATH
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,12 @@ class SshOptions:
     """Connection settings of an ssh step (and of a chef step run remotely)."""
 
     host: str                      # template, e.g. "{host}"
-    port: int = 22
+    port: int = default.SSH_PORT
     user: Optional[str] = None
     key_file: Optional[str] = None
     passphrase_file: Optional[str] = None
     known_hosts: Optional[str] = None
-    connect_timeout: float = 10.0
+    connect_timeout: float = default.SSH_CONNECT_TIMEOUT
     sudo: Union[bool, str] = False  # True = root, or a user name
     env: Mapping[str, str] = field(default_factory=dict)
     proxy_jump: Optional[str] = None  # "[user@]host[:port]", one bastion
@@ -40,7 +41,7 @@ class ChefOptions:
     run_list: Tuple[str, ...] = ()          # -o
     json_attribs: Optional[str] = None      # -j
     environment: Optional[str] = None       # -E
-    chef_client: str = "chef-client"
+    chef_client: str = default.CHEF_CLIENT
     extra_args: Tuple[str, ...] = ()
     reboot_is_failure: bool = False         # exit 35/37 fail the step when true
     sudo: Union[bool, str] = False          # local runs; remote runs use ssh.sudo
@@ -62,8 +63,8 @@ class Step:
     ssh: Optional[SshOptions] = None
     chef: Optional[ChefOptions] = None
     foreach: Optional[str] = None           # "host" or None
-    concurrency: int = 10
-    timeout: float = 600.0
+    concurrency: int = default.CONCURRENCY
+    timeout: float = default.STEP_TIMEOUT
     line: Optional[int] = None
 
     @property
@@ -80,9 +81,9 @@ class Level:
     index: int
     name: str
     steps: Tuple[Step, ...]
-    quiescence: float = 30.0
-    max_attempts: int = 3
-    on_exhausted: str = "notify"   # or "escalate"
+    quiescence: float = default.QUIESCENCE
+    max_attempts: int = default.MAX_ATTEMPTS
+    on_exhausted: str = default.ON_EXHAUSTED   # or "escalate"
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class NagiosFeedback:
     command_file: Optional[str] = None
     icinga_api: Optional[IcingaApi] = None
     acknowledge: bool = False
-    service: str = "escalator"      # passive service that carries run outcomes
+    service: str = default.FEEDBACK_SERVICE      # passive service that carries run outcomes
     host: Optional[str] = None      # host of that service; default: this machine's name
     status_file: Optional[str] = None
 
@@ -147,27 +148,27 @@ class Config:
     source: str
     levels: Tuple[Level, ...]
     checks: Tuple[CheckRule, ...] = ()
-    spool: str = "/var/spool/escalator"
-    journal: str = "/var/lib/escalator/journal.jsonl"
+    spool: str = default.SPOOL
+    journal: str = default.JOURNAL
     state_file: Optional[str] = None   # default: state.json beside the journal
-    quiescence: float = 30.0
-    max_delay: float = 300.0
-    state_types: Tuple[str, ...] = ("HARD",)
-    act_in_downtime: bool = False
+    quiescence: float = default.QUIESCENCE
+    max_delay: float = default.MAX_DELAY
+    state_types: Tuple[str, ...] = default.STATE_TYPES
+    act_in_downtime: bool = default.ACT_IN_DOWNTIME
     notify: Tuple[Step, ...] = ()
     limits: Limits = Limits()
     defaults: Mapping[str, Any] = field(default_factory=dict)
     nagios: Optional[NagiosFeedback] = None
-    spool_mode: int = 0o750
+    spool_mode: int = default.SPOOL_MODE
     # UNREACHABLE means a parent is down: the parent is what is broken.  "ignore":
     # such a host and its services neither ask for a level nor become targets.
-    unreachable: str = "ignore"
+    unreachable: str = default.UNREACHABLE
 
     @property
     def state_path(self) -> str:
         if self.state_file:
             return self.state_file
-        return os.path.join(os.path.dirname(os.path.abspath(self.journal)), "state.json")
+        return os.path.join(os.path.dirname(os.path.abspath(self.journal)), default.STATE_FILE_NAME)
 
     def level(self, ref: Union[int, str]) -> Level:
         """The level named ``ref`` or at 1-based position ``ref``."""

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
+from .. import defaults
 from .model import ChefOptions, SshOptions, Step
 from .yamlnodes import (ANY_KEY, BAD, MISSING, Entries, Parser, Reader, describe, is_null, join,
                          line_of, p_bool, p_port, p_positive_int, p_string, p_timeout, suggest)
@@ -22,8 +23,8 @@ from .yamlnodes import (ANY_KEY, BAD, MISSING, Entries, Parser, Reader, describe
 PLACEHOLDERS = ("host", "hosts", "level", "summary", "checks")
 KINDS = ("shell", "ssh", "chef")
 STEP_KEYS = KINDS + ("foreach", "concurrency", "timeout")
-DEFAULT_TIMEOUT = 600.0
-DEFAULT_CONCURRENCY = 10
+DEFAULT_TIMEOUT = defaults.STEP_TIMEOUT
+DEFAULT_CONCURRENCY = defaults.CONCURRENCY
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # These three mirror steps/template.py (the runner refuses what they reject;

@@ -19,11 +19,12 @@ import stat
 import time
 from typing import Callable, Optional, Protocol, Sequence
 
+from .. import defaults
 from ..errors import EscalatorError
 
 log = logging.getLogger(__name__)
 
-AUTHOR = "escalator"
+AUTHOR = defaults.FEEDBACK_AUTHOR
 
 #: A write of at most PIPE_BUF bytes to a FIFO is atomic: concurrent writers
 #: (Nagios's CGIs, other tools) cannot interleave with our command line.

@@ -26,7 +26,7 @@ from typing import Any, NoReturn, Optional, Sequence
 
 import nagiosplugin
 
-from .. import __version__
+from .. import __version__, defaults
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .cucumber_runner import RUNNERS, RunnerError, RunOptions, RunOutcome, run_features
@@ -37,7 +37,7 @@ NAME = "CUCUMBER"
 PROG = "check_cucumber"
 #: Below Nagios's default service_check_timeout (60 s), so the plugin can kill
 #: its runner and report UNKNOWN with a reason before Nagios kills the plugin.
-DEFAULT_TIMEOUT = 50
+DEFAULT_TIMEOUT = defaults.CHECK_CUCUMBER_TIMEOUT
 _PERF_ORDER = ("passed", "failed", "nosteps", "total", "time")
 
 

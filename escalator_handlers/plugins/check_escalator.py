@@ -28,7 +28,7 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 import nagiosplugin
 
-from .. import __version__
+from .. import __version__, defaults
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
@@ -40,7 +40,7 @@ NAME = "ESCALATOR"
 PROG = "check_escalator"
 #: Reading the spool and journal takes milliseconds; a hung file system must
 #: still end in an UNKNOWN with a reason before Nagios kills the plugin.
-DEFAULT_TIMEOUT = 10
+DEFAULT_TIMEOUT = defaults.CHECK_ESCALATOR_TIMEOUT
 
 
 class EscalatorCheck(OrderedPerfCheck):
@@ -160,7 +160,7 @@ def _parser() -> _Parser:
                "(alert outside the range). Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
     p.add_argument("-C", "--config", metavar="PATH",
                    help="escalator config (default: $ESCALATOR_CONFIG, else "
-                        "/etc/escalator/escalator.yaml)")
+                        f"{defaults.CONFIG_PATH})")
     p.add_argument("-w", "--warning", metavar="RANGE",
                    help="WARNING when the oldest pending event's age in seconds is outside RANGE")
     p.add_argument("-c", "--critical", metavar="RANGE",
@@ -171,7 +171,7 @@ def _parser() -> _Parser:
                    help="CRITICAL when the number of pending events is outside RANGE")
     p.add_argument("--dead-after", type=seconds, metavar="SECONDS",
                    help="CRITICAL when events have waited this long and no collector holds the "
-                        "lock (default: 2 x the config's quiescence + 60)")
+                        f"lock (default: {defaults.DEAD_AFTER_QUIESCENCES} x the config's quiescence + {defaults.DEAD_AFTER_EXTRA:g})")
     p.add_argument("-t", "--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"give up with UNKNOWN after SECONDS (default {DEFAULT_TIMEOUT})")
     p.add_argument("-v", "--verbose", action="count", default=0,

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
+from .. import defaults
 from ..display import safe
 from ..display import duration
 
@@ -194,7 +195,7 @@ class EscalatorHealth(nagiosplugin.Resource):
             # its lock would look dead; a second look sees what it wrote last.
             self.report = gather(cfg, self.clock())
         self.dead_after = self.dead_after_option if self.dead_after_option is not None \
-            else 2 * cfg.quiescence + 60
+            else defaults.DEAD_AFTER_QUIESCENCES * cfg.quiescence + defaults.DEAD_AFTER_EXTRA
 
     def _metrics(self) -> List[nagiosplugin.Metric]:
         r, limits = self.report, self.config.limits

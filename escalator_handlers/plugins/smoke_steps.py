@@ -39,11 +39,12 @@ from typing import Any
 
 from behave import step
 
+from .. import defaults
 # Importing the module is what matters (the decorators register the steps);
 # ``import *`` must not drop helper names into the operator's steps file.
 __all__: list[str] = []
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = defaults.SMOKE_TIMEOUT
 #: Bodies and outputs longer than this are truncated in failure messages.
 _SHOW = 200
 

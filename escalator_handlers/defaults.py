@@ -1,0 +1,75 @@
+"""Every default escalator applies, in one place.
+
+Config keys left out of ``escalator.yaml``, command-line options left off, and
+the paths of a standard install all take their value from here, so the
+loader, the config model, the handler, the CLI and the plugins cannot
+disagree.  The spool's two defaults are defined in :mod:`escalator_handlers.spool`
+and re-exported here: the handler's hot path imports that module and no other.
+"""
+
+from .spool import DEFAULT_MODE as SPOOL_MODE
+from .spool import DEFAULT_SPOOL as SPOOL
+
+# -- where things live ------------------------------------------------------
+
+#: The config file when neither ``--config`` nor ``$ESCALATOR_CONFIG`` names one.
+CONFIG_PATH = "/etc/escalator/escalator.yaml"
+#: ``journal:``.
+JOURNAL = "/var/lib/escalator/journal.jsonl"
+#: The snapshot's file name beside the journal when ``state_file:`` is not set.
+STATE_FILE_NAME = "state.json"
+
+# -- planning ---------------------------------------------------------------
+
+#: ``quiescence:`` (seconds of quiet before acting; also each level's default).
+QUIESCENCE = 30.0
+#: ``max_delay:`` (act at the latest this long after a burst's first event).
+MAX_DELAY = 300.0
+#: ``state_types:`` that count as failing.
+STATE_TYPES = ("HARD",)
+#: ``act_in_downtime:``.
+ACT_IN_DOWNTIME = False
+#: ``unreachable:`` (``ignore``: an UNREACHABLE host asks for nothing).
+UNREACHABLE = "ignore"
+#: A level's ``max_attempts:``.
+MAX_ATTEMPTS = 3
+#: A level's ``on_exhausted:``.
+ON_EXHAUSTED = "notify"
+
+# -- steps ------------------------------------------------------------------
+
+#: A step's ``timeout:`` in seconds (also ``defaults: timeout:``).
+STEP_TIMEOUT = 600.0
+#: A ``foreach: host`` step's ``concurrency:``.
+CONCURRENCY = 10
+#: ssh steps' ``port:`` and ``connect_timeout:``.
+SSH_PORT = 22
+SSH_CONNECT_TIMEOUT = 10.0
+#: chef steps' ``chef_client:``.
+CHEF_CLIENT = "chef-client"
+
+# -- feedback into Nagios / Icinga --------------------------------------------
+
+#: ``nagios: service:``, the passive service that carries run outcomes.
+FEEDBACK_SERVICE = "escalator"
+#: The author of escalator's comments and acknowledgements.
+FEEDBACK_AUTHOR = "escalator"
+
+# -- plugins ----------------------------------------------------------------
+
+#: ``check_escalator -t``: seconds before it gives up with UNKNOWN.
+CHECK_ESCALATOR_TIMEOUT = 10
+#: ``check_escalator --dead-after``: ``DEAD_AFTER_QUIESCENCES`` x quiescence + ``DEAD_AFTER_EXTRA``.
+DEAD_AFTER_QUIESCENCES = 2
+DEAD_AFTER_EXTRA = 60.0
+#: ``check_cucumber -t``.
+CHECK_CUCUMBER_TIMEOUT = 50
+#: The smoke steps' network and command timeout.
+SMOKE_TIMEOUT = 10.0
+
+__all__ = [
+    "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
+    "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",
+    "MAX_ATTEMPTS", "MAX_DELAY", "ON_EXHAUSTED", "QUIESCENCE", "SMOKE_TIMEOUT", "SPOOL", "SPOOL_MODE",
+    "SSH_CONNECT_TIMEOUT", "SSH_PORT", "STATE_FILE_NAME", "STATE_TYPES", "STEP_TIMEOUT", "UNREACHABLE",
+]
