@@ -27,6 +27,7 @@ import filelock
 from . import journal, spool, spool_reader, store
 from .config import Config, load_config
 from .errors import ConfigError, EscalatorError, LockedError
+from .kinds import CONTROL_KINDS
 from .event import GOOD_STATES, Event, check_name
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
 from .planning.planner import Decision, RunPlan, decide, required_level
@@ -35,7 +36,6 @@ from .display import log_level, log_line, plural
 
 log = logging.getLogger("escalator")
 
-CONTROL_KINDS = frozenset(("pause", "resume", "hold", "release", "request"))
 #: A daemon re-checks the spool this often even without a wake-up (belt and braces).
 DAEMON_RECHECK = 60.0
 

@@ -74,6 +74,8 @@ def duration(seconds: Any, coarse: bool = False) -> str:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
+from . import kinds
+
 
 def safe(text: Any, limit: int = 200) -> str:
     """Printable, single-line, bounded."""
@@ -121,16 +123,16 @@ def _downtime_change(rec: Mapping[str, Any]) -> str:
 
 
 def format_record(rec: Mapping[str, Any]) -> str:
-    kind = rec.get("kind", "event")
+    kind = rec.get("kind", kinds.EVENT)
     t = when(rec.get("time"))
-    if kind == "event":
+    if kind == kinds.EVENT:
         dt = " (in downtime)" if rec.get("downtime") else ""
         if not rec.get("state"):
             return f"{t}  event    {_check(rec)} {_downtime_change(rec)}"
         state = rec["state"]
         return (f"{t}  event    {_check(rec)} {safe(state)} {safe(rec.get('state_type', ''))} "
                 f"{safe(rec.get('attempt', ''))}{dt}: {safe(rec.get('output', ''), 80)}")
-    if kind == "run":
+    if kind == kinds.RUN:
         outcome = rec.get("outcome")
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         if outcome == "skipped":
@@ -141,7 +143,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
         if rec.get("quiescence_until") and not rec.get("superseded"):
             line += f"; quiet until {when(rec['quiescence_until'])}"
         return line
-    if kind == "start":
+    if kind == kinds.START:
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         mode = "dry-run" if rec.get("dry_run") else "starting"
         targets = "; ".join(f"{safe(k)}: {', '.join(safe(h) for h in v) or '-'}"
@@ -155,7 +157,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
             more = len(rec["checks"]) - 5
             line += f"\n{'':{len(t) + 2}}asked by {asked}" + (f" and {more} more" if more > 0 else "")
         return line
-    if kind == "step":
+    if kind == kinds.STEP:
         host = f" on {safe(rec['host'])}" if rec.get("host") else ""
         if rec.get("dry_run"):
             return f"{t}    would  {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: {safe(rec.get('command'), 300)}"
@@ -163,7 +165,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
         err = f" ({safe(rec['error'])})" if rec.get("error") else ""
         return (f"{t}    step   {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: {res}{err} "
                 f"in {rec.get('duration', 0)}s: {safe(rec.get('command'), 120)}")
-    if kind == "verdict":
+    if kind == kinds.VERDICT:
         verdict = "converged" if rec.get("converged") else "NOT converged"
         extra = ""
         if not rec.get("converged"):
@@ -172,7 +174,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
             if rec.get("exhausted"):
                 extra += f"; level exhausted: {rec['exhausted']}"
         return f"{t}  VERDICT  run of {when(rec.get('run'))} at level {safe(rec.get('level'))}: {verdict}{extra}"
-    if kind == "notify":
+    if kind == kinds.NOTIFY:
         return f"{t}  NOTIFY   {safe(rec.get('reason'))}: {safe(rec.get('summary'), 300)}"
     who = f" host {safe(rec['host'])}" if rec.get("host") else (
         f" level {safe(rec['level'])}" if rec.get("level") else "")

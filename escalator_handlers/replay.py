@@ -23,12 +23,12 @@ from .monitoring import nagioslog
 from .config import Config
 from .errors import UsageError
 from .event import GOOD_STATES
+from .kinds import CONTROL_KINDS, REQUEST
 from .steps.run_plan import DryRunner, execute, notify_steps
 from .planning.planner import decide
 from .planning.state import State
 
 #: Control records replayed from a journal (operator actions change decisions).
-CONTROL_KINDS = frozenset(("hold", "release", "pause", "resume"))
 #: Decisions at one instant before replay assumes the planner is looping.
 MAX_DECISIONS_PER_INSTANT = 100
 
@@ -119,7 +119,7 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                                          int(rec.get("attempt") or 1), int(rec.get("downtime") or 0),
                                          str(rec.get("output") or ""))
                             stats.events += 1
-                        elif kind in CONTROL_KINDS and (kind in ("pause", "resume") or rec.get("host")):
+                        elif kind in CONTROL_KINDS and kind != REQUEST and (kind in ("pause", "resume") or rec.get("host")):
                             item = (t, rec)  # an operator's action; a level's `release` is the planner's own
                         else:
                             stats.ignored += 1

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from yaml.nodes import Node
 
+from . import kinds
 from .config import Config
 from .errors import ConfigError, ConfigProblem, UsageError
 from .event import HOST_STATES, SERVICE_STATES, STATE_TYPES
@@ -43,15 +44,11 @@ EVENT_KEYS = ("at", "host", "service", "state", "state_type", "attempt", "downti
 RUN_KEYS = ("levels", "targets")
 
 
-def _is_skip(rec: Mapping[str, Any]) -> bool:
-    return rec.get("kind") == "run" and rec.get("outcome") == "skipped"
-
-
 #: Counted expectations: ``expect: {name: N}`` compares how many records
 #: match.  A new count (approvals, say) is one entry here.
 COUNTS: Dict[str, Callable[[Mapping[str, Any]], bool]] = {
-    "notifications": lambda rec: rec.get("kind") == "notify",
-    "skipped": _is_skip,
+    "notifications": lambda rec: rec.get("kind") == kinds.NOTIFY,
+    "skipped": kinds.is_skip,
 }
 
 
@@ -233,7 +230,7 @@ def run(scenario: Scenario, config: Config) -> Outcome:
 def _diff(scenario: Scenario, records: Sequence[dict]) -> List[str]:
     lines: List[str] = []
     if scenario.runs is not None:
-        actual = [r for r in records if r.get("kind") == "start"]
+        actual = [r for r in records if r.get("kind") == kinds.START]
         if not _runs_match(scenario.runs, actual):
             counts = f"expected {len(scenario.runs)}, got {len(actual)}" if len(scenario.runs) != len(actual) \
                 else f"{len(actual)} as expected, but not the same"

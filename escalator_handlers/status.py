@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from . import spool, spool_reader, store
+from . import kinds, spool, spool_reader, store
 from .config import Config
 from .event import Event, check_name
 from .planning.planner import decide, survey, unreachable_checks
@@ -29,8 +29,8 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     last = state.last_run()
     quiet_left = max(0.0, last.quiet_until - now) if last is not None and not last.judged else 0.0
     levels = config.levels
-    runs = store.recent_records(config, ("run",), limit=10)
-    verdicts = store.recent_records(config, ("verdict",), limit=20)
+    runs = store.recent_records(config, (kinds.RUN,), limit=10)
+    verdicts = store.recent_records(config, (kinds.VERDICT,), limit=20)
     running = running_run(state, config, now, pid is not None)
     nxt = {"why": d.why, "run": [lv.name for lv in d.run.levels] if d.run else None,
            "in": (d.wake - now) if d.wake is not None else None}
@@ -119,11 +119,11 @@ def fold_pending(config: Config, state: State) -> int:
     if not _spool_exists(config):
         return 0
     for rec in spool_reader.pending(config.spool):
-        if rec.get("kind") in ("pause", "resume", "hold", "release", "request"):
+        if rec.get("kind") in kinds.CONTROL_KINDS:
             state.apply(rec)
             continue
         try:
-            state.apply(dict(Event.from_dict(rec).to_dict(), kind="event"))
+            state.apply(dict(Event.from_dict(rec).to_dict(), kind=kinds.EVENT))
         except (ValueError, TypeError):
             rejected += 1
     return rejected
@@ -156,5 +156,5 @@ def _spool_exists(config: Config) -> bool:
 
 def last_run(report: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The latest non-skipped run record in a report, if any."""
-    runs: List[Dict[str, Any]] = [r for r in report.get("last_runs", ()) if r.get("outcome") != "skipped"]
+    runs: List[Dict[str, Any]] = [r for r in report.get("last_runs") or () if not kinds.is_skip(r)]
     return runs[-1] if runs else None

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import click
 
+from .. import kinds
 from ..display import format_record, safe, when
 from ..errors import UsageError
 from .base import cli, config_option, load
@@ -23,7 +24,8 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
     """What would run now: from the live state, or from event FILES / a spool."""
     from ..planning.explain import account
     from ..planning.planner import decide
-    from ..replay import CONTROL_KINDS, SourceStats, sources
+    from ..kinds import CONTROL_KINDS
+    from ..replay import SourceStats, sources
     from ..planning.state import State
     from ..statusview import check_table
 
@@ -53,10 +55,10 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         d = decide(state, cfg, d.wake)
     checks = account(state, cfg, now, first, waited if d.run is not None else None) if explain else []
     if as_json:
-        rec: dict = {"time": now, "kind": "plan", "why": first.why, "explain": list(d.explain)}
+        rec: dict = {"time": now, "kind": kinds.PLAN, "why": first.why, "explain": list(d.explain)}
         if d.run is not None:
             rec.update(d.run.record(cfg, now))
-            rec["kind"] = "plan"
+            rec["kind"] = kinds.PLAN
         if waited is not None:
             rec["at"] = waited
         rec["records"] = list(d.records)

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import click
 
+from .. import kinds
 from ..config import Config, config_path
 from ..display import safe
 from ..errors import EscalatorError, UsageError
@@ -44,7 +45,7 @@ def _name_glob(what: str, value: Optional[str]) -> Optional[str]:
 @click.option("--reason", default="", help="why (shown in status and the journal)")
 def pause(config: Optional[str], reason: str) -> int:
     """Stop all automatic action (events are still recorded)."""
-    return _control(config, {"kind": "pause", "reason": reason})
+    return _control(config, {"kind": kinds.PAUSE, "reason": reason})
 
 
 @cli.command()
@@ -52,7 +53,7 @@ def pause(config: Optional[str], reason: str) -> int:
 @click.option("--reason", default="", help="why (shown in the journal)")
 def resume(config: Optional[str], reason: str) -> int:
     """Restart automatic action; also lifts holds on exhausted levels."""
-    return _control(config, {"kind": "resume", "reason": reason})
+    return _control(config, {"kind": kinds.RESUME, "reason": reason})
 
 
 @cli.command()
@@ -66,7 +67,7 @@ def hold(config: Optional[str], host: str, service: Optional[str], duration: Opt
     """Keep hands off hosts (an operator is working on them), like a silence."""
     from ..config.load import parse_duration
 
-    rec: dict = {"kind": "hold", "host": _name_glob("--host", host),
+    rec: dict = {"kind": kinds.HOLD, "host": _name_glob("--host", host),
                  "service": _name_glob("--service", service), "reason": reason}
     if duration is not None:
         try:
@@ -96,7 +97,7 @@ def release(config: Optional[str], host: str, service: Optional[str], reason: st
         hint = (f"; it is covered by {', '.join(covering)}: release that" if covering else
                 f"; holds in force: {', '.join(sorted(holds)) or 'none'}")
         raise EscalatorError(f"{safe(label)} is not held{safe(hint, 2000)}")
-    return _control(config, {"kind": "release", "host": host, "service": service, "reason": reason})
+    return _control(config, {"kind": kinds.RELEASE, "host": host, "service": service, "reason": reason})
 
 
 @cli.command("run")

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import click
 
-from .. import defaults
+from .. import defaults, kinds
 from ..config import config_path
 from ..display import format_record, plural, safe
 from ..errors import ConfigError, UsageError
@@ -55,13 +55,13 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
     setup_logging(verbose - 1)
     cfg = load(config)
     failed = [0]
-    counts = {"run": 0, "verdict": 0, "notify": 0}
+    counts = {kinds.RUN: 0, kinds.VERDICT: 0, kinds.NOTIFY: 0}
 
     def out(rec: dict) -> None:
         kind = rec.get("kind")
-        if kind in counts and not (kind == "run" and rec.get("outcome") == "skipped"):
+        if kind in counts and not kinds.is_skip(rec):
             counts[kind] += 1
-        if kind == "run" and rec.get("outcome") == "failed":
+        if kind == kinds.RUN and rec.get("outcome") == "failed":
             failed[0] += 1
         if as_json:
             sys.stdout.write(json.dumps(rec, ensure_ascii=True) + "\n")
@@ -77,8 +77,8 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
         window.append(f"{plural(stats.events - stats.before - stats.replayed, 'later event')} after --until")
     summary = (f"replayed {plural(stats.replayed, 'event')} from {plural(stats.lines, 'line')} of "
                f"{', '.join(stats.files)}" + (f" ({'; '.join(window)})" if window else "") + ": "
-               f"{plural(counts['run'], 'run')}, {plural(counts['verdict'], 'verdict')}, "
-               f"{plural(counts['notify'], 'notification')}; "
+               f"{plural(counts[kinds.RUN], 'run')}, {plural(counts[kinds.VERDICT], 'verdict')}, "
+               f"{plural(counts[kinds.NOTIFY], 'notification')}; "
                f"{plural(stats.ignored, 'line')} ignored, {stats.unparsed} unparsed"
                + (" (-vv lists them)" if stats.unparsed and verbose < 2 else ""))
     click.echo(summary, err=True)

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, NoReturn, Optional, Sequence
 import nagiosplugin
 
 from .. import __version__, defaults
+from ..status import last_run
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
@@ -108,9 +109,9 @@ def long_output(res: EscalatorHealth, verbosity: int) -> List[str]:
         out.append(f"held host: {clean(host, 80)}: {clean(why or '(no reason given)')}")
     for name in r.get("escalated_levels", ()):
         out.append(f"escalated level: {clean(name, 80)} (next run starts one level more drastic)")
-    runs = [x for x in r.get("last_runs") or () if x.get("outcome") != "skipped"]
-    if runs:
-        out.append("last run: " + _record(runs[-1]))
+    last = last_run(r)
+    if last:
+        out.append("last run: " + _record(last))
     if verbosity >= 2:
         out += [f"attempts: level {clean(k, 80)}: {v}" for k, v in (r.get("attempts") or {}).items()]
         out += ["run: " + _record(x) for x in (r.get("last_runs") or ())[-5:]]

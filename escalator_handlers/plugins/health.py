@@ -34,6 +34,7 @@ import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
 from .. import defaults
+from ..status import last_run
 from ..display import safe
 from ..display import duration
 
@@ -112,10 +113,9 @@ def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
         running = (f"run of levels {', '.join(cur.get('levels') or ())} running for {ago(cur.get('for') or 0)}"
                    + (f", step {step.get('where')}{on}" if step else "")
                    + ("" if cur.get("collector_alive") else " (its collector is gone)"))
-    runs = [r for r in report.get("last_runs") or () if r.get("outcome") != "skipped"]
-    if not runs:
+    run = last_run(report)
+    if run is None:
         return LastRunFacts(None, None, bool(report.get("last_runs")), False, (), running)
-    run = runs[-1]
     failing = {(f["host"], f.get("service")): f["check"] for f in report.get("failing") or ()}
     asked = [(c.get("host"), c.get("service")) for c in run.get("checks") or () if isinstance(c, dict)]
     # A run without its checks (older journal) is judged by everything failing now.

@@ -1,0 +1,53 @@
+"""The kinds of journal records, one name each.
+
+Every journal (and spool) record is a JSON object with ``time`` and ``kind``;
+docs/operating.rst lists the fields of each kind.  Code compares and builds
+kinds through these names, so a kind is spelt once.
+"""
+
+from typing import Any, Mapping
+
+#: An event from Nagios or Icinga (or replayed from a log).
+EVENT = "event"
+#: A run is starting (journalled before its first step).
+START = "start"
+#: A run ended (ok, failed, dry-run or skipped): one per run.
+RUN = "run"
+#: One step on one host.
+STEP = "step"
+#: An administrator is being told something (its steps are ``step`` records).
+NOTIFY = "notify"
+#: A run judged after its quiescence: converged or not.
+VERDICT = "verdict"
+#: The operator's records, which travel through the spool like events.
+HOLD = "hold"
+RELEASE = "release"
+PAUSE = "pause"
+RESUME = "resume"
+#: ``escalator run --level``: an operator asks for a run.
+REQUEST = "request"
+#: A spool line that could not be read, kept verbatim.
+REJECTED = "rejected"
+#: A config reload, accepted or rejected.
+CONFIG = "config"
+#: A failed write-back to Nagios or Icinga.
+FEEDBACK = "feedback"
+#: What ``escalator plan --json`` prints (never journalled).
+PLAN = "plan"
+
+#: The operator's kinds: applied by the collector at a step boundary.
+CONTROL_KINDS = frozenset((HOLD, RELEASE, PAUSE, RESUME, REQUEST))
+
+#: The ``outcome`` of a ``run`` record for a run that did not happen (a limit,
+#: a pause, a hold): it records the decision, but no step ran.
+SKIPPED = "skipped"
+
+
+def is_skip(rec: Mapping[str, Any]) -> bool:
+    """A ``run`` record of a run that was skipped, not carried out."""
+    return rec.get("kind") == RUN and rec.get("outcome") == SKIPPED
+
+__all__ = [
+    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "PAUSE", "PLAN", "REJECTED", "RELEASE",
+    "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
+]
