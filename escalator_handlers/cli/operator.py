@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import List, Optional
 
@@ -179,14 +178,12 @@ def _kick(config: Optional[str]) -> None:
     """Start a detached collector when none runs and there is work: action held back by a
     hold or pause can proceed, and events a handler appended while ``control`` held the
     collector lock (that handler started no collector) are acted on."""
-    import subprocess
-
     from .. import spool
     from ..control import work_pending
+    from ..handler import collector_command, spawn_collector
 
     cfg = load(config)
     if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):
-        subprocess.Popen([sys.executable, "-m", "escalator_handlers.cli", "collect",
-                          "--config", os.path.abspath(config_path(config))],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True, close_fds=True, cwd="/")
+        # The handler's way (detached, own session, cwd /), without its
+        # ESCALATOR_COLLECTOR_CMD override: that is the handler's test hook.
+        spawn_collector(collector_command(config_path(config), {}))

@@ -35,6 +35,7 @@ from typing import Sequence
 
 from .cucumber_report import Report, ReportError, parse_report
 from ..errors import EscalatorError
+from ..steps.shell import kill_group
 
 __all__ = ["RunnerError", "RunOptions", "RunOutcome", "run_features", "RUNNERS",
            "BUILTIN_STEPS_LINE"]
@@ -210,11 +211,11 @@ def _run(command: Sequence[str], cwd: Path, tmp: Path,
         try:
             exit_status = proc.wait(timeout=options.timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc, _TERM_GRACE)
             raise RunnerError(f"{options.runner} timed out after {options.timeout:g}s "
                               f"running {options.path}") from None
         except _Terminated as sig:
-            _kill_group(proc)
+            kill_group(proc, _TERM_GRACE)
             raise RunnerError(f"interrupted by signal {sig.args[0]} while "
                               f"{options.runner} ran {options.path}") from None
         finally:
@@ -222,24 +223,6 @@ def _run(command: Sequence[str], cwd: Path, tmp: Path,
                 signal.signal(sig, handler)
     elapsed = time.monotonic() - started
     return exit_status, elapsed, _output_lines(output)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the runner's process group, then SIGKILL whatever is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=_TERM_GRACE)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        # Also catches grandchildren that ignored SIGTERM or outlived the runner.
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def _output_lines(output: Path) -> list[str]:

@@ -48,8 +48,13 @@ def stop_message(stopped: str, timeout: float) -> str:
     return f"timed out after {fmt_seconds(timeout)}" if stopped == "timeout" else "cancelled"
 
 
-def _kill_group(proc: "subprocess.Popen[bytes]", grace: float) -> None:
-    """SIGTERM the process group, give it ``grace`` seconds, then SIGKILL what is left."""
+def kill_group(proc: "subprocess.Popen[bytes]", grace: float) -> None:
+    """SIGTERM the process group, give it ``grace`` seconds, then SIGKILL what is left.
+
+    ``proc`` must have been started with ``start_new_session=True`` (so its pid
+    is its group's id).  Shell steps and check_cucumber's runner both stop
+    their children this way.
+    """
     pgid = proc.pid  # start_new_session=True made the child a group leader
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -148,13 +153,13 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
                 break
             tail.add(data)
         if stopped:
-            _kill_group(proc, kill_grace)
+            kill_group(proc, kill_grace)
             _drain(fd, tail)
             return Outcome(None, stop_message(stopped, timeout), stopped)
         rc = _wait(proc, deadline, cancel)
         if rc is None:  # closed stdout early, then hung
             stopped = "cancelled" if cancel is not None and cancel.is_set() else "timeout"
-            _kill_group(proc, kill_grace)
+            kill_group(proc, kill_grace)
             return Outcome(None, stop_message(stopped, timeout), stopped)
         if lingered:
             tail.note("[escalator] background processes still hold the step's output; "
@@ -167,7 +172,7 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
         sel.close()
         proc.stdout.close()
         if proc.returncode is None:  # an exception escaped above: never leak the group
-            _kill_group(proc, 0.0)
+            kill_group(proc, 0.0)
 
 
 def _wait(proc: "subprocess.Popen[bytes]", deadline: float,
