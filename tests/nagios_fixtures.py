@@ -29,6 +29,9 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 from daemon_fixtures import RunningDaemon
+from escalator_handlers.monitoring.commandfile import MAX_TEXT, CommandFile, object_name
+from escalator_handlers.monitoring.icinga_api import IcingaClient
+from escalator_handlers.monitoring.statusdat import parse_blocks, read_status
 
 NAGIOS = "/usr/sbin/nagios4"
 PLUGINS = "/usr/lib/nagios/plugins"
@@ -354,3 +357,48 @@ def service_alerts(log_text: str, host: str = HOST, service: str = SERVICE) -> L
     """The ``SERVICE ALERT`` lines of one service in a Nagios log."""
     pat = re.compile(rf"^\[\d+\] SERVICE ALERT: {re.escape(host)};{re.escape(service)};(.*)$", re.M)
     return pat.findall(log_text)
+
+
+# -- what tests do to a monitoring system that escalator itself never does --
+
+
+@dataclass(frozen=True)
+class Comment:
+    host: str
+    service: Optional[str]
+    author: str
+    text: str
+    entry_time: float
+    entry_type: int                # 1 user, 2 downtime, 3 flapping, 4 acknowledgement
+
+
+def parse_comments(path: str) -> List[Comment]:
+    """The host and service comments in a status.dat."""
+    comments = []
+    for kind, fields in parse_blocks(read_status(path)):
+        if kind in ("hostcomment", "servicecomment") and fields.get("host_name"):
+            comments.append(Comment(
+                host=fields["host_name"],
+                service=fields.get("service_description") if kind == "servicecomment" else None,
+                author=fields.get("author", ""),
+                text=fields.get("comment_data", ""),
+                entry_time=float(fields.get("entry_time") or 0),
+                entry_type=int(fields.get("entry_type") or 1),
+            ))
+    return comments
+
+
+def schedule_downtime(sink, host: str, service: Optional[str], start: float, end: float, text: str,
+                      fixed: bool = True, duration: float = 0) -> None:
+    """Schedule a downtime through Nagios's command file or the Icinga 2 API, as an operator would."""
+    if isinstance(sink, IcingaClient):
+        sink.action("schedule-downtime", host, service, author=sink.author, comment=str(text)[:MAX_TEXT],
+                    start_time=int(start), end_time=int(end), fixed=fixed, duration=int(duration or end - start))
+        return
+    assert isinstance(sink, CommandFile)
+    times = (int(start), int(end), 1 if fixed else 0, 0, int(duration or end - start))
+    if service is None:
+        sink.command("SCHEDULE_HOST_DOWNTIME", object_name(host, "host"), *times, sink.author, text)
+    else:
+        sink.command("SCHEDULE_SVC_DOWNTIME", object_name(host, "host"),
+                     object_name(service, "service"), *times, sink.author, text)

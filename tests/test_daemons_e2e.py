@@ -28,11 +28,11 @@ import pytest
 
 from escalator_handlers.config import IcingaApi, NagiosFeedback
 from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError
-from escalator_handlers.monitoring.statusdat import parse_blocks, parse_comments, parse_status
+from escalator_handlers.monitoring.statusdat import parse_blocks, parse_status
 from icinga_fixtures import API_USER, ICINGA_CONF, compiled_objects, icinga_available, start_icinga, validate
 from nagios_fixtures import (
     CONF_DIR, FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, REPO, SERVICE, base_objects, main_config,
-    nagios_available, service_alerts, short_tmpdir, start_nagios, verify,
+    nagios_available, parse_comments, schedule_downtime, service_alerts, short_tmpdir, start_nagios, verify,
 )
 
 pytestmark = pytest.mark.slow
@@ -194,7 +194,7 @@ def test_nagios_reports_host_checks_without_a_service(nagios):
 
 def test_nagios_failure_in_scheduled_downtime_reaches_the_handler_with_depth(nagios):
     now = time.time()
-    CommandFile(str(nagios.command_file)).schedule_downtime(HOST, SERVICE, now - 1, now + 600, "maintenance")
+    schedule_downtime(CommandFile(str(nagios.command_file)), HOST, SERVICE, now - 1, now + 600, "maintenance")
     nagios.wait_for(lambda: f"SERVICE DOWNTIME ALERT: {HOST};{SERVICE};STARTED" in nagios.log_text(),
                     what="downtime start")
     nagios.flip("CRITICAL")
@@ -397,7 +397,7 @@ def test_nagios_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
 def test_nagios_failure_during_scheduled_downtime_does_not_act(tmp_path):
     with start_nagios(tmp_path, config=collector_config(tmp_path)) as ng:
         now = time.time()
-        CommandFile(str(ng.command_file)).schedule_downtime(HOST, SERVICE, now - 1, now + 600, "maintenance")
+        schedule_downtime(CommandFile(str(ng.command_file)), HOST, SERVICE, now - 1, now + 600, "maintenance")
         ng.wait_for(lambda: f"SERVICE DOWNTIME ALERT: {HOST};{SERVICE};STARTED" in ng.log_text(),
                     what="downtime start")
         ng.flip("CRITICAL")

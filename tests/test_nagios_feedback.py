@@ -25,10 +25,12 @@ from escalator_handlers.errors import EscalatorError
 from escalator_handlers.monitoring.icinga_api import IcingaClient
 from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError, clean_text
 from escalator_handlers.monitoring.statusdat import (
-    parse_blocks, parse_comments, parse_status, status_events, still_failing,
+    parse_blocks, parse_status, status_events, still_failing,
 )
 from icinga_fixtures import make_certs
-from nagios_fixtures import FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, SERVICE, service_status
+from nagios_fixtures import (
+    FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, SERVICE, parse_comments, schedule_downtime, service_status,
+)
 
 NOW = 1795534105
 
@@ -62,8 +64,8 @@ def test_command_file_writes_each_command_as_one_line(fifo):
     cf.acknowledge("db01", None, "being rebuilt")
     cf.passive_result("monitor", "escalator", 2, "ESCALATOR CRITICAL - run failed")
     cf.passive_result("db01", None, 1, "down")
-    cf.schedule_downtime("web01", "HTTP", NOW, NOW + 300, "maintenance")
-    cf.schedule_downtime("web01", None, NOW, NOW + 60, "maintenance", fixed=False, duration=30)
+    schedule_downtime(cf, "web01", "HTTP", NOW, NOW + 300, "maintenance")
+    schedule_downtime(cf, "web01", None, NOW, NOW + 60, "maintenance", fixed=False, duration=30)
     assert drain(reader) == [
         f"[{NOW}] ADD_SVC_COMMENT;web01;HTTP;0;escalator;escalator: running levels vm, converge, deploy\n",
         f"[{NOW}] ADD_HOST_COMMENT;web01;0;escalator;host note\n",
@@ -309,7 +311,7 @@ def test_status_dat_written_by_real_nagios_parses(nagios):
     nagios.flip("CRITICAL", output="down for the test")
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="HARD event")
     now = time.time()
-    cf.schedule_downtime(HOST, SERVICE, now - 1, now + 600, "test downtime")
+    schedule_downtime(cf, HOST, SERVICE, now - 1, now + 600, "test downtime")
     cf.add_comment(HOST, SERVICE, "escalator: running levels vm")
 
     def settled():
@@ -405,7 +407,7 @@ def test_icinga_client_posts_actions_with_auth_filter_vars_and_json(fake_icinga,
     client.add_comment("web01", "HTTP", "escalator: running levels vm")
     client.acknowledge("web01", None, "rebuilding")
     client.passive_result("monitor", "escalator", 2, "ESCALATOR CRITICAL - x")
-    client.schedule_downtime("web01", "HTTP", NOW, NOW + 60, "dt")
+    schedule_downtime(client, "web01", "HTTP", NOW, NOW + 60, "dt")
     paths = [r["path"] for r in state.requests]
     assert paths == ["/v1/actions/add-comment", "/v1/actions/acknowledge-problem",
                      "/v1/actions/process-check-result", "/v1/actions/schedule-downtime"]

@@ -13,7 +13,7 @@ import pytest
 
 from escalator_handlers.config import Step
 from escalator_handlers.errors import StepError
-from escalator_handlers.steps import OUTPUT_TAIL, StepRunner, check_template, render_command
+from escalator_handlers.steps import OUTPUT_TAIL, StepRunner, render_command
 
 HOSTILE = [
     "web01; touch {mark}",
@@ -167,9 +167,10 @@ def test_template_syntax():
         render_command("echo {hots}", {"hosts": []})
     with pytest.raises(StepError, match="only set in steps with foreach: host"):
         render_command("echo {host}", {"hosts": []})
+    every = {"host": "h", "hosts": ["h"], "level": "l", "summary": "s", "checks": ["c"]}
     with pytest.raises(StepError, match="unknown placeholder {HOME}"):
-        check_template("echo ${HOME}")
-    check_template("echo {host} {hosts} {level} {summary} {checks} {{x}}")
+        render_command("echo ${HOME}", every)
+    render_command("echo {host} {hosts} {level} {summary} {checks} {{x}}", every)
 
 
 def test_bad_template_fails_the_step_without_running(runner, tmp_path):

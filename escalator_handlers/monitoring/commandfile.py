@@ -1,7 +1,7 @@
 """Nagios's external command file, and what every feedback sink shares.
 
 ``CommandFile`` writes Nagios external commands (comments, acknowledgements,
-passive results, downtimes) into the command FIFO.  A write never blocks: a
+passive results) into the command FIFO.  A write never blocks: a
 Nagios that is not reading its command file is an error at once
 (``FeedbackError``), not a hang.  ``AUTHOR``, ``MAX_TEXT``, ``clean_text``
 and ``FeedbackError`` are shared with the Icinga 2 API sink
@@ -76,9 +76,6 @@ class CommandSink(Protocol):
     def acknowledge(self, host: str, service: Optional[str], text: str) -> None: ...
 
     def passive_result(self, host: str, service: Optional[str], code: int, output: str) -> None: ...
-
-    def schedule_downtime(self, host: str, service: Optional[str], start: float, end: float,
-                          text: str, fixed: bool = True, duration: float = 0) -> None: ...
 
 
 class CommandFile:
@@ -170,15 +167,6 @@ class CommandFile:
         else:
             self.command("PROCESS_SERVICE_CHECK_RESULT", object_name(host, "host"),
                          object_name(service, "service"), int(code), output)
-
-    def schedule_downtime(self, host: str, service: Optional[str], start: float, end: float,
-                          text: str, fixed: bool = True, duration: float = 0) -> None:
-        times = (int(start), int(end), 1 if fixed else 0, 0, int(duration or end - start))
-        if service is None:
-            self.command("SCHEDULE_HOST_DOWNTIME", object_name(host, "host"), *times, self.author, text)
-        else:
-            self.command("SCHEDULE_SVC_DOWNTIME", object_name(host, "host"),
-                         object_name(service, "service"), *times, self.author, text)
 
 
 __all__ = [

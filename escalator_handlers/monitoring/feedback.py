@@ -7,7 +7,7 @@ asked for it, and it reports each run's outcome as a passive result of an
 administrator when a run fails or a level is held.
 
 Two sinks share one interface (``add_comment``, ``acknowledge``,
-``passive_result``, ``schedule_downtime``):
+``passive_result``):
 :class:`~escalator_handlers.monitoring.commandfile.CommandFile` writes Nagios
 external commands into its FIFO,
 :class:`~escalator_handlers.monitoring.icinga_api.IcingaClient` posts to the
@@ -48,7 +48,7 @@ class _Unusable:
     def _fail(self, *args: object, **kwargs: object) -> None:
         raise FeedbackError(str(self.error), self.error.target, unreachable=True)
 
-    add_comment = acknowledge = passive_result = schedule_downtime = _fail
+    add_comment = acknowledge = passive_result = _fail
 
 
 def outcome_code(outcome: str) -> int:

@@ -1,7 +1,7 @@
-"""Icinga 2 REST API client: the Icinga side of ``nagios.Feedback``.
+"""Icinga 2 REST API client: the Icinga side of :mod:`~escalator_handlers.monitoring.feedback`.
 
-Same interface as ``nagios.CommandFile`` (``add_comment``, ``acknowledge``,
-``passive_result``, ``schedule_downtime``), implemented as POSTs to
+Same interface as :class:`~escalator_handlers.monitoring.commandfile.CommandFile`
+(``add_comment``, ``acknowledge``, ``passive_result``), implemented as POSTs to
 ``/v1/actions/...`` with basic auth (user plus a password file) and a CA
 file for TLS.  Objects are selected with a filter whose values travel in
 ``filter_vars``, so host and service names are never spliced into the
@@ -114,12 +114,6 @@ class IcingaClient:
     def passive_result(self, host: str, service: Optional[str], code: int, output: str) -> None:
         self.action("process-check-result", host, service, exit_status=int(code),
                     plugin_output=_text(output))
-
-    def schedule_downtime(self, host: str, service: Optional[str], start: float, end: float,
-                          text: str, fixed: bool = True, duration: float = 0) -> None:
-        self.action("schedule-downtime", host, service, author=self.author, comment=_text(text),
-                    start_time=int(start), end_time=int(end), fixed=fixed,
-                    duration=int(duration or end - start))
 
 
 def _text(text: str) -> str:

@@ -52,16 +52,6 @@ class CheckStatus:
                      output=self.output)
 
 
-@dataclass(frozen=True)
-class Comment:
-    host: str
-    service: Optional[str]
-    author: str
-    text: str
-    entry_time: float
-    entry_type: int                # 1 user, 2 downtime, 3 flapping, 4 acknowledgement
-
-
 def parse_blocks(text: str) -> Iterator[Tuple[str, Dict[str, str]]]:
     """Every ``name { key=value ... }`` block, in file order."""
     name: Optional[str] = None
@@ -166,23 +156,7 @@ def still_failing(path: str, checks: Iterable[CheckKey]) -> List[CheckKey]:
     return keep
 
 
-def parse_comments(path: str) -> List[Comment]:
-    """The host and service comments in status.dat."""
-    comments = []
-    for kind, fields in parse_blocks(read_status(path)):
-        if kind in ("hostcomment", "servicecomment") and fields.get("host_name"):
-            comments.append(Comment(
-                host=fields["host_name"],
-                service=fields.get("service_description") if kind == "servicecomment" else None,
-                author=fields.get("author", ""),
-                text=fields.get("comment_data", ""),
-                entry_time=_float(fields, "entry_time"),
-                entry_type=_int(fields, "entry_type", 1),
-            ))
-    return comments
-
-
 __all__ = [
-    "CheckStatus", "Comment", "StatusError", "parse_blocks", "parse_comments",
+    "CheckStatus", "StatusError", "parse_blocks", "read_status",
     "parse_status", "status_events", "still_failing",
 ]

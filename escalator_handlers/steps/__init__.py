@@ -14,7 +14,7 @@ this package.
 
 from .result import OUTPUT_TAIL, StepResult
 from .runner import StepRunner
-from .template import PLACEHOLDERS, check_template, render_command, values_env
+from .template import PLACEHOLDERS, render_command, values_env
 
-__all__ = ["OUTPUT_TAIL", "PLACEHOLDERS", "StepResult", "StepRunner", "check_template",
+__all__ = ["OUTPUT_TAIL", "PLACEHOLDERS", "StepResult", "StepRunner",
            "render_command", "values_env"]

@@ -36,15 +36,6 @@ def placeholders(template: str) -> List[str]:
     return [m.group(1) for m in _TOKEN.finditer(template) if m.group(1)]
 
 
-def check_template(template: str, allowed: Sequence[str] = PLACEHOLDERS) -> None:
-    """Raise StepError naming the first placeholder not in ``allowed`` (for config validation)."""
-    for name in placeholders(template):
-        if name not in allowed:
-            raise StepError(f"unknown placeholder {{{name}}} in {template!r}: expected one of "
-                            + ", ".join("{" + p + "}" for p in allowed)
-                            + " (write {{ and }} for literal braces)")
-
-
 def _words(value: Any) -> List[str]:
     # NUL cannot travel in argv, environ or an SSH command string; drop it
     # rather than let hostile plugin output make the step unrunnable.
