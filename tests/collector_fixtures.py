@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from escalator_handlers import spool
-from spool_fixtures import HANDLER, handler_env, process_gone, wait_for
+from spool_fixtures import HANDLER, collector_settled, handler_env, process_gone, sleeping_in_select, wait_for
 
 BIN = Path(sys.executable).parent
 ESCALATOR = str(BIN / "escalator")
@@ -127,6 +127,10 @@ class Site:
             return spool.collector_running(str(self.spool)) == proc.pid and sleeping_in_select(proc.pid)
         wait_for(ready, timeout)
 
+    def wait_settled(self, timeout: float = 15.0) -> None:
+        """Until the collector has journalled everything and has nothing left to do (see collector_settled)."""
+        wait_for(lambda: collector_settled(self.config, self.spool), timeout, 0.05, what="the collector to settle")
+
     def collector_pid(self) -> Optional[int]:
         return spool.collector_running(str(self.spool))
 
@@ -203,18 +207,6 @@ class Site:
             return []
 
 
-def sleeping_in_select(pid: int) -> bool:
-    """True when the process sleeps in select/poll (the collector's idle wait)."""
-    try:
-        with open(f"/proc/{pid}/wchan") as f:
-            wchan = f.read()
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state == "S" and ("select" in wchan or "poll" in wchan)
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as f:
@@ -243,5 +235,5 @@ def site(tmp_path: Path) -> Iterator[Site]:
         s.reap()
 
 
-__all__ = ["ESCALATOR", "HANDLER", "QUIET", "Site", "cpu_seconds", "handler_env", "process_gone",
+__all__ = ["ESCALATOR", "HANDLER", "QUIET", "Site", "collector_settled", "cpu_seconds", "handler_env", "process_gone",
            "runs", "site", "sleeping_in_select", "step_pid", "stop", "wait_for"]

@@ -1,8 +1,10 @@
 """Helpers for tests of the spool and of escalator-handler: run the real
-console script, read what a spool holds, wait for /proc facts."""
+console script, read what a spool holds, wait for /proc facts, and wait until
+a collector has settled (instead of sleeping to show that nothing happens)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,11 +12,12 @@ import time
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-from escalator_handlers import spool_reader
+from escalator_handlers import spool, spool_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HANDLER = str(BIN / "escalator-handler")
+ESCALATOR = str(BIN / "escalator")
 
 
 def handler_env(extra: Optional[dict] = None) -> dict:
@@ -68,3 +71,50 @@ def process_gone(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def sleeping_in_select(pid: int) -> bool:
+    """True when the process sleeps in select/poll (the collector's idle wait)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state == "S" and ("select" in wchan or "poll" in wchan)
+
+
+def nothing_planned(config, horizon: float = 120.0) -> bool:
+    """``escalator plan --json``: no run and no record due within ``horizon`` seconds.
+
+    The plan looks one step ahead (to the planner's next wake); something due
+    later than the horizon (a limit that frees up in an hour) is beyond any
+    test.
+    """
+    out = subprocess.run([ESCALATOR, "plan", "--json", "--config", str(config)], env=handler_env(),
+                         capture_output=True, timeout=60)
+    if out.returncode != 0:
+        return False
+    plan = json.loads(out.stdout)
+    if "levels" not in plan and not plan.get("records"):
+        return True
+    return plan.get("at") is not None and plan["at"] - time.time() > horizon
+
+
+def collector_settled(config, spool_dir) -> bool:
+    """The collector has journalled every event, decided, and has nothing left to do.
+
+    True when the spool is empty and either no collector runs (one without
+    --daemon exits when nothing is pending) or the running one sleeps in its
+    idle wait while the planner (the collector's own code, via ``escalator
+    plan``) has no run or record due.  A wrong run would be due by then, so a
+    test asserts "nothing more happened" after this instead of after a sleep.
+    """
+    spool_dir = str(spool_dir)
+    if spool_reader.pending_stats(spool_dir)[0]:
+        return False
+    pid = spool.collector_running(spool_dir)
+    if pid is None:
+        return True
+    return sleeping_in_select(pid) and nothing_planned(config) and sleeping_in_select(pid)

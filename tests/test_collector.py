@@ -115,7 +115,7 @@ def test_handler_events_give_one_run_then_quiescence_reconvergence_and_recovery(
         site.event(host, state, service)
     verdict3 = site.wait_records("verdict", 3, timeout=10)[2]
     assert verdict3["converged"] is True and verdict3["failing"] == []
-    time.sleep(QUIET + 0.3)  # long enough for a wrong extra run to start
+    site.wait_settled()  # nothing more is due: a wrong extra run would be by now
     assert len(site.records("start")) == 3
     assert not site.lines("notify.txt")
     assert site.spool_empty()

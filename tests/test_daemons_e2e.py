@@ -34,6 +34,7 @@ from nagios_fixtures import (
     CONF_DIR, FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, REPO, SERVICE, base_objects, main_config,
     nagios_available, parse_comments, schedule_downtime, service_alerts, short_tmpdir, start_nagios, verify,
 )
+from spool_fixtures import collector_settled, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -371,7 +372,8 @@ def test_nagios_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
         ng.flip("OK")
         ng.wait_for(lambda: recovered(tmp_path), timeout=15, what="recovery in the journal")
         ng.wait_for(lambda: kinds(tmp_path, "verdict"), timeout=15, what="verdict")
-        time.sleep(1.5)  # one more debounce period: nothing else may run
+        # the collector has nothing more due (or has exited): nothing else may run
+        wait_for(lambda: collector_settled(conf, tmp_path / "spool"), 15, 0.05, what="the collector to settle")
         text = "escalator: running levels vm, deploy"
         ng.wait_for(lambda: f"ADD_SVC_COMMENT;{HOST};{SERVICE};0;escalator;{text}" in ng.log_text()
                     and f"PROCESS_SERVICE_CHECK_RESULT;{FEEDBACK_HOST};{FEEDBACK_SERVICE};0;" in ng.log_text(),
@@ -403,7 +405,9 @@ def test_nagios_failure_during_scheduled_downtime_does_not_act(tmp_path):
         ng.flip("CRITICAL")
         ng.wait_for(lambda: any(e.get("state_type") == "HARD" for e in kinds(tmp_path, "event")),
                     timeout=15, what="HARD event in the journal")
-        time.sleep(2.5)  # past the 1 s debounce: a run would have started by now
+        # past the debounce the collector has decided: a run would have started by now
+        wait_for(lambda: collector_settled(tmp_path / "escalator.yaml", tmp_path / "spool"), 15, 0.05,
+                 what="the collector to settle")
     assert kinds(tmp_path, "run") == []
     assert marker_lines(tmp_path) == []
     assert all(int(e["downtime"]) == 1 for e in kinds(tmp_path, "event") if e.get("service") == SERVICE)
@@ -419,7 +423,8 @@ def test_icinga_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
         ic.flip("OK")
         ic.wait_for(lambda: recovered(tmp_path) and kinds(tmp_path, "verdict"), timeout=15,
                     what="recovery and verdict")
-        time.sleep(1.5)
+        wait_for(lambda: collector_settled(tmp_path / "escalator.yaml", tmp_path / "spool"), 15, 0.05,
+                 what="the collector to settle")
     runs = kinds(tmp_path, "run")
     assert [(r["levels"], r["outcome"]) for r in runs] == [(["vm", "deploy"], "ok")]
     assert kinds(tmp_path, "verdict")[0]["converged"] is True

@@ -15,6 +15,7 @@ from escalator_handlers import spool
 from fault_fixtures import (
     Daemon, clean_env, escalator, lock_holder, of_kind, read_journal, wait_for, write_config,
 )
+from spool_fixtures import collector_settled
 
 pytestmark = pytest.mark.faults
 
@@ -75,7 +76,8 @@ def test_500_checks_failing_at_once_produce_one_run_not_500(tmp_path):
         for w in writers:
             assert w.wait(60) == 0
         wait_for(lambda: of_kind(journal(tmp_path), "notify"), 30, 0.05, what="the run and its verdict")
-        time.sleep(0.3)  # anything that would follow the hold
+        # anything that would follow the hold is due by the time the collector settles
+        wait_for(lambda: collector_settled(conf, tmp_path / "spool"), 15, 0.05, what="the collector to settle")
         rc, err = d.stop()
         assert rc == 0, err
     took = time.monotonic() - started
@@ -168,7 +170,8 @@ def test_max_runs_per_hour_holds_across_collector_restarts_and_a_lost_snapshot(t
         with Daemon(conf) as d:
             n = len(of_kind(journal(tmp_path), "event"))
             wait_for(lambda: len(of_kind(journal(tmp_path), "event")) > n or None, 15)
-            time.sleep(0.5)  # a run, if one were to start, would start now
+            # a run, if one were to start, is due by the time the collector settles
+            wait_for(lambda: collector_settled(conf, tmp_path / "spool"), 15, 0.05, what="the collector to settle")
             status = escalator("status", "--config", str(conf), "--json").stdout.decode()
             rc, err = d.stop()
             assert rc == 0, err
