@@ -1,6 +1,6 @@
 """Reading a composed YAML node tree while keeping line numbers.
 
-``configload`` validates the config by walking the node tree that
+``config.load`` validates the config by walking the node tree that
 ``yaml.compose`` builds (not the Python objects ``yaml.safe_load`` returns),
 so that every problem can name its line, and so that duplicate keys -- which
 a plain load silently collapses to the last one -- can be reported.  The
@@ -11,14 +11,13 @@ typed getters return ``BAD`` (after recording why) when a value is unusable.
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Tuple, Union
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigProblem
+from .durations import DURATION_EXPECTED, parse_duration
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -48,52 +47,6 @@ MISSING: Any = object()
 ANY_KEY: Any = _AnyKey()
 
 Parser = Callable[["Reader", Node, str], Any]
-
-# Largest unit first; a duration lists each unit at most once, in this order.
-_UNITS = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 0.001))
-_UNIT_RANK = {u: i for i, (u, _) in enumerate(_UNITS)}
-_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)\s*")
-_NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
-DURATION_EXPECTED = "a duration such as 30s, 5m, 1h30m, 500ms or a number of seconds"
-
-
-def _text_seconds(text: str) -> Optional[float]:
-    if _NUMBER.fullmatch(text):
-        return float(text)
-    seconds, pos, last = 0.0, 0, -1
-    while pos < len(text):
-        m = _PART.match(text, pos)
-        if not m or _UNIT_RANK[m.group(2)] <= last:
-            return None
-        last = _UNIT_RANK[m.group(2)]
-        seconds += float(m.group(1)) * _UNITS[last][1]
-        pos = m.end()
-    return seconds if text else None
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds in ``value`` ("30s", "5m", "1h30m", "500ms", "2d", or a number >= 0).
-
-    Raise ValueError saying what was expected when ``value`` is none of these.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        negative = text.startswith("-")
-        seconds = _text_seconds(text[1:] if negative else text)
-        if seconds is None:
-            raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
-        if negative:
-            seconds = -seconds
-    else:
-        seconds = float(value)
-    if math.isnan(seconds) or math.isinf(seconds):
-        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
-
 
 def line_of(node: Optional[Node]) -> Optional[int]:
     return node.start_mark.line + 1 if node is not None and node.start_mark else None
