@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from collector_fixtures import ESCALATOR, HANDLER, Site, handler_env, site, wait_for  # noqa: F401
+from collector_fixtures import ESCALATOR, HANDLER, Site, handler_env, wait_for
 
 pytestmark = pytest.mark.integration
 
