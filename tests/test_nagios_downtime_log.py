@@ -21,7 +21,7 @@ from escalator_handlers.monitoring.commandfile import CommandFile
 from escalator_handlers.monitoring.statusdat import parse_blocks
 from escalator_handlers.monitoring.nagioslog import ParseStats, parse
 
-from nagios_fixtures import HOST, SERVICE, service_status, start_nagios
+from nagios_fixtures import HOST, SERVICE, schedule_downtime, service_status, start_nagios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,8 +51,8 @@ def test_nagios_logs_downtime_as_on_off_and_relogs_started_after_restarts(tmp_pa
     with start_nagios(tmp_path, main_extra="retain_state_information=1") as ng:
         cf = CommandFile(str(ng.command_file))
         now = time.time()
-        cf.schedule_downtime(HOST, SERVICE, now - 1, now + 600, "one")
-        cf.schedule_downtime(HOST, SERVICE, now - 1, now + 900, "two")
+        schedule_downtime(cf, HOST, SERVICE, now - 1, now + 600, "one")
+        schedule_downtime(cf, HOST, SERVICE, now - 1, now + 900, "two")
         ng.wait_for(lambda: depth(ng) == 2, timeout=15, what="two downtimes in effect")
         for n in (2, 3):
             restart(ng)
@@ -75,7 +75,7 @@ def test_nagios_logs_downtime_as_on_off_and_relogs_started_after_restarts(tmp_pa
 def test_without_retention_a_restart_drops_downtime_without_a_log_line(tmp_path):
     with start_nagios(tmp_path) as ng:        # the fixture's retain_state_information=0
         now = time.time()
-        CommandFile(str(ng.command_file)).schedule_downtime(HOST, SERVICE, now - 1, now + 600, "one")
+        schedule_downtime(CommandFile(str(ng.command_file)), HOST, SERVICE, now - 1, now + 600, "one")
         ng.wait_for(lambda: depth(ng) == 1, timeout=15, what="downtime in effect")
         restart(ng)
         ng.wait_for(lambda: depth(ng) == 0 and not downtime_ids(ng), timeout=15, what="downtime forgotten")
