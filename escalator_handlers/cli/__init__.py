@@ -5,6 +5,12 @@ or run failed (or another runtime error), 2 bad usage or bad config.  Library
 errors arrive as EscalatorError subclasses and leave as one ``Error:`` line
 (config errors: one line per problem); no traceback reaches the user unless
 ESCALATOR_DEBUG=1 asks for it.
+
+The commands live in one module per family, each registering on the group in
+:mod:`~escalator_handlers.cli.base`: ``collect``, ``inspect`` (status, plan,
+route), ``operator`` (pause, resume, hold, release, run), ``history`` and
+``replay`` (replay, validate, test).  A new command goes in its family's
+module, or in a new one imported below.
 """
 
 from __future__ import annotations
