@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .. import kinds
 from ..config import Config, Step
 from ..planning.planner import RunPlan
 
@@ -50,17 +51,21 @@ def run_values(plan: RunPlan, level_name: str, config: Config) -> Dict[str, Any]
     }
 
 
-def step_record(now: float, run_id: Optional[str], level: str, result: Any) -> dict:
-    rec = {"time": now, "kind": "step", "level": level, "step": result.where, "host": result.host,
-           "exit": result.exit, "duration": round(result.duration, 3), "output": result.output,
-           "command": result.command}
+def _step(now: float, run_id: Optional[str], level: str, where: str, host: Optional[str], **fields: Any) -> dict:
+    """The one shape of a ``step`` record; ``run`` only for a run's steps (not notify steps)."""
+    rec = {"time": now, "kind": kinds.STEP, "level": level, "step": where, "host": host,
+           "exit": None, "duration": 0.0, "output": ""}
     if run_id:
         rec["run"] = run_id
-    if result.error:
-        rec["error"] = result.error
-    if getattr(result, "warning", None):
-        rec["warning"] = result.warning
+    rec.update((k, v) for k, v in fields.items() if v is not None)
     return rec
+
+
+def step_record(now: float, run_id: Optional[str], level: str, result: Any) -> dict:
+    """The record of a step that ran (a StepResult)."""
+    return _step(now, run_id, level, result.where, result.host, exit=result.exit,
+                 duration=round(result.duration, 3), output=result.output, command=result.command,
+                 error=result.error or None, warning=getattr(result, "warning", None) or None)
 
 
 def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Callable[[], float], *,
@@ -122,14 +127,12 @@ def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Calla
     return rec
 
 
-def _dry_step(now: float, run_id: str, level: str, step: Step, values: Mapping[str, Any],
+def _dry_step(now: float, run_id: Optional[str], level: str, step: Step, values: Mapping[str, Any],
               host: Optional[str], runner: Any) -> dict:
     vals = dict(values)
     if host is not None:
         vals["host"] = host
-    return {"time": now, "kind": "step", "run": run_id, "level": level, "step": step.where,
-            "host": host, "exit": None, "duration": 0.0, "output": "",
-            "command": runner.render(step, vals), "dry_run": True}
+    return _step(now, run_id, level, step.where, host, command=runner.render(step, vals), dry_run=True)
 
 
 def notify_steps(config: Config, notify_rec: Mapping[str, Any], runner: Any, emit: Emit,
@@ -144,14 +147,11 @@ def notify_steps(config: Config, notify_rec: Mapping[str, Any], runner: Any, emi
     for step in config.notify:
         if dry_run:
             rec = _dry_step(clock(), None, "notify", step, values, None, runner)
-            rec.pop("run")
         else:
             try:
                 rec = step_record(clock(), None, "notify", runner.run(step, values))
             except Exception as exc:  # a notify must never take the collector down
-                rec = {"time": clock(), "kind": "step", "level": "notify", "step": step.where,
-                       "host": None, "exit": None, "duration": 0.0, "output": "",
-                       "error": f"{type(exc).__name__}: {exc}"}
+                rec = _step(clock(), None, "notify", step.where, None, error=f"{type(exc).__name__}: {exc}")
         out.append(rec)
         emit([rec])
     return out
