@@ -1,12 +1,12 @@
 #!/bin/sh
 # Set up everything escalator and its test suite need on a Debian machine:
-# the Debian packages (real Nagios 4, Icinga 2, OpenSSH sshd, cucumber) and a
+# the Debian packages (real Nagios 4, Icinga 2, OpenSSH sshd, cucumber, etcd) and a
 # virtual environment in .venv with escalator installed in it.  Idempotent:
 # a second run only checks what is there.
 set -eu
 cd "$(dirname "$0")"
 
-PKGS="python3-venv logrotate nagios4-core icinga2-bin openssh-server openssh-client cucumber sudo"
+PKGS="python3-venv logrotate nagios4-core icinga2-bin openssh-server openssh-client cucumber sudo etcd-server etcd-client"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -23,7 +23,7 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import escalator_handlers, pytest, hypothesis, behave, sphinx" 2>/dev/null \
+if ! .venv/bin/python -c "import escalator_handlers, pytest, hypothesis, behave, sphinx, etcd3gw" 2>/dev/null \
    || [ setup.cfg -nt .venv/.installed ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     touch .venv/.installed

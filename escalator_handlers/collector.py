@@ -20,7 +20,7 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Container, Iterable, List, Optional, Sequence, Tuple
 
 import filelock
 
@@ -38,6 +38,39 @@ log = logging.getLogger("escalator")
 
 #: A daemon re-checks the spool this often even without a wake-up (belt and braces).
 DAEMON_RECHECK = 60.0
+
+
+def intake_records(items: Iterable[Tuple[str, int, Optional[dict], str]], seen: Container[str],
+                   now: float) -> List[dict]:
+    """Journal records for spooled (file, line, record or None, raw text) items.
+
+    Events (oldest first), then operator actions, then ``rejected`` records for
+    lines that are not events; ids in ``seen`` (journalled before a crash, the
+    spool entry outlived it) are skipped.
+    """
+    events: List[dict] = []
+    controls: List[dict] = []
+    rejected: List[dict] = []
+    for where, lineno, rec, raw in items:
+        if rec is None:
+            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
+                             "reason": "not a complete JSON record", "text": raw[:2000]})
+            continue
+        rid = rec.get("id")
+        if rid is not None and rid in seen:
+            continue
+        if rec.get("kind") in CONTROL_KINDS:
+            controls.append(dict(rec, time=float(rec.get("time") or now)))
+            continue
+        try:
+            ev = Event.from_dict(rec)
+        except (ValueError, TypeError) as exc:
+            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
+                             "reason": str(exc)[:500], "text": raw[:2000]})
+            continue
+        events.append(dict(ev.to_dict(), kind="event"))
+    events.sort(key=lambda r: r["time"])
+    return events + controls + rejected
 
 
 class Collector:
@@ -194,8 +227,12 @@ class Collector:
 
     # -- state -------------------------------------------------------------
 
+    def _load(self) -> store.Loaded:
+        """The state as of the end of the journal (the cluster collector reads etcd instead)."""
+        return store.load(self.config)
+
     def _recover(self) -> None:
-        loaded = store.load(self.config)
+        loaded = self._load()
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
             log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
@@ -238,10 +275,7 @@ class Collector:
         """Journal records durably, fold them, then carry out their side effects."""
         if not records:
             return
-        end = journal.append(self.config.journal, records)
-        ident = journal.identity(self.config.journal)
-        if ident is not None:
-            self.position = store.Position(ident[0], ident[1], end)
+        self._append(records)
         for rec in records:
             self.state.apply(rec)
         for rec in records:
@@ -256,13 +290,20 @@ class Collector:
                 self._tell("run_finished", rec["outcome"] if rec["outcome"] != "skipped" else "held",
                            rec.get("reason") or rec.get("summary") or "")
 
+    def _append(self, records: Sequence[dict]) -> None:
+        """Journal durably (the cluster collector: a fenced write to etcd)."""
+        end = journal.append(self.config.journal, records)
+        ident = journal.identity(self.config.journal)
+        if ident is not None:
+            self.position = store.Position(ident[0], ident[1], end)
+
     def _notify(self, rec: dict) -> None:
         from .steps import StepRunner
 
         # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
         was, self.acting = self.acting, True
         try:
-            with (DryRunner() if self.dry_run else StepRunner(cancel=self.cancel)) as runner:
+            with (DryRunner() if self.dry_run else StepRunner(cancel=self.cancel, gate=self._step_gate())) as runner:
                 notify_steps(self.config, rec, runner, self.emit, self.clock, dry_run=self.dry_run)
         finally:
             self.acting = was
@@ -288,36 +329,12 @@ class Collector:
         taken = spool_reader.take(self.config.spool)
         if not taken:
             return 0
-        now = self.clock()
-        events: List[dict] = []
-        controls: List[dict] = []
-        rejected: List[dict] = []
-        seen = self.state.seen_ids
-        for path in taken:
-            for lineno, rec, raw in spool_reader.read_records(path):
-                if rec is None:
-                    rejected.append({"time": now, "kind": "rejected", "file": os.path.basename(path),
-                                     "line": lineno, "reason": "not a complete JSON record",
-                                     "text": raw[:2000]})
-                    continue
-                rid = rec.get("id")
-                if rid is not None and rid in seen:
-                    continue  # journalled before a crash; the spool file outlived it
-                kind = rec.get("kind")
-                if kind in CONTROL_KINDS:
-                    controls.append(dict(rec, time=float(rec.get("time") or now)))
-                    continue
-                try:
-                    ev = Event.from_dict(rec)
-                except (ValueError, TypeError) as exc:
-                    rejected.append({"time": now, "kind": "rejected", "file": os.path.basename(path),
-                                     "line": lineno, "reason": str(exc)[:500], "text": raw[:2000]})
-                    continue
-                events.append(dict(ev.to_dict(), kind="event"))
-        events.sort(key=lambda r: r["time"])
-        self.emit(events + controls + rejected)
+        records = intake_records(((os.path.basename(path), lineno, rec, raw) for path in taken
+                                  for lineno, rec, raw in spool_reader.read_records(path)),
+                                 self.state.seen_ids, self.clock())
+        self.emit(records)
         spool_reader.finish(taken)
-        return len(events) + len(controls)
+        return sum(1 for r in records if r["kind"] != "rejected")
 
     def cycle(self) -> Optional[Decision]:
         """Ingest, decide, act.  None means a run happened (plan again at once)."""
@@ -342,32 +359,42 @@ class Collector:
     def _execute(self, plan: RunPlan) -> None:
         from .steps import StepRunner
 
-        def interrupt() -> Optional[str]:
-            if self.stopping:
-                return "collector stopping (signal)"
-            self.ingest()
-            if self.state.paused is not None:
-                return "paused by operator"
-            held = [a.key for a in plan.checks if self.state.held(a.key) is not None]
-            if held:
-                return f"held by operator: {check_name(held[0])} (hold arrived during the run)"
-            req = required_level(self.state)
-            if req is not None and req < plan.start.index and plan.request is None:  # an operator's word stands
-                return (f"superseded: level {self.config.levels[req - 1].name} is now required, "
-                        f"more drastic than {plan.start.name}")
-            return None
-
         self.runs += 1
         self.acting = True
         dry = self.dry_run or plan.dry_run
         try:
-            with (DryRunner() if dry else StepRunner(cancel=self.cancel)) as runner:
-                rec = execute(plan, self.config, runner, self.emit, self.clock, interrupt=interrupt, dry_run=dry)
+            with (DryRunner() if dry else StepRunner(cancel=self.cancel, gate=self._step_gate())) as runner:
+                rec = execute(plan, self.config, runner, self.emit, self.clock,
+                              interrupt=lambda: self._interrupt(plan), dry_run=dry, extra=self._run_extra())
         finally:
             self.acting = False
         if rec.get("outcome") == "failed":
             if not self.stopping:  # a run cut short by SIGTERM is no failure of the run
                 self.failed_runs += 1
+
+    def _interrupt(self, plan: RunPlan) -> Optional[str]:
+        """Asked before each step: a reason to stop the run there, or None to go on."""
+        if self.stopping:
+            return "collector stopping (signal)"
+        self.ingest()
+        if self.state.paused is not None:
+            return "paused by operator"
+        held = [a.key for a in plan.checks if self.state.held(a.key) is not None]
+        if held:
+            return f"held by operator: {check_name(held[0])} (hold arrived during the run)"
+        req = required_level(self.state)
+        if req is not None and req < plan.start.index and plan.request is None:  # an operator's word stands
+            return (f"superseded: level {self.config.levels[req - 1].name} is now required, "
+                    f"more drastic than {plan.start.name}")
+        return None
+
+    def _step_gate(self) -> Optional[Callable[[], Optional[str]]]:
+        """Asked before each step process starts (the cluster: is the lease fresh?)."""
+        return None
+
+    def _run_extra(self) -> Optional[dict]:
+        """Fields added to a run's ``start`` and ``run`` records (the cluster: node and token)."""
+        return None
 
     def _confirmed(self, plan: RunPlan) -> bool:
         """With ``status_file``: act only on checks Nagios still sees failing."""

@@ -27,8 +27,13 @@ def control(config: Config, record: dict) -> str:
 
     It goes through the spool like any event, so a running collector sees it
     at its next step boundary; with no collector running, it is journalled
-    here and now under the collector lock.
+    here and now under the collector lock.  With ``cluster:``, it goes to etcd,
+    where the leader takes it like a forwarded event.
     """
+    if config.cluster is not None:
+        from .cluster.view import record_action
+
+        return record_action(config, record)
     spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
     spool.append(config.spool, record, mode=config.spool_mode)
     pid = spool.collector_running(config.spool)

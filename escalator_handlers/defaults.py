@@ -67,8 +67,16 @@ CHECK_CUCUMBER_TIMEOUT = 50
 #: The smoke steps' network and command timeout.
 SMOKE_TIMEOUT = 10.0
 
+# -- several nodes (cluster:) -------------------------------------------------
+
+#: ``cluster.prefix``: every key of one logical escalator under it.
+CLUSTER_PREFIX = "/escalator"
+#: ``cluster.lease_ttl`` (whole seconds; etcd's smallest lease is 2 s).
+LEASE_TTL = 10.0
+MIN_LEASE_TTL = 2.0
+
 __all__ = [
-    "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
+    "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
     "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",
     "MAX_ATTEMPTS", "MAX_DELAY", "ON_EXHAUSTED", "QUIESCENCE", "SMOKE_TIMEOUT", "SPOOL", "SPOOL_MODE",
     "SSH_CONNECT_TIMEOUT", "SSH_PORT", "STATE_FILE_NAME", "STATE_TYPES", "STEP_TIMEOUT", "UNREACHABLE",

@@ -18,7 +18,14 @@ from .planning.state import State
 
 def gather(config: Config, now: float) -> Dict[str, Any]:
     """A JSON-ready report; see README "escalator status" for the fields."""
-    loaded = store.load(config)
+    view = None
+    if config.cluster is not None:
+        from .cluster.view import read
+
+        view = read(config)  # the journal and snapshot live in etcd
+        loaded = view.loaded
+    else:
+        loaded = store.load(config)
     state = loaded.state
     problem = _spool_problem(config)
     pending_count, oldest = spool_reader.pending_stats(config.spool) if _spool_exists(config) else (0, None)
@@ -29,9 +36,11 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     last = state.last_run()
     quiet_left = max(0.0, last.quiet_until - now) if last is not None and not last.judged else 0.0
     levels = config.levels
-    runs = store.recent_records(config, (kinds.RUN,), limit=10)
-    verdicts = store.recent_records(config, (kinds.VERDICT,), limit=20)
-    running = running_run(state, config, now, pid is not None)
+    runs = list(view.runs) if view else store.recent_records(config, (kinds.RUN,), limit=10)
+    verdicts = list(view.verdicts) if view else store.recent_records(config, (kinds.VERDICT,), limit=20)
+    # With cluster:, the collector that matters is the leader, wherever it runs.
+    alive = (view.leader is not None) if view else pid is not None
+    running = running_run(state, config, now, alive)
     nxt = {"why": d.why, "run": [lv.name for lv in d.run.levels] if d.run else None,
            "in": (d.wake - now) if d.wake is not None else None}
     if running is not None:
@@ -40,7 +49,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         nxt = {"why": "run in progress" if running["collector_alive"] else
                "run interrupted: its collector is gone (the next collector records it)",
                "run": None, "in": None}
-    return {
+    report = {
         "time": now,
         "paths": {"config": config.source, "spool": config.spool, "journal": config.journal,
                   "state": config.state_path},
@@ -71,6 +80,20 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "last_verdicts": verdicts[-5:],
         "journal_unreadable": loaded.corrupt,
     }
+    if view is not None:
+        report.update(view.report())
+        # The collector that matters is the leader, wherever it runs.
+        report["collector"] = {"running": view.leader is not None, "pid": None}
+    return report
+
+
+def load_state(config: Config) -> State:
+    """The collector's state as of its journal: local files, or etcd with ``cluster:``."""
+    if config.cluster is not None:
+        from .cluster.view import read_state
+
+        return read_state(config)
+    return store.load(config).state
 
 
 def running_run(state: State, config: Config, now: float, collector_alive: bool) -> Optional[Dict[str, Any]]:

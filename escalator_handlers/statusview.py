@@ -33,6 +33,11 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
     out.append(f"journal:     {safe(p.get('journal'), 400)}"
                + (f" ({plural(r['journal_unreadable'], 'unreadable line')} skipped)"
                   if r.get("journal_unreadable") else ""))
+    if "leader" in r:  # cluster: (several nodes on etcd)
+        out.append(f"leader:      {safe(r['leader']) if r['leader'] else 'NONE (no node holds the lease)'}")
+        seen = sorted({f"{safe(m.get('node'))} ({safe(m.get('role'))})" for m in r.get("members") or ()})
+        out.append(f"members:     {', '.join(seen) or 'none'}")
+        out.append(f"in etcd:     {r['etcd_pending']} forwarded, not yet journalled")
     out.append(f"collector:   {'running' + (' (pid %s)' % c['pid'] if c['pid'] else '') if c['running'] else 'not running'}")
     out.append(f"automation:  {'PAUSED: ' + safe(r['pause_reason'] or '(no reason given)') if r['paused'] else 'active'}")
     for h in r.get("holds") or ():

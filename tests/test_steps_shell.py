@@ -237,3 +237,18 @@ def test_background_child_holding_stdout_does_not_hang_the_step(runner, tmp_path
         assert took < 3, took
     finally:
         os.kill(int(wait_for_file(pidfile)), 9)
+
+
+def test_a_closed_gate_starts_no_process_even_when_it_closes_between_fork_and_exec(tmp_path):
+    mark = tmp_path / "ran"
+    step = shell(f"touch {mark}", foreach="host")
+    with StepRunner(gate=lambda: "lost leadership") as r:
+        res = r.run(step, {"host": "web1"})
+    assert not res.ok and res.error == "not started: lost leadership" and not mark.exists()
+    # Open when the parent asks, closed when the child asks (after fork, before exec).
+    parent = os.getpid()
+    with StepRunner(gate=lambda: None if os.getpid() == parent else "lease lapsed") as r:
+        res = r.run(step, {"host": "web1"})
+    assert not res.ok and res.error.startswith("not started:") and not mark.exists()
+    with StepRunner(gate=lambda: None) as r:
+        assert r.run(step, {"host": "web1"}).ok and mark.exists()

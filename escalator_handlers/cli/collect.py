@@ -20,9 +20,13 @@ from .base import cli, config_option, setup_logging
 @click.option("-q", "--quiet", is_flag=True, help="log only warnings and errors")
 def collect(config: Optional[str], daemon: bool, dry_run: bool, verbose: int, quiet: bool) -> int:
     """Wait for quiet, act, and exit when nothing is pending."""
-    from ..collector import Collector
-
     setup_logging(-1 if quiet else verbose + 1)
     path = config_path(config)
     cfg = load_config(path)
+    if cfg.cluster is not None:
+        from ..cluster.collector import ClusterCollector
+
+        return ClusterCollector(cfg, path, daemon=daemon, dry_run=dry_run).run()
+    from ..collector import Collector
+
     return Collector(cfg, path, daemon=daemon, dry_run=dry_run).run()

@@ -33,7 +33,13 @@ def history(config: Optional[str], host: Optional[str], level: Optional[str], si
         except (KeyError, IndexError):
             raise UsageError(f"--level: no level {level!r} in {cfg.source} "
                              f"(levels: {', '.join(lv.name for lv in cfg.levels)})") from None
-    found = entries(read_all(cfg.journal), Filter(host, level, since, until))
+    if cfg.cluster is not None:
+        from ..cluster.view import journal_records
+
+        records = journal_records(cfg)  # the journal lives in etcd, the same from every node
+    else:
+        records = read_all(cfg.journal)
+    found = entries(records, Filter(host, level, since, until))
     for e in found:
         if as_json:
             click.echo(json.dumps(e, ensure_ascii=True))
@@ -41,5 +47,6 @@ def history(config: Optional[str], host: Optional[str], level: Optional[str], si
             for line in text_lines(e):
                 click.echo(line)
     if not as_json and not found:
-        click.echo(f"nothing in {cfg.journal} (and its rotations) matches", err=True)
+        where = f"the journal in etcd ({cfg.cluster.prefix})" if cfg.cluster else f"{cfg.journal} (and its rotations)"
+        click.echo(f"nothing in {where} matches", err=True)
     return 0

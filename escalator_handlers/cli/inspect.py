@@ -42,11 +42,10 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
             else:
                 state.observe(*item)
     else:
-        from .. import store
-        from ..status import fold_pending
+        from ..status import fold_pending, load_state
 
         now = time.time()
-        state = store.load(cfg).state
+        state = load_state(cfg)
         fold_pending(cfg, state)  # events no collector has taken yet count too
     first = d = decide(state, cfg, now)
     waited = None

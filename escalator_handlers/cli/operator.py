@@ -165,11 +165,10 @@ def _await_answer(cfg: Config, rid: str, timeout: float) -> Optional[dict]:
 
 def _current_state(config: Optional[str]):
     """The state as status sees it: journal, snapshot and the spool not yet collected."""
-    from .. import store
-    from ..status import fold_pending
+    from ..status import fold_pending, load_state
 
     cfg = load(config)
-    state = store.load(cfg).state
+    state = load_state(cfg)
     fold_pending(cfg, state)
     return state
 
@@ -183,6 +182,8 @@ def _kick(config: Optional[str]) -> None:
     from ..handler import collector_command, spawn_collector
 
     cfg = load(config)
+    if cfg.cluster is not None:
+        return  # the leader in etcd applies it; no local collector to start
     if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):
         # The handler's way (detached, own session, cwd /), without its
         # ESCALATOR_COLLECTOR_CMD override: that is the handler's test hook.

@@ -21,6 +21,7 @@ from .model import (CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback,
 from .. import defaults as default  # the module; `defaults` is a config key here
 from ..errors import ConfigError, ConfigProblem
 from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
+from .cluster import parse_cluster
 from .steps import StepDefaults, build_step, parse_defaults
 from .yamlnodes import (BAD, Entries, Reader, describe, document, join, line_of, p_bool,
                          p_duration, p_positive_int, p_string, parse_duration)
@@ -29,7 +30,7 @@ __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration
 
 TOP_KEYS = ("spool", "journal", "state_file", "quiescence", "max_delay", "state_types",
             "act_in_downtime", "defaults", "levels", "checks", "notify", "limits", "nagios",
-            "spool_mode", "unreachable")
+            "spool_mode", "unreachable", "cluster")
 LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps")
 RULE_KEYS = ("host", "service", "state", "level", "target")
 NAGIOS_KEYS = ("command_file", "icinga_api", "acknowledge", "service", "host", "status_file")
@@ -136,11 +137,12 @@ def _build(r: Reader, data: Union[str, bytes]) -> Optional[Config]:
                   for j, n in enumerate(nodes or [])]
     limits = _limits(r, top)
     nagios = _nagios(r, top)
+    cluster = parse_cluster(r, top)
     if r.problems:
         return None
     return Config(source=r.file, levels=tuple(levels or ()), checks=checks,
                   notify=tuple(s for s in notify if s is not None), limits=limits,
-                  defaults=defaults.as_dict(), nagios=nagios, **kw)
+                  defaults=defaults.as_dict(), nagios=nagios, cluster=cluster, **kw)
 
 
 def _p_state_types(r: Reader, node: Node, path: str) -> Any:

@@ -142,6 +142,16 @@ class NagiosFeedback:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several nodes, one logical escalator: state and leadership in etcd."""
+
+    etcd: Tuple[str, ...]            # client URLs of the etcd cluster
+    prefix: str = default.CLUSTER_PREFIX  # every key under it; one prefix = one logical escalator
+    node: str = "localhost"          # this node's name (the loader defaults it to the host name)
+    lease_ttl: float = default.LEASE_TTL  # whole seconds, >= 2: a dead leader is replaced within about this
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded, validated configuration."""
 
@@ -163,6 +173,7 @@ class Config:
     # UNREACHABLE means a parent is down: the parent is what is broken.  "ignore":
     # such a host and its services neither ask for a level nor become targets.
     unreachable: str = default.UNREACHABLE
+    cluster: Optional[ClusterConfig] = None
 
     @property
     def state_path(self) -> str:
@@ -198,6 +209,6 @@ def config_path(path: Optional[str] = None) -> str:
 
 
 __all__: Sequence[str] = [
-    "ChefOptions", "CheckRule", "Config", "IcingaApi", "Level", "Limits",
+    "ChefOptions", "CheckRule", "ClusterConfig", "Config", "IcingaApi", "Level", "Limits",
     "NagiosFeedback", "SshOptions", "Step", "config_path",
 ]

@@ -76,6 +76,8 @@ class CollectorFacts:
     next_in: Optional[float]     # planner's next wake-up, seconds from now
     run_due: bool                # the planner would start a run now
     dead_after: float
+    cluster: bool = False        # cluster: the collector that counts is the leader in etcd
+    leader: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def _collector_facts(report: Dict[str, Any], dead_after: float) -> CollectorFact
     return CollectorFacts(
         running=bool(report["collector"]["running"]), pid=report["collector"].get("pid"),
         pending=int(report["spool"]["pending"]), oldest_age=float(report["spool"]["oldest_age"] or 0.0),
-        next_in=nxt.get("in"), run_due=bool(nxt.get("run")), dead_after=dead_after)
+        next_in=nxt.get("in"), run_due=bool(nxt.get("run")), dead_after=dead_after,
+        cluster="leader" in report, leader=report.get("leader"))
 
 
 def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
@@ -292,6 +295,10 @@ class _Scalar(nagiosplugin.ScalarContext):
 
 
 def _collector(f: CollectorFacts) -> Tuple[Any, str]:
+    if f.cluster:
+        if f.leader:
+            return Ok, f"leader {clean(f.leader)}"
+        return Warn, "no leader: no node holds the leader lease in etcd"
     if f.running:
         return Ok, f"collector running (pid {f.pid})" if f.pid else "collector running"
     if f.pending:

@@ -22,7 +22,7 @@ from ..config import SshOptions, Step
 from ..errors import StepError
 from . import chef as chefmod
 from .result import StepResult, TailBuffer
-from .shell import Outcome, fmt_seconds, run_process, stop_message
+from .shell import Gate, Outcome, fmt_seconds, run_process, stop_message
 from .remote import display_command, exec_command, remote_command
 from .target import Target, parse_jump
 from .template import check_user, render_command, render_host, values_env
@@ -48,13 +48,15 @@ class StepRunner:
 
     ``env`` is laid over ``os.environ`` for local processes; ``cancel``, when
     set, stops running steps (their process group is killed, their SSH
-    channel signalled and closed) and keeps new ones from starting.
+    channel signalled and closed) and keeps new ones from starting; ``gate``
+    is asked before each process or command starts (see ``run_process``).
     """
 
     def __init__(self, *, env: Optional[Mapping[str, str]] = None,
                  cancel: Optional[threading.Event] = None, kill_grace: float = 2.0,
-                 lock_retry_interval: float = 5.0) -> None:
+                 lock_retry_interval: float = 5.0, gate: Optional[Gate] = None) -> None:
         self._env = dict(env or {})
+        self._gate = gate
         self._cancel = cancel if cancel is not None else threading.Event()
         self.kill_grace = kill_grace
         self.lock_retry_interval = lock_retry_interval
@@ -147,8 +149,11 @@ class StepRunner:
         if plan.argv is not None:
             env = {**os.environ, **self._env, **plan.env}
             return run_process(plan.argv, env=env, timeout=timeout, tail=tail,
-                               cancel=self._cancel, kill_grace=self.kill_grace)
+                               cancel=self._cancel, kill_grace=self.kill_grace, gate=self._gate)
         assert plan.target is not None and plan.remote is not None
+        why = self._gate() if self._gate is not None else None
+        if why:
+            return Outcome(None, f"not started: {why}")
         try:
             client = self.pool.client(plan.target)
         except StepError as exc:

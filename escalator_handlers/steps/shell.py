@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .result import TailBuffer
 
@@ -112,15 +112,39 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+#: Asked before a step starts: None to go on, or why not.
+Gate = Callable[[], Optional[str]]
+
+
+def _child_gate(gate: Gate) -> Callable[[], None]:
+    def check() -> None:
+        # In the child, after fork: the parent may have been frozen since it asked.
+        if gate():
+            raise RuntimeError("gate closed")
+    return check
+
+
 def run_process(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
                 tail: TailBuffer, cancel: Optional[threading.Event] = None,
-                kill_grace: float = 2.0) -> Outcome:
-    """Run ``argv`` to completion, timeout or cancel; output goes into ``tail``."""
+                kill_grace: float = 2.0, gate: Optional[Gate] = None) -> Outcome:
+    """Run ``argv`` to completion, timeout or cancel; output goes into ``tail``.
+
+    ``gate``, when given, is asked just before the start and again in the
+    child between fork and exec: a reason from it means the process is not
+    started (a cluster leader whose lease may have lapsed starts nothing).
+    """
     deadline = time.monotonic() + timeout
+    why = gate() if gate is not None else None
+    if why:
+        return Outcome(None, f"not started: {why}")
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True, env=dict(env), close_fds=True)
+            stderr=subprocess.STDOUT, start_new_session=True, env=dict(env), close_fds=True,
+            preexec_fn=_child_gate(gate) if gate is not None else None)
+    except subprocess.SubprocessError:
+        # Only preexec_fn raises this: the gate closed between our question and the exec.
+        return Outcome(None, f"not started: {(gate and gate()) or 'refused just before exec'}")
     except OSError as exc:
         return Outcome(None, f"cannot start {argv[0]}: {exc.strerror or exc}")
     assert proc.stdout is not None

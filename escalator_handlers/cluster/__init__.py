@@ -1,0 +1,1 @@
+"""Several monitoring nodes feeding one logical collector, on etcd."""

@@ -1,0 +1,101 @@
+"""What any node sees of the cluster: the state in etcd, the leader, the members.
+
+Read-only: ``status``, ``check_escalator`` and ``plan`` use it from any node,
+without leading and without writing.  Operator actions (``pause``, ``hold``...)
+are written as forwarded records (``P/events/<id>``): the leader journals them
+at its next step boundary, like events.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from .. import spool
+from ..config import Config
+from ..planning.state import State
+from ..store import Loaded
+from .etcd import Etcd
+from .store import ClusterStore, Keys
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    loaded: Loaded
+    leader: Optional[dict]          # the leader key's value (node, pid, since) and token
+    members: Tuple[dict, ...]       # processes whose lease is alive: node, role, pid, since
+    pending: int                    # forwarded records the leader has not journalled yet
+    runs: Tuple[dict, ...]
+    verdicts: Tuple[dict, ...]
+
+    def report(self) -> Dict[str, Any]:
+        return {"leader": self.leader.get("node") if self.leader else None,
+                "leader_since": self.leader.get("since") if self.leader else None,
+                "members": list(self.members), "etcd_pending": self.pending}
+
+
+def read(config: Config) -> ClusterView:
+    assert config.cluster is not None
+    etcd = Etcd(config.cluster.etcd)
+    try:
+        st = ClusterStore(config, etcd)
+        keys = Keys(config.cluster.prefix)
+        loaded = st.load()
+        kv = etcd.get(keys.leader)
+        leader = dict(kv.json(), token=kv.create_revision) if kv is not None else None
+        kvs, _, _ = etcd.get_prefix(keys.members)
+        members = []
+        for m in kvs:
+            try:
+                members.append(m.json())
+            except ValueError:
+                continue
+        return ClusterView(loaded, leader, tuple(members), st.pending(), tuple(st.recent(("run",), 10)),
+                           tuple(st.recent(("verdict",), 5)))
+    finally:
+        etcd.close()
+
+
+def read_state(config: Config) -> State:
+    assert config.cluster is not None
+    etcd = Etcd(config.cluster.etcd)
+    try:
+        return ClusterStore(config, etcd).load().state
+    finally:
+        etcd.close()
+
+
+def journal_records(config: Config) -> List[dict]:
+    """Every journal record kept in etcd, oldest first (for ``history``)."""
+    assert config.cluster is not None
+    etcd = Etcd(config.cluster.etcd)
+    try:
+        return [rec for _, rec in ClusterStore(config, etcd).records()]
+    finally:
+        etcd.close()
+
+
+def record_action(config: Config, record: dict) -> str:
+    """Put an operator action where the leader takes it; say who applies it."""
+    assert config.cluster is not None
+    rec = dict(record)
+    rec["id"] = rec.get("id") or spool.new_id()
+    etcd = Etcd(config.cluster.etcd)
+    try:
+        keys = Keys(config.cluster.prefix)
+        etcd.put(keys.event(rec["id"]), spool.encode(rec)[:-1])
+        kv = etcd.get(keys.leader)
+    finally:
+        etcd.close()
+    if kv is None:
+        return (f"recorded in etcd ({config.cluster.prefix}); no node leads right now: "
+                "the next leader applies it")
+    try:
+        node = json.loads(kv.value).get("node")
+    except ValueError:
+        node = None
+    return f"recorded in etcd; the leader ({node or 'unknown node'}) applies it"
+
+
+__all__: List[str] = ["ClusterView", "journal_records", "read", "read_state", "record_action"]
