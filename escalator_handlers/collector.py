@@ -24,6 +24,7 @@ from typing import Callable, Container, Iterable, List, Optional, Sequence, Tupl
 
 import filelock
 
+from . import defaults as default
 from . import journal, spool, spool_reader, store
 from .config import Config, load_config
 from .errors import ConfigError, EscalatorError, LockedError
@@ -36,6 +37,8 @@ from .display import log_level, log_line, plural
 
 log = logging.getLogger("escalator")
 
+#: While a person's acknowledgement holds a failing host, look for its removal this often.
+ACK_POLL = default.ACK_POLL
 #: A daemon re-checks the spool this often even without a wake-up (belt and braces).
 DAEMON_RECHECK = 60.0
 
@@ -339,6 +342,7 @@ class Collector:
     def cycle(self) -> Optional[Decision]:
         """Ingest, decide, act.  None means a run happened (plan again at once)."""
         self.ingest()
+        self._sync_acks()
         for _ in range(100):
             now = self.clock()
             d = decide(self.state, self.config, now)
@@ -352,6 +356,9 @@ class Collector:
                 self._checkpoint()
                 return None
             self._checkpoint()
+            if self.state.acks.by_check and self.state.acks.active(self.state.checks):
+                # Nagios runs no handler when an acknowledgement goes: look again soon.
+                d.wake = min(d.wake or float("inf"), self.clock() + ACK_POLL)
             return d
         log.error("planner did not settle after 100 decisions; waiting")
         return Decision(wake=self.clock() + self.config.quiescence)
@@ -396,8 +403,21 @@ class Collector:
         """Fields added to a run's ``start`` and ``run`` records (the cluster: node and token)."""
         return None
 
+    def _sync_acks(self) -> bool:
+        """Journal acknowledgements by people that appeared or went; True if any did."""
+        from .monitoring import acks
+
+        changes = acks.poll(self.config, self.state.acks, self.clock())
+        self.emit(changes)
+        return bool(changes)
+
     def _confirmed(self, plan: RunPlan) -> bool:
-        """With ``status_file``: act only on checks Nagios still sees failing."""
+        """With ``status_file``: act only on checks Nagios still sees failing, and
+        on no host a person acknowledged meanwhile."""
+        if self._sync_acks() and self.state.acks.active(self.state.checks).keys() & \
+                {h for hosts in plan.targets.values() for h in hosts}:
+            log.info("a person acknowledged a problem on a target host; planning again")
+            return False
         path = self.config.nagios.status_file if self.config.nagios else None
         if not path:
             return True

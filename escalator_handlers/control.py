@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import spool, spool_reader, store
 from .collector import Collector
 from .config import Config
-from .errors import LockedError
+from .errors import LockedError, UsageError
 from .planning.planner import decide
 
 
@@ -52,3 +52,23 @@ def control(config: Config, record: dict) -> str:
     finally:
         c._release()
     return "recorded in the journal"
+
+
+def answer(config: Config, record: dict) -> str:
+    """Record an ``approve`` or ``deny`` of an open approval request (``record["approval"]``).
+
+    Refused (UsageError) when no such request is open now, so a typo or a
+    request already answered, withdrawn or timed out says so instead of
+    journalling an answer nobody waits for.
+    """
+    from .status import fold_pending
+
+    state = store.load(config).state
+    fold_pending(config, state)  # an answer still in the spool counts
+    rid = record["approval"]
+    open_ = state.approvals.pending
+    if rid not in open_ or open_[rid].approved_by is not None:
+        what = "was already approved" if rid in open_ else "is not open (answered, withdrawn, timed out or unknown)"
+        listed = ", ".join(sorted(k for k, a in open_.items() if a.approved_by is None)) or "none"
+        raise UsageError(f"approval {rid!r} {what}; open requests: {listed}")
+    return control(config, record)

@@ -55,6 +55,21 @@ FEEDBACK_SERVICE = "escalator"
 #: The author of escalator's comments and acknowledgements.
 FEEDBACK_AUTHOR = "escalator"
 
+# -- people in the loop ----------------------------------------------------------
+
+#: ``approval: true``: how long a run waits for ``escalator approve`` before it is denied.
+APPROVAL_TIMEOUT = 1800.0
+#: ``retry_backoff`` keys left out: the first wait, its growth, its cap.
+BACKOFF_INITIAL = 120.0
+BACKOFF_FACTOR = 2.0
+BACKOFF_MAX = 1800.0
+#: ``limits.per_host`` keys left out.
+PER_HOST_MAX_RUNS = 3
+PER_HOST_WITHIN = 3600.0
+#: While a person's acknowledgement holds a failing host, the collector reads
+#: status.dat / the Icinga API this often (no event handler runs when it goes).
+ACK_POLL = 5.0
+
 # -- plugins ----------------------------------------------------------------
 
 #: ``check_escalator -t``: seconds before it gives up with UNKNOWN.
@@ -76,6 +91,8 @@ LEASE_TTL = 10.0
 MIN_LEASE_TTL = 2.0
 
 __all__ = [
+    "ACK_POLL", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
+    "PER_HOST_MAX_RUNS", "PER_HOST_WITHIN",
     "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
     "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",
     "MAX_ATTEMPTS", "MAX_DELAY", "ON_EXHAUSTED", "QUIESCENCE", "SMOKE_TIMEOUT", "SPOOL", "SPOOL_MODE",

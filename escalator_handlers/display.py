@@ -105,6 +105,15 @@ def when(t: Any) -> str:
     return iso(t)
 
 
+def span(seconds: float) -> str:
+    """A duration as a person writes it in a config: 30s, 10m, 2h (or 90s)."""
+    s = int(round(seconds))
+    for unit, size in (("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
 def _check(rec: Mapping[str, Any]) -> str:
     svc = rec.get("service")
     return safe(rec.get("host")) + (f"/{safe(svc)}" if svc else "")
@@ -176,6 +185,20 @@ def format_record(rec: Mapping[str, Any]) -> str:
         return f"{t}  VERDICT  run of {when(rec.get('run'))} at level {safe(rec.get('level'))}: {verdict}{extra}"
     if kind == kinds.NOTIFY:
         return f"{t}  NOTIFY   {safe(rec.get('reason'))}: {safe(rec.get('summary'), 300)}"
+    if kind in ("approval", "approve", "deny"):
+        rid = safe(rec.get("approval"))
+        if kind != "approval":
+            by = "escalator (timed out)" if rec.get("timeout") else safe(rec.get("user"))
+            return f"{t}  {kind.upper():<8} approval {rid} by {by}" + (
+                f": {safe(rec['reason'], 300)}" if rec.get("reason") else "")
+        if rec.get("outcome", "requested") != "requested":
+            return f"{t}  APPROVAL {rid} {safe(rec.get('outcome'))}: {safe(rec.get('reason'), 300)}"
+        levels = ", ".join(safe(x) for x in rec.get("levels", ()))
+        return f"{t}  APPROVAL {rid} asked for levels {levels}; expires {when(rec.get('expires'))}"
+    if kind == "ack":
+        what = f"acknowledged by {safe(rec.get('author'))}: {safe(rec.get('comment'), 200)}" \
+            if rec.get("outcome") == "set" else "acknowledgement removed"
+        return f"{t}  ACK      {_check(rec)} {what}"
     who = f" host {safe(rec['host'])}" if rec.get("host") else (
         f" level {safe(rec['level'])}" if rec.get("level") else "")
     by = f" by {safe(rec['user'])}" if rec.get("user") else ""

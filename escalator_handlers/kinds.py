@@ -26,6 +26,17 @@ PAUSE = "pause"
 RESUME = "resume"
 #: ``escalator run --level``: an operator asks for a run.
 REQUEST = "request"
+#: A person's answer to an approval request (``escalator approve`` / ``deny``).
+APPROVE = "approve"
+DENY = "deny"
+#: A run waiting for a person: requested, withdrawn or replaced.
+APPROVAL = "approval"
+#: A person's acknowledgement in Nagios/Icinga appeared or went.
+ACK = "ack"
+#: ``limits.per_host``: a host left alone (on) or acted on again (off).
+BRAKE = "brake"
+#: ``retry_backoff``: a wait before the next attempt, or the counter reset.
+BACKOFF = "backoff"
 #: A spool line that could not be read, kept verbatim.
 REJECTED = "rejected"
 #: A config reload, accepted or rejected.
@@ -36,7 +47,7 @@ FEEDBACK = "feedback"
 PLAN = "plan"
 
 #: The operator's kinds: applied by the collector at a step boundary.
-CONTROL_KINDS = frozenset((HOLD, RELEASE, PAUSE, RESUME, REQUEST))
+CONTROL_KINDS = frozenset((HOLD, RELEASE, PAUSE, RESUME, REQUEST, APPROVE, DENY))
 
 #: The ``outcome`` of a ``run`` record for a run that did not happen (a limit,
 #: a pause, a hold): it records the decision, but no step ran.
@@ -48,6 +59,6 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
     return rec.get("kind") == RUN and rec.get("outcome") == SKIPPED
 
 __all__ = [
-    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "PAUSE", "PLAN", "REJECTED", "RELEASE",
+    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "DENY", "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "PAUSE", "PLAN", "REJECTED", "RELEASE",
     "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

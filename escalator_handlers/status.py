@@ -31,7 +31,9 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     pending_count, oldest = spool_reader.pending_stats(config.spool) if _spool_exists(config) else (0, None)
     rejected = fold_pending(config, state) if pending_count else 0
     pid = spool.collector_running(config.spool) if _spool_exists(config) else None
+    refresh_acks(config, state, now)
     s = survey(state)
+    acked = state.acks.active(state.checks)
     d = decide(state, config, now)
     last = state.last_run()
     quiet_left = max(0.0, last.quiet_until - now) if last is not None and not last.judged else 0.0
@@ -67,7 +69,10 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "failing": [
             {"check": check_name(a.key), "host": a.key[0], "service": a.key[1], "state": a.state,
              "state_type": a.state_type, "level": levels[a.level - 1].name,
-             "held": a in s.held, "target": a.target}
+             "held": a in s.held, "target": a.target,
+             "acknowledged": ({"by": acked[a.key[0]].author, "comment": acked[a.key[0]].comment}
+                              if a.key[0] in acked else None),
+             "host_limited": a.key[0] in state.brakes.braked}
             for a in sorted(s.asking + s.held, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
         ],
         "unmapped": [check_name(k) for k in s.unmapped],
@@ -79,6 +84,10 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "last_runs": [with_verdict(r, verdicts) for r in runs],
         "last_verdicts": verdicts[-5:],
         "journal_unreadable": loaded.corrupt,
+        "approvals": [a.view() for a in sorted(state.approvals.pending.values(), key=lambda a: a.asked)],
+        "acknowledged": {h: {"by": a.author, "comment": a.comment, "check": check_name(a.key)}
+                         for h, a in sorted(acked.items())},
+        "host_limits": dict(sorted(state.brakes.braked.items())),
     }
     if view is not None:
         report.update(view.report())
@@ -133,6 +142,14 @@ def with_verdict(run: Dict[str, Any], verdicts: List[Dict[str, Any]]) -> Dict[st
     rid = run.get("run")
     match = [v for v in verdicts if rid is not None and v.get("run_id") == rid]
     return dict(run, verdict=match[-1] if match else None)
+
+
+def refresh_acks(config: Config, state: State, now: float) -> None:
+    """Fold the acknowledgements Nagios/Icinga show now (read-only views: nothing is journalled)."""
+    from .monitoring.acks import poll
+
+    for rec in poll(config, state.acks, now):
+        state.apply(rec)
 
 
 def fold_pending(config: Config, state: State) -> int:

@@ -46,6 +46,7 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
         out.append(f"held:        {safe(h['label'])}{who}{until}: {safe(h.get('reason')) or '(no reason given)'}")
     for lv, why in r["held_levels"].items():
         out.append(f"held level:  {safe(lv)}: {safe(why)}")
+    out.extend(people_lines(r))
     out.extend(running_lines(r.get("running"), r["time"]))
     nxt = r["next"]
     out.append(f"next:        {safe(nxt['why'], 400)}")
@@ -57,7 +58,9 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
     out.append(f"failing:     {plural(len(failing), 'check')}" + (
         f", required level {safe(r['required_level'])}" if r["required_level"] else ""))
     out.extend(check_table([(f["check"], f["state"], f["state_type"], "-> " + safe(f["level"])
-                             + (" (host held)" if f["held"] else "")) for f in failing[:MAX_FAILING]]
+                             + (" (host held)" if f["held"] else "")
+                             + (f" (acknowledged by {safe(f['acknowledged']['by'])})" if f.get("acknowledged") else ""))
+                            for f in failing[:MAX_FAILING]]
                            + [(name, "", "", "unmapped (reported, ignored)") for name in r["unmapped"][:20]]
                            + [(name, "", "", "unreachable (a parent is down; no level asked, no target)")
                               for name in (r.get("unreachable") or [])[:50]]))
@@ -67,6 +70,24 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
     if runs:
         out.append("last runs:")
         out.extend("  " + run_line(rec, r["time"]) for rec in runs[-LAST_RUNS:])
+    return out
+
+
+def people_lines(r: Mapping[str, Any]) -> List[str]:
+    """Runs waiting for a person's approval, and hosts escalator keeps its hands off."""
+    out = []
+    for a in r.get("approvals") or ():
+        hosts = sorted({h for hs in a["targets"].values() for h in hs})
+        answer = f"approved by {safe(a['approved_by'])}" if a["approved_by"] else f"expires {when(a['expires'])}"
+        out.append(f"approval:    {a['id']}: levels {', '.join(safe(x) for x in a['levels'])} for "
+                   f"{', '.join(safe(h) for h in hosts[:10]) or '(no targets)'} ({answer}); "
+                   f"`escalator approve {a['id']}` or `escalator deny {a['id']}`")
+    for h, ack in (r.get("acknowledged") or {}).items():
+        out.append(f"hands off:   {safe(h)}: acknowledged by {safe(ack['by'])}"
+                   + (f": {safe(ack['comment'])}" if ack["comment"] else ""))
+    for h, until in (r.get("host_limits") or {}).items():
+        out.append(f"hands off:   {safe(h)}: limits.per_host reached, until {when(until)} "
+                   f"or `escalator resume --host {safe(h)}`")
     return out
 
 

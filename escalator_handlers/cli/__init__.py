@@ -24,7 +24,7 @@ import click
 from ..display import safe
 from ..errors import ConfigError, EscalatorError
 # Each command family registers its commands on the group when imported.
-from . import collect, forward, history, inspect, operator, replay  # noqa: F401
+from . import approvals, collect, forward, history, inspect, operator, replay  # noqa: F401
 from .base import cli
 
 __all__ = ["cli", "main"]

@@ -42,14 +42,17 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
             else:
                 state.observe(*item)
     else:
-        from ..status import fold_pending, load_state
+        from ..status import fold_pending, load_state, refresh_acks
 
         now = time.time()
         state = load_state(cfg)
         fold_pending(cfg, state)  # events no collector has taken yet count too
+        refresh_acks(cfg, state, now)  # a person's acknowledgement counts before the collector sees it
     first = d = decide(state, cfg, now)
     waited = None
-    if d.run is None and not d.records and d.wake is not None:
+    expiry = state.approvals.next_expiry()
+    # Look past a debounce wait, not past a wait for a person's answer.
+    if d.run is None and not d.records and d.wake is not None and (expiry is None or d.wake < expiry):
         waited = d.wake
         d = decide(state, cfg, d.wake)
     checks = account(state, cfg, now, first, waited if d.run is not None else None) if explain else []

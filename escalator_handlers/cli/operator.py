@@ -22,7 +22,7 @@ def _control(config: Optional[str], record: dict) -> int:
     record.setdefault("time", time.time())
     record.setdefault("user", user())
     click.echo(f"{record['kind']}: {control(cfg, record)}")
-    _kick(config)
+    kick(config)
     return 0
 
 
@@ -49,10 +49,14 @@ def pause(config: Optional[str], reason: str) -> int:
 
 @cli.command()
 @config_option
+@click.option("--host", default=None, help="lift only this host's per-host limit (limits.per_host)")
 @click.option("--reason", default="", help="why (shown in the journal)")
-def resume(config: Optional[str], reason: str) -> int:
-    """Restart automatic action; also lifts holds on exhausted levels."""
-    return _control(config, {"kind": kinds.RESUME, "reason": reason})
+def resume(config: Optional[str], host: Optional[str], reason: str) -> int:
+    """Restart automatic action; also lifts holds on exhausted levels and per-host limits."""
+    rec = {"kind": kinds.RESUME, "reason": reason}
+    if host is not None:
+        rec["host"] = _name_glob("--host", host)
+    return _control(config, rec)
 
 
 @cli.command()
@@ -132,7 +136,7 @@ def run_level(config: Optional[str], level: str, hosts: List[str], dry_run: bool
     rec = {"kind": "request", "time": time.time(), "level": name, "hosts": list(hosts), "dry_run": dry_run,
            "reason": reason, "user": user(), "id": new_id()}
     control(cfg, rec)
-    _kick(config)
+    kick(config)
     click.echo(f"requested: levels from {name}" + (f" on {', '.join(hosts)}" if hosts else "")
                + (" (dry run)" if dry_run else ""))
     answer = _await_answer(cfg, rec["id"], wait_s)
@@ -173,7 +177,7 @@ def _current_state(config: Optional[str]):
     return state
 
 
-def _kick(config: Optional[str]) -> None:
+def kick(config: Optional[str]) -> None:
     """Start a detached collector when none runs and there is work: action held back by a
     hold or pause can proceed, and events a handler appended while ``control`` held the
     collector lock (that handler started no collector) are acted on."""

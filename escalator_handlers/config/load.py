@@ -22,6 +22,7 @@ from .. import defaults as default  # the module; `defaults` is a config key her
 from ..errors import ConfigError, ConfigProblem
 from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
 from .cluster import parse_cluster
+from .humans import p_approval, p_backoff, p_per_host
 from .steps import StepDefaults, build_step, parse_defaults
 from .yamlnodes import (BAD, Entries, Reader, describe, document, join, line_of, p_bool,
                          p_duration, p_positive_int, p_string, parse_duration)
@@ -31,9 +32,10 @@ __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration
 TOP_KEYS = ("spool", "journal", "state_file", "quiescence", "max_delay", "state_types",
             "act_in_downtime", "defaults", "levels", "checks", "notify", "limits", "nagios",
             "spool_mode", "unreachable", "cluster")
-LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps")
+LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps", "approval", "retry_backoff")
 RULE_KEYS = ("host", "service", "state", "level", "target")
-NAGIOS_KEYS = ("command_file", "icinga_api", "acknowledge", "service", "host", "status_file")
+NAGIOS_KEYS = ("command_file", "icinga_api", "acknowledge", "service", "host", "status_file",
+               "ack_interlock")
 ICINGA_KEYS = ("url", "user", "password_file", "ca_file")
 
 _TOP_HINTS = {
@@ -44,6 +46,9 @@ _TOP_HINTS = {
     "steps": "steps belong to a level: levels: [{name: ..., steps: [...]}]",
     "max_runs_per_hour": "it belongs under limits:", "max_targets": "it belongs under limits:",
     "command_file": "it belongs under nagios:", "icinga_api": "it belongs under nagios:",
+    "per_host": "it belongs under limits:", "ack_interlock": "it belongs under nagios:",
+    "approval": "approval belongs to a level: levels: [{name: ..., approval: true, steps: [...]}]",
+    "retry_backoff": "retry_backoff belongs to a level: levels: [{name: ..., retry_backoff: {...}}]",
 }
 _LEVEL_HINTS = {k: f"{k!r} is a step key: put the step in a list under steps:"
                 for k in ("shell", "ssh", "chef", "foreach", "concurrency", "timeout")}
@@ -233,7 +238,9 @@ def _levels(r: Reader, top: Entries, quiescence: float, d: StepDefaults) -> Opti
             index=i + 1, name=name, steps=tuple(s for s in steps if s is not None),
             quiescence=r.field(e, "quiescence", p_duration, quiescence),
             max_attempts=r.field(e, "max_attempts", p_positive_int, default.MAX_ATTEMPTS),
-            on_exhausted=r.field(e, "on_exhausted", _p_on_exhausted, default.ON_EXHAUSTED)))
+            on_exhausted=r.field(e, "on_exhausted", _p_on_exhausted, default.ON_EXHAUSTED),
+            approval=r.field(e, "approval", p_approval, None, nullable=True),
+            retry_backoff=r.field(e, "retry_backoff", p_backoff, None, nullable=True)))
     return levels
 
 
@@ -315,11 +322,12 @@ def _p_level_ref(r: Reader, node: Node, path: str, levels: Optional[List[Level]]
 
 
 def _limits(r: Reader, top: Entries) -> Limits:
-    e = r.mapping(top.value("limits"), "limits", ("max_runs_per_hour", "max_targets")) \
+    e = r.mapping(top.value("limits"), "limits", ("max_runs_per_hour", "max_targets", "per_host")) \
         if top.given("limits") else None
     return Limits(
         max_runs_per_hour=r.field(e, "max_runs_per_hour", p_positive_int, None, nullable=True),
-        max_targets=r.field(e, "max_targets", p_positive_int, None, nullable=True))
+        max_targets=r.field(e, "max_targets", p_positive_int, None, nullable=True),
+        per_host=r.field(e, "per_host", p_per_host, None, nullable=True))
 
 
 def _nagios(r: Reader, top: Entries) -> Optional[NagiosFeedback]:
@@ -343,7 +351,8 @@ def _nagios(r: Reader, top: Entries) -> Optional[NagiosFeedback]:
         acknowledge=r.field(e, "acknowledge", p_bool, False),
         service=r.field(e, "service", p_string, default.FEEDBACK_SERVICE),
         host=r.field(e, "host", p_string, None, nullable=True),
-        status_file=r.field(e, "status_file", p_string, None, nullable=True))
+        status_file=r.field(e, "status_file", p_string, None, nullable=True),
+        ack_interlock=r.field(e, "ack_interlock", p_bool, True))
 
 
 def _p_url(r: Reader, node: Node, path: str) -> Any:

@@ -75,6 +75,19 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """``retry_backoff``: wait between unconverged attempts of a level."""
+
+    initial: float = default.BACKOFF_INITIAL
+    factor: float = default.BACKOFF_FACTOR
+    max: float = default.BACKOFF_MAX
+
+    def delay(self, attempts: int) -> float:
+        """The wait before the next attempt after ``attempts`` unconverged ones (>= 1)."""
+        return min(self.max, self.initial * self.factor ** max(0, attempts - 1))
+
+
+@dataclass(frozen=True)
 class Level:
     """An escalation level; ``index`` is 1-based, 1 = most drastic."""
 
@@ -84,6 +97,8 @@ class Level:
     quiescence: float = default.QUIESCENCE
     max_attempts: int = default.MAX_ATTEMPTS
     on_exhausted: str = default.ON_EXHAUSTED   # or "escalate"
+    approval: Optional[float] = None         # seconds to wait for `escalator approve`; None = no gate
+    retry_backoff: Optional[Backoff] = None
 
 
 @dataclass(frozen=True)
@@ -116,9 +131,18 @@ class CheckRule:
 
 
 @dataclass(frozen=True)
+class PerHostLimit:
+    """``limits.per_host``: a host that was a target of ``max_runs`` runs within ``within`` seconds."""
+
+    max_runs: int = default.PER_HOST_MAX_RUNS
+    within: float = default.PER_HOST_WITHIN
+
+
+@dataclass(frozen=True)
 class Limits:
     max_runs_per_hour: Optional[int] = None
     max_targets: Optional[int] = None
+    per_host: Optional[PerHostLimit] = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +163,7 @@ class NagiosFeedback:
     service: str = default.FEEDBACK_SERVICE      # passive service that carries run outcomes
     host: Optional[str] = None      # host of that service; default: this machine's name
     status_file: Optional[str] = None
+    ack_interlock: bool = True      # a person's acknowledgement keeps escalator off the host
 
 
 @dataclass(frozen=True)
@@ -209,6 +234,6 @@ def config_path(path: Optional[str] = None) -> str:
 
 
 __all__: Sequence[str] = [
-    "ChefOptions", "CheckRule", "ClusterConfig", "Config", "IcingaApi", "Level", "Limits",
-    "NagiosFeedback", "SshOptions", "Step", "config_path",
+    "Backoff", "ChefOptions", "CheckRule", "ClusterConfig", "Config", "IcingaApi", "Level", "Limits",
+    "NagiosFeedback", "PerHostLimit", "SshOptions", "Step", "config_path",
 ]

@@ -104,6 +104,30 @@ class IcingaClient:
         log.debug("icinga %s %s: %s", name, what, results)
         return results
 
+    def objects(self, kind: str, filter: str, attrs: List[str]) -> List[dict]:
+        """The ``attrs`` of every object of ``kind`` (e.g. ``comments``) matching ``filter``.
+
+        A query travels as a POST with ``X-HTTP-Method-Override: GET`` (the
+        API's documented way to send a filter in the body)."""
+        url = f"{self.url}/v1/objects/{kind}"
+        body = json.dumps({"filter": filter, "attrs": attrs}).encode()
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Accept": "application/json", "Content-Type": "application/json",
+            "Authorization": self._auth, "X-HTTP-Method-Override": "GET"})
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                payload = response.read()
+            results = json.loads(payload or b"{}").get("results", [])
+        except urllib.error.HTTPError as exc:
+            raise FeedbackError(f"Icinga API query {kind}: HTTP {exc.code} {_message(exc.read()) or exc.reason}",
+                                url, unreachable=exc.code in (401, 403)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise FeedbackError(f"Icinga API at {self.url} unreachable: {getattr(exc, 'reason', exc)}", url,
+                                unreachable=True) from None
+        except (ValueError, AttributeError):
+            raise FeedbackError(f"Icinga API query {kind}: answer is not JSON", url) from None
+        return [r.get("attrs") or {} for r in results if isinstance(r, dict)]
+
     def add_comment(self, host: str, service: Optional[str], text: str) -> None:
         self.action("add-comment", host, service, author=self.author, comment=_text(text))
 

@@ -12,9 +12,10 @@ The rules are DESIGN.md's planning rules 1-9; comments cite them by number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import approvals, brakes, interlocks
 from .survey import SurveyCache
 from ..config import Config, Level
 from ..event import CheckKey, check_name, iso_time
@@ -60,6 +61,7 @@ class RunPlan:
     @property
     def dry_run(self) -> bool:
         return bool(self.request and self.request.get("dry_run"))
+    approval: Optional[str] = None      # the approval a person gave this run
 
     @property
     def start(self) -> Level:
@@ -84,6 +86,8 @@ class RunPlan:
             rec["requested_by"] = self.request.get("user") or "operator"
             if self.request.get("reason"):
                 rec["request_reason"] = self.request["reason"]
+        if self.approval:
+            rec["approval"] = self.approval
         rec.update(extra)
         return rec
 
@@ -212,6 +216,9 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
         ]
         if releases:
             return Decision(tuple(releases), wake=now, why="checks recovered: releasing held levels")
+    due = interlocks.due(state, config, now)
+    if due:
+        return Decision(tuple(due), wake=now, why="approvals, per-host limits or backoff counters to update")
 
     if state.requests:
         # An operator asked for a level now (`escalator run`): neither the debounce nor the last
@@ -233,15 +240,29 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
         # Debounce: act after `quiescence` of quiet, but never later than max_delay.
         due = min(state.last_event + config.quiescence, state.burst_start + config.max_delay)
         if now < due:
-            return Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left" if explain else "")
+            return _later(Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left" if explain else ""),
+                          state, config, now)
 
     s = survey(state)
-    d = _decide(state, config, now, s, _explain(s, levels, state) if explain else (), explain)
+    aside = interlocks.set_aside(state, config, now, s.asking, levels)
+    if aside.records:
+        return Decision(aside.records, wake=now, why="per-host limits reached")
+    s = _Survey(aside.asking, s.unmapped, s.held)
+    d = _decide(state, config, now, s, aside, _explain(s, levels, state) + aside.explain if explain else (),
+                explain)
     if s.held:
         # A check held by an expiring hold must be looked at again when the hold ends.
         ends = [h.until for h in state.holds.values() if h.until is not None]
         if ends and (d.wake is None or min(ends) < d.wake):
             d.wake = min(ends)
+    return d if d.records or d.run is not None else _later(d, state, config, now)
+
+
+def _later(d: Decision, state: State, config: Config, now: float) -> Decision:
+    """Wake ``d`` in time for an approval's timeout, a per-host window or a backoff reset."""
+    t = interlocks.next_due(state, config, now)
+    if t is not None and (d.wake is None or t < d.wake):
+        d.wake = t
     return d
 
 
@@ -274,8 +295,8 @@ def unreachable_checks(state: State) -> Dict[CheckKey, object]:
     return {k: cs for k, cs in state.problems.items() if k[0] in state.unreachable}
 
 
-def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple[str, ...],
-            why: bool = True) -> Decision:
+def _decide(state: State, config: Config, now: float, s: _Survey, aside: interlocks.Aside,
+            explain: Tuple[str, ...], why: bool = True) -> Decision:
     """Rules 1-4 and 8 once the failing checks are surveyed.
 
     Reasons are passed to ``_skip`` as functions: most skips repeat the last
@@ -284,6 +305,13 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
     levels = config.levels
 
     if not s.asking:
+        if state.approvals.pending:
+            why = aside.reason() if aside.left_alone else "the checks that asked recovered"
+            return Decision(tuple(approvals.withdraw(state.approvals, now, why)), wake=now,
+                            why="withdrawing approval requests", explain=explain)
+        if aside.left_alone:  # no page: the person who acknowledged knows; a limit paged once
+            return _skip(state, config, now, "hands-off", levels[aside.left_alone[0].level - 1],
+                         aside.left_alone, aside.reason, explain, why, notify=False)
         if s.held:
             return _skip(state, config, now, "held-host", levels[s.held[0].level - 1], s.held,
                          lambda: "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held})),
@@ -338,6 +366,13 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
     ordered = sorted(first)
     targets = {lv.name: tuple(h for h in ordered if first[h] <= lv.index) for lv in run_levels}
 
+    until = brakes.backoff_until(state.brakes, start_level)
+    if until is not None and now < until:
+        wait = brakes.backoff_wait(state.brakes, start_level, until, now)
+        return Decision(tuple(wait), wake=now if wait else until, explain=explain,
+                        why=f"retry_backoff: next attempt of level {start_level.name} at {until:.0f} "
+                            f"({until - now:.0f}s left)")
+
     asking = tuple(s.asking)  # survey sorted it
     attempt = _episode_attempts(ep) + 1
     hosts = sorted({a.key[0] for a in asking})
@@ -347,6 +382,11 @@ def _decide(state: State, config: Config, now: float, s: _Survey, explain: Tuple
                f"{'escalated after exhausting ' + levels[required - 1].name if start < required else 'failing'}")
     plan = RunPlan(tuple(run_levels), targets, asking, attempt, start < required, summary, explain,
                    tuple(s.unmapped))
+    gate = approvals.gate(state.approvals, config, plan.record(config, now), run_levels, now)
+    if gate.records or gate.wake is not None:
+        return Decision(gate.records, wake=gate.wake, why=gate.why, explain=explain)
+    if gate.approval:
+        plan = replace(plan, approval=gate.approval)
     return Decision(run=plan, why=f"run levels {', '.join(lv.name for lv in run_levels)}", explain=explain)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
+from . import approvals, brakes, interlocks
 from .statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
 from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
@@ -22,6 +23,13 @@ __all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "State", "
 
 #: Runs kept in memory: enough for the hourly limit and `status`.
 RUN_HISTORY = 200
+
+
+#: Record kind -> the State attributes (parts) that fold it too.
+_PARTS: Dict[str, Tuple[str, ...]] = {}
+for _name, _kinds in (("approvals", approvals.KINDS), ("acks", interlocks.KINDS), ("brakes", brakes.KINDS)):
+    for _kind in _kinds:
+        _PARTS[_kind] = _PARTS.get(_kind, ()) + (_name,)
 
 
 class State:
@@ -54,6 +62,10 @@ class State:
         # and looks again only at the checks observed since.
         self.changed: Set[CheckKey] = set()
         self.survey_cache: Any = None
+        # What people said and what holds escalator back: each part folds its own kinds.
+        self.approvals = approvals.Approvals()
+        self.acks = interlocks.Acks()
+        self.brakes = brakes.Brakes()
 
     # -- mapping -----------------------------------------------------------
 
@@ -136,6 +148,8 @@ class State:
         handler = getattr(self, "_apply_" + kind.replace("-", "_"), None)
         if handler is not None:
             handler(rec)
+        for part in _PARTS.get(kind, ()):
+            getattr(self, part).apply(rec, self)
 
     def _apply_event(self, rec: Mapping[str, Any]) -> None:
         eid = rec.get("id")
@@ -363,6 +377,8 @@ class State:
         self.paused = rec.get("reason") or ""
 
     def _apply_resume(self, rec: Mapping[str, Any]) -> None:
+        if rec.get("host"):
+            return  # `resume --host H` lifts only that host's per-host limit (brakes)
         self.paused = None
         self.last_skip = None
         for ep in self.episodes.values():
@@ -410,6 +426,9 @@ class State:
             "last_skip": self.last_skip,
             "skip_checks": [list(k) for k in self.skip_checks],
             "seen_ids": list(self.seen_ids)[-20_000:],
+            "approvals": self.approvals.to_json(),
+            "acks": self.acks.to_json(),
+            "brakes": self.brakes.to_json(),
         }
 
     @classmethod
@@ -439,4 +458,7 @@ class State:
         st.last_skip = data.get("last_skip")
         st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}
         st.seen_ids = dict.fromkeys(data.get("seen_ids", ()))
+        st.approvals = approvals.Approvals.from_json(data.get("approvals"))
+        st.acks = interlocks.Acks.from_json(data.get("acks"))
+        st.brakes = brakes.Brakes.from_json(data.get("brakes"))
         return st

@@ -1,0 +1,39 @@
+"""``escalator approve|deny ID``: answer a run that waits for a person (levels with ``approval``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import click
+
+from .base import cli, config_option, load, user
+from .operator import kick
+
+
+def _answer(config: Optional[str], kind: str, approval: str, reason: str) -> int:
+    from ..control import answer
+
+    cfg = load(config)
+    record = {"kind": kind, "approval": approval, "reason": reason, "time": time.time(), "user": user()}
+    click.echo(f"{kind}: {answer(cfg, record)}")
+    kick(config)
+    return 0
+
+
+@cli.command()
+@config_option
+@click.argument("approval", metavar="ID")
+@click.option("--reason", default="", help="why (journalled with your name)")
+def approve(config: Optional[str], approval: str, reason: str) -> int:
+    """Let the run waiting for approval ID start (`escalator status` lists them)."""
+    return _answer(config, "approve", approval, reason)
+
+
+@cli.command()
+@config_option
+@click.argument("approval", metavar="ID")
+@click.option("--reason", default="", help="why (journalled with your name)")
+def deny(config: Optional[str], approval: str, reason: str) -> int:
+    """Skip the run waiting for approval ID; its start level is held until its checks recover or `resume`."""
+    return _answer(config, "deny", approval, reason)
