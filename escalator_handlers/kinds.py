@@ -59,6 +59,7 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
     return rec.get("kind") == RUN and rec.get("outcome") == SKIPPED
 
 __all__ = [
-    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "DENY", "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "PAUSE", "PLAN", "REJECTED", "RELEASE",
+    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "DENY",
+    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "PAUSE", "PLAN", "REJECTED", "RELEASE",
     "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

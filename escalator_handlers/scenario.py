@@ -49,6 +49,8 @@ RUN_KEYS = ("levels", "targets")
 COUNTS: Dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "notifications": lambda rec: rec.get("kind") == kinds.NOTIFY,
     "skipped": kinds.is_skip,
+    # Requests made (not withdrawn, replaced or answered ones: each of those was asked first).
+    "approvals": lambda rec: rec.get("kind") == kinds.APPROVAL and rec.get("outcome", "requested") == "requested",
 }
 
 

@@ -91,3 +91,33 @@ def test_request_is_replaced_when_a_more_drastic_level_is_needed():
     assert second["expires"] == second["asked"] + 1800   # `approval: true`
     sim.control(T0 + 300, "approve", approval=second["approval"], user="alice")
     assert [s["levels"] for s in sim.starts] == [["vm", "converge", "deploy"]]
+
+
+def test_escalator_test_scenarios_can_expect_an_approval_wait(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from planner_fixtures import BASE
+
+    config = dict(BASE, levels=[dict(lv) for lv in BASE["levels"]])
+    config["levels"][0]["approval"] = {"timeout": "30m"}
+    (tmp_path / "escalator.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (tmp_path / "wait.yaml").write_text(
+        "name: a node fails - the rebuild waits for a person, nobody answers\n"
+        "config: escalator.yaml\n"
+        "events:\n"
+        "  - {at: 0s, host: web-01, service: PING, state: CRITICAL}\n"
+        "expect:\n"
+        "  runs: []\n"
+        "  approvals: 1\n"
+        "  notifications: 2        # the request and its timeout\n")
+    escalator = str(Path(sys.executable).with_name("escalator"))
+    p = subprocess.run([escalator, "test", str(tmp_path / "wait.yaml")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-1] == "1 scenario: 1 passed, 0 failed"
+    (tmp_path / "wait.yaml").write_text((tmp_path / "wait.yaml").read_text().replace("approvals: 1", "approvals: 0"))
+    p = subprocess.run([escalator, "test", str(tmp_path / "wait.yaml")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "approvals: expected 0, got 1" in p.stdout

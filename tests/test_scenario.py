@@ -189,8 +189,8 @@ expect: {runs: [{levels: [deploy], targets: {deploy: [app]}}]}
      "s.yaml:2: events[0].state: expected one of OK or WARNING or CRITICAL or UNKNOWN, got 'DOWN'"),
     ("events: []\nexpect:\n  runs:\n    - levels: [vmm]\n",
      "s.yaml:4: expect.runs[0]: no level 'vmm' in"),
-    ("events: []\nexpect: {runs: [], approvals: 1}\n",
-     "s.yaml:2: expect.approvals: unknown key 'approvals'"),
+    ("events: []\nexpect: {runs: [], approval: 1}\n",
+     "s.yaml:2: expect.approval: unknown key 'approval'; did you mean 'approvals'?"),
     ("events: []\n", "s.yaml:1: expect: missing required key 'expect'"),
     ("events: [\nexpect: 1\n", "s.yaml:3: YAML syntax error"),
     ("- just a list\n", "s.yaml:1: expected a scenario"),
@@ -222,4 +222,4 @@ def test_bad_usage_exits_2(tmp_path, capsys):
 
 def test_counted_expectations_are_one_table():
     # A new counted expectation (approvals...) is one entry in COUNTS; the loader and diff follow.
-    assert set(COUNTS) == {"notifications", "skipped"}
+    assert set(COUNTS) == {"notifications", "skipped", "approvals"}
