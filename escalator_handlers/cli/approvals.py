@@ -21,19 +21,17 @@ def _answer(config: Optional[str], kind: str, approval: str, reason: str) -> int
     return 0
 
 
-@cli.command()
-@config_option
-@click.argument("approval", metavar="ID")
-@click.option("--reason", default="", help="why (journalled with your name)")
-def approve(config: Optional[str], approval: str, reason: str) -> int:
-    """Let the run waiting for approval ID start (`escalator status` lists them)."""
-    return _answer(config, "approve", approval, reason)
+def _command(kind: str, doc: str) -> click.Command:
+    """``approve`` and ``deny`` take the same arguments and differ only in the record kind."""
+    @cli.command(name=kind, help=doc)
+    @config_option
+    @click.argument("approval", metavar="ID")
+    @click.option("--reason", default="", help="why (journalled with your name)")
+    def command(config: Optional[str], approval: str, reason: str) -> int:
+        return _answer(config, kind, approval, reason)
+    return command
 
 
-@cli.command()
-@config_option
-@click.argument("approval", metavar="ID")
-@click.option("--reason", default="", help="why (journalled with your name)")
-def deny(config: Optional[str], approval: str, reason: str) -> int:
-    """Skip the run waiting for approval ID; its start level is held until its checks recover or `resume`."""
-    return _answer(config, "deny", approval, reason)
+approve = _command("approve", "Let the run waiting for approval ID start (`escalator status` lists them).")
+deny = _command("deny", "Skip the run waiting for approval ID; its start level is held until its checks "
+                        "recover or `resume`.")

@@ -1,4 +1,4 @@
-"""A person's acknowledgement in a real Nagios 4 keeps escalator off the host.
+"""A person's acknowledgement keeps escalator off the host: a real Nagios 4 (status.dat) and Icinga 2 (API).
 
 Nagios runs the shipped event handler (spooling only); the acknowledgement
 and its removal go through Nagios's command file as an operator's tools
@@ -83,3 +83,30 @@ def test_interlock_can_be_turned_off(tmp_path, site: Site):
         site.start()
         site.wait_records("run", where=lambda r: r.get("outcome") == "ok", timeout=15)
         assert site.lines("vm.txt")[0] == f"vm {HOST}" and site.records("ack") == []
+
+
+def test_icinga_acknowledgements_by_people_are_read_from_the_api(tmp_path):
+    """The Icinga 2 side: comments of entry_type 4, escalator's own left out, gone when removed."""
+    from escalator_handlers.config import IcingaApi, NagiosFeedback
+    from escalator_handlers.monitoring.acks import read_acks
+    from escalator_handlers.monitoring.icinga_api import IcingaClient
+    from icinga_fixtures import API_USER, start_icinga
+
+    with start_icinga(tmp_path, api=True) as ic:
+        ic.flip("CRITICAL")
+        ic.wait_for(lambda: any(e["state_type"] == "HARD" for e in ic.problem_events()), what="HARD")
+        pw = tmp_path / "api-password"
+        pw.write_text(ic.api_password + "\n")
+        api = IcingaApi(url=ic.api_url, user=API_USER, password_file=str(pw), ca_file=str(ic.ca_file))
+        nagios = NagiosFeedback(icinga_api=api)
+        assert read_acks(nagios) == {}
+        ours = IcingaClient.from_config(api)                          # author "escalator"
+        ours.acknowledge(HOST, SERVICE, "escalator: running levels vm")
+        assert read_acks(nagios) == {}                                # its own never counts
+        ours.action("remove-acknowledgement", HOST, SERVICE)
+        alice = IcingaClient(api.url, API_USER, ic.api_password, api.ca_file, author="alice")
+        alice.acknowledge(HOST, SERVICE, "replacing the disk")
+        [(key, ack)] = read_acks(nagios).items()
+        assert key == (HOST, SERVICE) and (ack.author, ack.comment) == ("alice", "replacing the disk")
+        alice.action("remove-acknowledgement", HOST, SERVICE)
+        assert read_acks(nagios) == {}
