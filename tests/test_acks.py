@@ -58,7 +58,7 @@ def test_persons_acknowledgement_leaves_the_host_alone_until_removed(tmp_path, s
         assert r["acknowledged"] == {HOST: {"by": "alice", "comment": "replacing the disk",
                                             "check": f"{HOST}/{SERVICE}"}}
         plan = site.cli("plan", "--explain", "--config", cfg)
-        assert f"{HOST}/{SERVICE} asks for level vm but host {HOST} is acknowledged by alice: " \
+        assert f"acknowledged  asks for level vm (1), but host {HOST} is acknowledged by alice: " \
                "replacing the disk" in plan.stdout
 
         # Alice is done: she removes the acknowledgement; escalator acts within its poll.

@@ -3,9 +3,10 @@
 ``account`` walks every check that is not OK/UP and says, in the planner's
 own terms, what it does to the decision: it asks for a level (and whether the
 run happens now, waits for quiet or for a level's quiescence, or is held back
-by a pause, a limit, an exhausted level), or why it does not count (SOFT,
-scheduled downtime of its own or of its host, unreachable, host held by an
-operator, no rule maps it).  ``route`` says which rule a check matches.
+by a pause, a limit, an exhausted level, a wait for approval), or why it does
+not count (SOFT, scheduled downtime of its own or of its host, unreachable,
+host held by an operator or acknowledged by a person, host over
+``limits.per_host``, no rule maps it).  ``route`` says which rule a check matches.
 Read-only, no clock: the caller passes ``now`` and the planner's decision.
 """
 
@@ -113,6 +114,13 @@ def _why(state: State, config: Config, now: float, d: Decision, key: CheckKey, c
     hold = state.held(key)
     if hold is not None:
         return "held", f"{asks}, but {_hold_text(hold)}"
+    ack = state.acks.active(state.checks).get(host) if state.acks.by_check else None
+    if ack is not None:
+        return "acknowledged", (f"{asks}, but host {host} is {ack.by} (hands off until the "
+                                f"acknowledgement is removed or the check recovers)")
+    if host in state.brakes.braked:
+        return "host-limit", (f"{asks}, but {host} reached limits.per_host: left alone until "
+                              f"{iso(state.brakes.braked[host])} or `escalator resume --host {host}`")
     why = d.why or ""
     if state.paused is not None:
         # Before the debounce or a quiescence: a pause holds back whatever comes after them.
