@@ -29,6 +29,7 @@ from typing import Iterator, List, Optional
 import pytest
 
 import nagios_fixtures
+from escalator_handlers.config import IcingaApi
 from daemon_fixtures import RunningDaemon
 from nagios_fixtures import CHECK_SCRIPT, HOST, SERVICE
 
@@ -244,6 +245,15 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def critical_via_api(ic: IcingaDaemon, tmp_path: Path) -> IcingaApi:
+    """Make the service CRITICAL HARD; the ``nagios.icinga_api`` settings that reach this daemon."""
+    ic.flip("CRITICAL")
+    ic.wait_for(lambda: any(e["state_type"] == "HARD" for e in ic.problem_events()), what="HARD")
+    pw = tmp_path / "api-password"
+    pw.write_text(f"{ic.api_password}\n")
+    return IcingaApi(url=str(ic.api_url), user=API_USER, password_file=str(pw), ca_file=str(ic.ca_file))
 
 
 @pytest.fixture

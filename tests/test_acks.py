@@ -87,17 +87,13 @@ def test_interlock_can_be_turned_off(tmp_path, site: Site):
 
 def test_icinga_acknowledgements_by_people_are_read_from_the_api(tmp_path):
     """The Icinga 2 side: comments of entry_type 4, escalator's own left out, gone when removed."""
-    from escalator_handlers.config import IcingaApi, NagiosFeedback
+    from escalator_handlers.config import NagiosFeedback
     from escalator_handlers.monitoring.acks import read_acks
     from escalator_handlers.monitoring.icinga_api import IcingaClient
-    from icinga_fixtures import API_USER, start_icinga
+    from icinga_fixtures import API_USER, critical_via_api, start_icinga
 
     with start_icinga(tmp_path, api=True) as ic:
-        ic.flip("CRITICAL")
-        ic.wait_for(lambda: any(e["state_type"] == "HARD" for e in ic.problem_events()), what="HARD")
-        pw = tmp_path / "api-password"
-        pw.write_text(ic.api_password + "\n")
-        api = IcingaApi(url=ic.api_url, user=API_USER, password_file=str(pw), ca_file=str(ic.ca_file))
+        api = critical_via_api(ic, tmp_path)
         nagios = NagiosFeedback(icinga_api=api)
         assert read_acks(nagios) == {}
         ours = IcingaClient.from_config(api)                          # author "escalator"

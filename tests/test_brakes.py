@@ -120,3 +120,14 @@ def test_acknowledged_host_is_left_alone_without_a_page_until_its_check_recovers
     # a new problem on the host is acted on even before the removal is read.
     sim.event(T0 + 500, "web-01", "HTTP", state="OK").event(T0 + 600, "web-01", "Smoke test").advance(T0 + 700)
     assert sim.starts[-1]["levels"] == ["deploy"]
+
+
+def test_a_drastic_check_on_an_acknowledged_host_does_not_supersede_a_running_run():
+    from escalator_handlers.planning.planner import required_level
+
+    sim = Sim(make_config())
+    sim.event(T0, "web-02", "HTTP")                       # converge is required
+    assert required_level(sim.state) == 2
+    sim.control(T0 + 1, "ack", outcome="set", host="web-01", service=None, author="alice", comment="mine")
+    sim.state.observe(T0 + 2, "web-01", None, "DOWN", "HARD", 1, 0, "")   # vm, but web-01 is alice's
+    assert required_level(sim.state) == 2

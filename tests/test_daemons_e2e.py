@@ -26,10 +26,12 @@ from typing import Iterator, List, Optional
 
 import pytest
 
-from escalator_handlers.config import IcingaApi, NagiosFeedback
+from escalator_handlers.config import NagiosFeedback
 from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError
 from escalator_handlers.monitoring.statusdat import parse_blocks, parse_status
-from icinga_fixtures import API_USER, ICINGA_CONF, compiled_objects, icinga_available, start_icinga, validate
+from icinga_fixtures import (
+    API_USER, ICINGA_CONF, compiled_objects, critical_via_api, icinga_available, start_icinga, validate,
+)
 from nagios_fixtures import (
     CONF_DIR, FEEDBACK_HOST, FEEDBACK_SERVICE, HOST, REPO, SERVICE, base_objects, main_config,
     nagios_available, parse_comments, schedule_downtime, service_alerts, short_tmpdir, start_nagios, verify,
@@ -274,11 +276,7 @@ def api_get(daemon, path: str) -> dict:
 
 def test_feedback_through_the_real_icinga_api(tmp_path):
     with start_icinga(tmp_path, api=True) as ic:
-        ic.flip("CRITICAL")
-        ic.wait_for(lambda: any(e["state_type"] == "HARD" for e in ic.problem_events()), what="HARD")
-        pw = tmp_path / "api-password"
-        pw.write_text(ic.api_password + "\n")
-        api = IcingaApi(url=ic.api_url, user=API_USER, password_file=str(pw), ca_file=str(ic.ca_file))
+        api = critical_via_api(ic, tmp_path)
         fb = Feedback.from_config(NagiosFeedback(icinga_api=api, acknowledge=True, host=FEEDBACK_HOST))
         fb.run_started([(HOST, SERVICE)], ["vm", "converge", "deploy"])
         fb.run_finished("ok", "levels vm, converge, deploy ran")

@@ -174,8 +174,11 @@ def _order(a: Asking) -> tuple:
 
 
 def required_level(state: State) -> Optional[int]:
-    """Rule 1: the most drastic level among failing, mapped, not held checks."""
-    levels = [a.level for a in survey(state).asking]
+    """Rule 1: the most drastic level among failing, mapped, not held checks
+    (nor on a host a person acknowledged or ``limits.per_host`` keeps escalator off)."""
+    acked = state.acks.active(state.checks) if state.acks.by_check else {}
+    braked = state.brakes.braked
+    levels = [a.level for a in survey(state).asking if a.key[0] not in acked and a.key[0] not in braked]
     return min(levels) if levels else None
 
 
