@@ -170,9 +170,12 @@ events: [{at: 0s, host: app, service: Smoke test, state: CRITICAL}, {at: 1m, hos
 expect: {runs: [{levels: [deploy], targets: {deploy: [app]}}]}
 """)
     monkeypatch.chdir("/")
-    assert escalator_test(capsys, str(s))[0] == 0
     other = broken_config(tmp_path, lambda d: d["checks"].insert(0, {"service": "Smoke*", "level": "vm"}))
+    monkeypatch.setenv("ESCALATOR_CONFIG", str(other))       # the file's config: comes first
+    assert escalator_test(capsys, str(s))[0] == 0
     assert escalator_test(capsys, "--config", str(other), str(s))[0] == 1
+    capsys.readouterr()
+    assert cli.main(["-C", str(other), "test", str(s)]) == 1  # the group's -C too
 
 
 @pytest.mark.parametrize("text,where", [
