@@ -31,7 +31,7 @@ from yaml.nodes import Node
 from . import kinds
 from .config import Config
 from .errors import ConfigError, ConfigProblem, UsageError
-from .event import HOST_STATES, SERVICE_STATES, STATE_TYPES
+from .event import normalise_state, normalise_state_type
 from .replay import replay_items
 from .config.yamlnodes import BAD, Entries, Reader, document, is_null, join, line_of, p_duration, p_string
 
@@ -132,12 +132,11 @@ def _event(r: Reader, node: Node, path: str) -> Optional[Tuple[Any, ...]]:
     at = r.field(e, "at", p_duration, required=True)
     host = r.field(e, "host", p_string, required=True)
     service = r.field(e, "service", p_string, None, nullable=True)
-    if "service" in e.suggestions:
-        states = SERVICE_STATES + HOST_STATES    # a misspelt service key: reported once, above
-    else:
-        states = SERVICE_STATES if service is not None or e.given("service") else HOST_STATES
-    state = r.field(e, "state", lambda rr, n, p: _p_upper(rr, n, p, states), required=True)
-    state_type = r.field(e, "state_type", lambda rr, n, p: _p_upper(rr, n, p, STATE_TYPES), "HARD")
+    is_host = service is None and not e.given("service") and "service" not in e.suggestions
+    # The handler's own rules: any case, Nagios's numbers, a host's OK/WARNING is UP.
+    state = r.field(e, "state", lambda rr, n, p: _p_normalised(rr, n, p, lambda v: normalise_state(v, is_host)),
+                    required=True)
+    state_type = r.field(e, "state_type", lambda rr, n, p: _p_normalised(rr, n, p, normalise_state_type), "HARD")
     attempt = r.field(e, "attempt", lambda rr, n, p: rr.integer(n, p, minimum=1), 1)
     downtime = r.field(e, "downtime", lambda rr, n, p: rr.integer(n, p, minimum=0), 0)
     output = r.field(e, "output", _p_text, "", nullable=True)
@@ -146,12 +145,14 @@ def _event(r: Reader, node: Node, path: str) -> Optional[Tuple[Any, ...]]:
     return (START + at, host, service, state, state_type, attempt, downtime, output)
 
 
-def _p_upper(r: Reader, node: Node, path: str, choices: Sequence[str]) -> Any:
-    """One of ``choices``, in any case (``critical`` is CRITICAL, as Nagios writes it)."""
-    v = r.scalar(node, path, "one of " + " or ".join(choices))
-    if isinstance(v, str) and v.upper() in choices:
-        return v.upper()
-    return v if v is BAD else r.choice(node, path, choices)
+def _p_normalised(r: Reader, node: Node, path: str, normalise: Callable[[str], str]) -> Any:
+    v = r.scalar(node, path, "a state")
+    if v is BAD:
+        return BAD
+    try:
+        return normalise(str(v))
+    except ValueError as exc:
+        return r.error(node, path, str(exc))
 
 
 def _p_text(r: Reader, node: Node, path: str) -> Any:

@@ -186,10 +186,12 @@ expect: {runs: [{levels: [deploy], targets: {deploy: [app]}}]}
      "s.yaml:2: events[0].at: missing required key 'at'"),
     ("events:\n  - {at: soon, host: web01, state: DOWN}\nexpect: {runs: []}\n",
      "s.yaml:2: events[0].at: expected a duration"),
-    ("events:\n  - {at: 0s, host: web01, state: CRITICAL}\nexpect: {runs: []}\n",
-     "s.yaml:2: events[0].state: expected one of UP or DOWN or UNREACHABLE, got 'CRITICAL'"),
+    ("events:\n  - {at: 0s, host: web01, state: BROKEN}\nexpect: {runs: []}\n",
+     "s.yaml:2: events[0].state: invalid host state 'BROKEN': expected one of UP, DOWN, UNREACHABLE"),
     ("events:\n  - {at: 0s, host: web01, service: HTTP, state: DOWN, state_type: hard}\nexpect: {runs: []}\n",
-     "s.yaml:2: events[0].state: expected one of OK or WARNING or CRITICAL or UNKNOWN, got 'DOWN'"),
+     "s.yaml:2: events[0].state: invalid service state 'DOWN': expected one of OK, WARNING, CRITICAL, UNKNOWN"),
+    ("events:\n  - {at: 0s, host: web01, state: DOWN, state_type: FIRM}\nexpect: {runs: []}\n",
+     "s.yaml:2: events[0].state_type: invalid state type 'FIRM': expected SOFT or HARD"),
     ("events: []\nexpect:\n  runs:\n    - levels: [vmm]\n",
      "s.yaml:4: expect.runs[0]: no level 'vmm' in"),
     ("events: []\nexpect: {runs: [], approval: 1}\n",
@@ -226,3 +228,13 @@ def test_bad_usage_exits_2(tmp_path, capsys):
 def test_counted_expectations_are_one_table():
     # A new counted expectation (approvals...) is one entry in COUNTS; the loader and diff follow.
     assert set(COUNTS) == {"notifications", "skipped", "approvals"}
+
+
+def test_event_states_follow_the_handlers_rules(tmp_path):
+    s = load(str(scenario(tmp_path, """
+events:
+  - {at: 0s, host: web01, state: critical}              # a host check's plugin word: DOWN, as Nagios reads it
+  - {at: 1s, host: web01, service: HTTP, state: 2, state_type: 0}
+expect: {runs: []}
+""")))
+    assert [e[1:5] for e in s.events] == [("web01", None, "DOWN", "HARD"), ("web01", "HTTP", "CRITICAL", "SOFT")]
