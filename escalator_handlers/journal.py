@@ -59,8 +59,7 @@ def append(path: str, records: Iterable[Mapping]) -> int:
 class ReadStats:
     """What a read of the journal skipped."""
 
-    corrupt: int = 0
-    torn_tail: bool = False
+    corrupt: int = 0            # lines skipped: damaged, or a torn last line
 
 
 def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Iterator[Tuple[int, dict]]:
@@ -88,8 +87,7 @@ def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Itera
             except ValueError:
                 stats.corrupt += 1
                 if not raw.endswith(b"\n"):
-                    stats.torn_tail = True
-                    return
+                    return  # a torn last line: nothing can follow it
                 continue
             if not isinstance(rec, dict) or "kind" not in rec:
                 stats.corrupt += 1
