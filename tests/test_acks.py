@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from collector_fixtures import Site, site, wait_for  # noqa: F401
+from collector_fixtures import Site
 from escalator_handlers.monitoring.commandfile import CommandFile
 from nagios_fixtures import HOST, SERVICE, service_status, start_nagios
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from collector_fixtures import Site, runs, site, wait_for  # noqa: F401
+from collector_fixtures import Site, runs, wait_for
 from test_cli import CHECKS, levels
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from collector_fixtures import Site, runs, site, stop, wait_for  # noqa: F401
+from collector_fixtures import Site, runs, stop, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from typing import List
 
 import pytest
 
-from cluster_fixtures import PREFIX, cluster_site, journal, leader, nodes, records  # noqa: F401
+from cluster_fixtures import PREFIX, cluster_site, leader, records
 from collector_fixtures import ESCALATOR, Site, wait_for
-from etcd_fixtures import EtcdCluster, etcd  # noqa: F401
+from etcd_fixtures import EtcdCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -29,9 +29,9 @@ from typing import Dict, List
 
 import pytest
 
-from cluster_fixtures import cluster_site, journal, leader, nodes, terms  # noqa: F401
+from cluster_fixtures import cluster_site, journal, leader, terms
 from collector_fixtures import Site, wait_for
-from etcd_fixtures import EtcdCluster, etcd3  # noqa: F401
+from etcd_fixtures import EtcdCluster
 from test_cluster import start_forwarder, started
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.faults]

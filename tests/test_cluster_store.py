@@ -3,7 +3,6 @@ snapshots in parts, pruning and compaction, the lease's freshness."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from escalator_handlers.cluster.etcd import Etcd
 from escalator_handlers.cluster.leader import Leadership, margin
 from escalator_handlers.cluster.store import ClusterStore, Deposed, Keys
 from escalator_handlers.config import load_config_text
-from etcd_fixtures import EtcdCluster, etcd  # noqa: F401
+from etcd_fixtures import EtcdCluster
 
 pytestmark = [pytest.mark.slow]
 
