@@ -219,7 +219,8 @@ class ClusterCollector(Collector):
         if running and running.get("run") == open_run.get("run"):
             rec["last_step_start"] = running.get("time")
         # The steps that may still be running there: a kill stops escalator, not its steps.
-        rec["may_be_running"] = [w.replace(" (running or next)", "") for w in rec.get("not_done", ())][:1]
+        # (interrupted_run marks them "(running or next)": every host a foreach step had in flight)
+        rec["may_be_running"] = [w for w in rec.get("not_done", ()) if f"{w} (running or next)" in rec["reason"]]
         return rec
 
     def _run_extra(self) -> Optional[dict]:
