@@ -10,7 +10,7 @@ runs, notifications, external commands, retention saves, warnings).  The
 generator is seeded, so every run replays the same file.
 
 ``write_config`` writes the escalation config the replay and planning
-benchmarks use: the six levels of DESIGN.md with harmless shell steps.
+benchmarks use: the six levels of the bundled example with harmless shell steps.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROLES = ("web", "db", "app", "cache", "queue")
 T0 = 1_795_500_000
 
 CONFIG = """\
-# escalator benchmark config: the six levels of DESIGN.md, harmless steps.
+# escalator benchmark config: the six levels of the bundled example, harmless steps.
 spool: {spool}
 journal: {journal}
 quiescence: {quiescence}

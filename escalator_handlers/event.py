@@ -1,7 +1,7 @@
 """Events: one observed state of one check, as Nagios or Icinga reported it.
 
 An event is a plain frozen value.  The spool, the journal and replay all
-carry events as JSON objects with the field names of DESIGN.md; this module
+carry events as JSON objects with the field names of docs/operating.rst; this module
 converts between the two and normalises states.  It imports only the
 standard library's lightest modules because the handler uses it.
 """

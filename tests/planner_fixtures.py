@@ -70,7 +70,7 @@ def make_config(levels: Optional[Mapping[str, Mapping[str, Any]]] = None, **top:
 
 
 def example_config() -> Config:
-    """The six-level example of DESIGN.md, as bundled."""
+    """The six-level example of README.rst, as bundled."""
     return load_config(str(EXAMPLE_CONFIG))
 
 

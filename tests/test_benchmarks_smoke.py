@@ -4,7 +4,7 @@ No timing is asserted here (the benchmark reports, the README quotes);
 only that every benchmark ran, that none failed, and that the correctness
 parts of the benchmarks held (spool appends read back whole).  The quick
 run leaves out the ten-minute soak and the replay of the code before
-issue 14.
+the replay speed-up (976ee22).
 """
 
 from __future__ import annotations

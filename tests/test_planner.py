@@ -1,4 +1,4 @@
-"""Planning rules 1-9 of DESIGN.md, proven on a simulated clock.
+"""Planning rules 1-9 (docs/planning.rst), proven on a simulated clock.
 
 Each test feeds events into ``Sim`` (a collector on a simulated clock, see
 planner_fixtures) and asserts the records the planner journals: runs with
@@ -32,7 +32,7 @@ def targets(rec: dict) -> dict:
     return {k: tuple(v) for k, v in rec["targets"].items()}
 
 
-# -- DESIGN.md's three worked examples, on the bundled six-level config -----------
+# -- the three worked examples of docs/planning.rst, on the bundled six-level config
 
 def test_nothing_in_place_runs_levels_1_to_6():
     sim = Sim(example_config())

@@ -1,4 +1,4 @@
-"""The configuration model: frozen dataclasses for everything DESIGN.md names.
+"""The configuration model: frozen dataclasses for every key docs/configuration.rst names.
 
 Loading and validating YAML lives in :mod:`escalator_handlers.config.load`; this module holds only
 the values the rest of the program consumes, plus the lookups (which level a

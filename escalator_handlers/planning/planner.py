@@ -7,7 +7,7 @@ reads no clock, does no I/O and changes nothing: the caller journals the
 records, folds them into the state and calls again.  The collector and
 replay share it, which is what makes a replay show what would have happened.
 
-The rules are DESIGN.md's planning rules 1-9; comments cite them by number.
+The rules are the planning rules 1-9 of docs/planning.rst; comments cite them by number.
 """
 
 from __future__ import annotations

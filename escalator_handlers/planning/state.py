@@ -130,7 +130,7 @@ class State:
             cs.level = self.level_for(key, cs.state) if not cs.good else None
 
     def failing(self, key: CheckKey, cs: CheckState) -> bool:
-        """DESIGN.md: not OK/UP, state type counted, not in downtime (unless configured)."""
+        """Rule 1 (docs/planning.rst): not OK/UP, state type counted, not in downtime (unless configured)."""
         if cs.good or cs.state_type not in self.config.state_types:
             return False
         if not self.config.act_in_downtime:

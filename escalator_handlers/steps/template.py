@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import StepError
 
-#: The placeholders DESIGN.md promises; other keys of the values mapping also work.
+#: The placeholders docs/configuration.rst promises; other keys of the values mapping also work.
 PLACEHOLDERS: Sequence[str] = ("host", "hosts", "level", "summary", "checks")
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -74,7 +74,7 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
     """``template`` with every placeholder replaced by its shell-quoted value.
 
     The template's own shell quoting is tracked: a placeholder written inside
-    ``"..."`` or ``'...'`` (DESIGN.md's own ``mail -s "escalator: {summary}"``)
+    ``"..."`` or ``'...'`` (docs/planning.rst's own ``mail -s "escalator: {summary}"``)
     would otherwise put a quoted value where ``$(...)`` and backticks still
     expand.  There the quote is closed, the quoted value inserted, and the
     quote reopened, so the text stays one word and stays literal.
