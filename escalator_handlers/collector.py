@@ -27,13 +27,14 @@ import filelock
 from . import defaults as default
 from . import journal, spool, spool_reader, store
 from .config import Config, load_config
+from .confirm import recovered_since, seed_events
 from .errors import ConfigError, EscalatorError, LockedError
 from .kinds import CONTROL_KINDS
-from .event import GOOD_STATES, Event, check_name
+from .event import Event, arrival_record, check_name
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
 from .planning.planner import Decision, RunPlan, decide, required_level
 from .planning.state import State
-from .display import log_level, log_line, plural
+from .display import log_level, log_line, plural, safe
 
 log = logging.getLogger("escalator")
 
@@ -71,7 +72,10 @@ def intake_records(items: Iterable[Tuple[str, int, Optional[dict], str]], seen: 
             rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
                              "reason": str(exc)[:500], "text": raw[:2000]})
             continue
-        events.append(dict(ev.to_dict(), kind="event"))
+        record, why = arrival_record(ev, rec, now)
+        if why:
+            log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
+        events.append(record)
     events.sort(key=lambda r: r["time"])
     return events + controls + rejected
 
@@ -107,8 +111,9 @@ class Collector:
         """Collect until nothing is pending (or forever with ``daemon``); exit status."""
         spool.check_spool_dir(self.config.spool, create=True, mode=self.config.spool_mode)
         self._acquire()
-        self._install_signals()
+        self._install_signals()  # at once: a SIGHUP right after the lock must not kill us
         try:
+            self._record_config()
             self._wake_fd = spool_reader.open_wakeup(self.config.spool)
             self._recover()
             while not self.stopping:
@@ -141,6 +146,12 @@ class Collector:
         except filelock.Timeout:
             raise LockedError(self._lock.lock_file, spool.collector_running(self.config.spool)) from None
         self._write_pid()
+
+    def _record_config(self) -> None:
+        """Say in the spool which config this collector obeys (``status`` compares it with the file)."""
+        from .operator_config import file_digest, record_running
+
+        record_running(self.config, file_digest(self.config_path or self.config.source), self.clock())
 
     def _write_pid(self) -> None:
         try:
@@ -223,6 +234,7 @@ class Collector:
             log.warning("spool and journal paths change only with a restart; keeping %s and %s",
                         self.config.spool, self.config.journal)
         self.config = new
+        self._record_config()
         self.state.remap(new)
         self._feedback = None
         self.emit([{"time": self.clock(), "kind": "config", "outcome": "reloaded",
@@ -278,6 +290,10 @@ class Collector:
         """Journal records durably, fold them, then carry out their side effects."""
         if not records:
             return
+        if journal.is_new(self.config.journal) and self.state.worth_carrying():
+            # The first record of every journal file (after a logrotate) carries the operator's
+            # state and every failing check's: neither is lost with old files or the snapshot.
+            records = [self.state.checkpoint(self.clock())] + list(records)
         self._append(records)
         for rec in records:
             self.state.apply(rec)
@@ -303,6 +319,8 @@ class Collector:
     def _notify(self, rec: dict) -> None:
         from .steps import StepRunner
 
+        if rec.get("undelivered"):
+            log.warning("notification NOT sent (%s): %s", rec["undelivered"], safe(rec.get("summary"), 1000))
         # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
         was, self.acting = self.acting, True
         try:
@@ -343,6 +361,9 @@ class Collector:
         """Ingest, decide, act.  None means a run happened (plan again at once)."""
         self.ingest()
         self._sync_acks()
+        if not os.path.exists(self.config.journal):
+            # Once the spool proved usable: status and check_escalator tell "missing" from "quiet".
+            journal.create(self.config.journal)
         for _ in range(100):
             now = self.clock()
             d = decide(self.state, self.config, now)
@@ -376,7 +397,9 @@ class Collector:
         finally:
             self.acting = False
         if rec.get("outcome") == "failed":
-            if not self.stopping:  # a run cut short by SIGTERM is no failure of the run
+            # A run cut short on purpose (SIGTERM, the operator's pause or hold, a more
+            # drastic level) is no failure of the run: `collect` exits 1 only for real ones.
+            if not self.stopping and not rec.get("superseded"):
                 self.failed_runs += 1
 
     def _interrupt(self, plan: RunPlan) -> Optional[str]:
@@ -418,22 +441,7 @@ class Collector:
                 {h for hosts in plan.targets.values() for h in hosts}:
             log.info("a person acknowledged a problem on a target host; planning again")
             return False
-        path = self.config.nagios.status_file if self.config.nagios else None
-        if not path:
-            return True
-        from .monitoring.statusdat import parse_status
-
-        try:
-            statuses = parse_status(path)
-        except EscalatorError as exc:
-            log.warning("cannot confirm with %s: %s", path, exc)
-            return True
-        fresh = []
-        for a in plan.checks:
-            st = statuses.get(a.key)
-            cs = self.state.checks.get(a.key)
-            if st is not None and st.state in GOOD_STATES and cs is not None and st.last_check > cs.time:
-                fresh.append(dict(st.to_event().to_dict(), kind="event", source="status.dat"))
+        fresh = recovered_since(self.config, self.state, (a.key for a in plan.checks))
         if fresh:
             log.info("status.dat says %s recovered; planning again", plural(len(fresh), "asking check"))
             self.emit(fresh)
@@ -441,24 +449,7 @@ class Collector:
         return True
 
     def _seed_from_status(self) -> None:
-        path = self.config.nagios.status_file if self.config.nagios else None
-        if not path:
-            return
-        from .monitoring.statusdat import status_events
-
-        try:
-            events = status_events(path)
-        except EscalatorError as exc:
-            log.warning("cannot seed from %s: %s", path, exc)
-            return
-        new = []
-        for ev in events:
-            cs = self.state.checks.get(ev.key)
-            if cs is None or (ev.time > cs.time and (ev.state != cs.state or ev.state_type != cs.state_type
-                                                     or ev.downtime != cs.downtime)):
-                new.append(dict(ev.to_dict(), kind="event", source="status.dat"))
-        new.sort(key=lambda r: r["time"])
-        self.emit(new)
+        self.emit(seed_events(self.config, self.state))
 
     def _wait(self, until: Optional[float]) -> None:
         timeout = None if until is None else max(0.0, until - self.clock())

@@ -184,7 +184,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
                 extra += f"; level exhausted: {rec['exhausted']}"
         return f"{t}  VERDICT  run of {when(rec.get('run'))} at level {safe(rec.get('level'))}: {verdict}{extra}"
     if kind == kinds.NOTIFY:
-        return f"{t}  NOTIFY   {safe(rec.get('reason'))}: {safe(rec.get('summary'), 300)}"
+        unsent = f" (NOT sent: {safe(rec['undelivered'])})" if rec.get("undelivered") else ""
+        return f"{t}  NOTIFY   {safe(rec.get('reason'))}{unsent}: {safe(rec.get('summary'), 300)}"
     if kind in ("approval", "approve", "deny"):
         rid = safe(rec.get("approval"))
         if kind != "approval":

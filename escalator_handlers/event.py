@@ -136,11 +136,52 @@ def check_name(key: CheckKey) -> str:
     return host if service is None else f"{host}/{service}"
 
 
+#: How far ahead of the receiver's clock an event may claim to be (clock skew between
+#: a monitoring node and this one).  Beyond it the claimed time is not believed.
+MAX_SKEW = 300.0
+#: Before this (2000-01-01T00:00:00Z) a claimed time is a broken clock or a typo.
+EARLIEST = 946684800.0
+
+
+def clamp_reason(claimed: float, now: float) -> Optional[str]:
+    """Why an event's claimed time cannot be used as given (it is then recorded as ``now``,
+    keeping ``claimed_time``), or None.  A time far in the future would stall the
+    debounce and win over every later observation; one before 2000 is no real observation."""
+    if claimed > now + MAX_SKEW:
+        return (f"its time {iso_time(claimed)} is {claimed - now:.0f}s in the future "
+                f"(more than the {MAX_SKEW:.0f}s allowed for clock skew)")
+    if claimed < EARLIEST:
+        return f"its time {iso_time(claimed)} is before 2000: not a real observation time"
+    return None
+
+
+def arrival_record(ev: "Event", rec: Mapping[str, Any], now: float) -> Tuple[dict, Optional[str]]:
+    """The journal record of an event taken from the spool at ``now``, and why its time
+    was not believed (or None).
+
+    ``arrived`` is the receiver's own clock: the debounce and ``max_delay`` run on
+    it, whatever time the event claims.  A claimed time that cannot be trusted
+    (see ``clamp_reason``) is replaced by ``now``, keeping ``claimed_time``.
+    """
+    out = dict(ev.to_dict(), kind="event", arrived=now)
+    if isinstance(rec.get("source"), str):
+        out["source"] = rec["source"][:40]  # e.g. "replay": handed over by `replay --execute`
+    if isinstance(rec.get("claimed_time"), (int, float)):
+        out["claimed_time"] = rec["claimed_time"]  # the handler clamped it already
+    why = clamp_reason(ev.time, now)
+    if why:
+        out["claimed_time"], out["time"], out["clamped"] = ev.time, now, why
+    return out, why
+
+
 def iso_time(t: float) -> str:
     """ISO 8601 in UTC with its zone, as every time shown to a person is."""
     import time as _time
 
-    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
+    try:
+        return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
+    except (OverflowError, ValueError, OSError):
+        return f"{t!r} (epoch seconds)"
 
 
 def parse_time(value: str) -> float:

@@ -9,7 +9,9 @@ filelock, argparse, typing and dataclasses stay out).  Everything needed
 only on an error path is imported where the error is handled.
 
 Exit status: 0 recorded; 2 bad usage; 1 the spool could not be written (the
-reason is on stderr; the event is not recorded).
+reason is on stderr; the event is not recorded), or -- with --spawn-collector --
+the event was recorded where the collector of that config would never see it
+(a config that cannot be read, or names another spool).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ options:
   --attempt N          check attempt (default 1)
   --downtime N         scheduled downtime depth (default 0)
   --output TEXT        plugin output (kept up to {MAX_OUTPUT} characters)
-  --time T             when the state was observed: ISO 8601 or epoch seconds
-                       (default: now)
+  --time TIME          when the state was observed: epoch seconds or ISO 8601
+                       (default: now; more than 5 minutes ahead or before 2000 is
+                       recorded as now, with the claimed time kept)
   --spool DIR          spool directory (default $ESCALATOR_SPOOL, else {DEFAULT_SPOOL})
   --spawn-collector    start a detached `escalator collect` if none is running
   --config PATH        config passed to that collector (ignored otherwise)
@@ -56,7 +59,8 @@ options:
 
 With neither --host nor --state, the event comes from NAGIOS_HOSTNAME,
 NAGIOS_SERVICEDESC, NAGIOS_{{SERVICE,HOST}}{{STATE,STATETYPE,ATTEMPT,DOWNTIME,OUTPUT}}.
-Exit status: 0 recorded, 1 the spool could not be written, 2 bad usage.
+Exit status: 0 recorded, 2 bad usage, 1 the spool could not be written or (with
+--spawn-collector) the event is recorded where that config's collector never looks.
 """
 
 _VALUE_OPTIONS = frozenset(
@@ -155,6 +159,17 @@ def _epoch(value: Optional[str]) -> float:
         raise _Usage(f"--time: {exc}") from None
 
 
+def _clamp_time(record: dict, now: float) -> Optional[str]:
+    """Keep a claimed time the collector can trust; say why when it cannot (see event.clamp)."""
+    from .event import clamp_reason  # only reached with --time
+
+    why = clamp_reason(record["time"], now)
+    if why:
+        record["claimed_time"] = record["time"]
+        record["time"] = now
+    return why
+
+
 def cap_output(text: str) -> str:
     """Plugin output cut to MAX_OUTPUT characters, saying how much was cut."""
     if len(text) <= MAX_OUTPUT:
@@ -218,13 +233,14 @@ def collector_command(config: Optional[str], environ: Mapping[str, str]) -> list
     return cmd + (["--config", os.path.abspath(config)] if config else [])
 
 
-def spawn_collector(cmd: Sequence[str]) -> int:
-    """Start *cmd* detached (own session, no inherited fds, /dev/null stdio); return its pid."""
+def spawn_collector(cmd: Sequence[str], env: Optional[Mapping[str, str]] = None) -> int:
+    """Start *cmd* detached (own session, no inherited fds, /dev/null stdio); return its pid.
+    ``env``: its environment (default: ours)."""
     import subprocess
 
     proc = subprocess.Popen(
         list(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        close_fds=True, start_new_session=True, cwd="/",
+        close_fds=True, start_new_session=True, cwd="/", env=env,
     )
     proc.returncode = 0  # not waited for: keep Popen.__del__ from tracking it
     return proc.pid
@@ -279,6 +295,7 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
             sys.stdout.write(f"{PROG} {__version__}\n")
             return 0
         record = build_record(opts, environ)
+        clamped = _clamp_time(record, time.time()) if opts.get("--time") else None
         spool_dir = opts.get("--spool") or environ.get("ESCALATOR_SPOOL") or DEFAULT_SPOOL
     except _Usage as exc:
         _say(f"error: {_show(str(exc))}")
@@ -297,7 +314,17 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         reason = str(exc) if isinstance(exc, SpoolError) else f"internal error: {type(exc).__name__}: {exc}"
         _say(f"cannot record event for {_check_name(record)}: {_show(reason)}")
         return 1
+    if clamped:
+        _say(f"warning: event for {_check_name(record)} recorded at the current time: {clamped}")
     if opts.get("--spawn-collector"):
+        from .defaults import CONFIG_PATH  # only with --spawn-collector
+
+        config = opts.get("--config") or environ.get("ESCALATOR_CONFIG") or CONFIG_PATH
+        unseen = _unseen(spool_dir, config, environ)
+        if unseen:
+            # Recorded, but no collector of this config would ever look there: say so loudly.
+            _say(f"event for {_check_name(record)} recorded in {_show(spool_dir)}, but {_show(unseen)}")
+            return 1
         try:
             if spool.collector_running(spool_dir) is None:
                 spawn_collector(collector_command(opts.get("--config"), environ))
@@ -305,6 +332,38 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
             # The event is on disk; only the prompt reaction is at stake.
             _say(f"event recorded, but the collector could not be started: {_show(str(exc))}")
     return 0
+
+
+def _unseen(spool_dir: str, config: str, environ: Mapping[str, str]) -> Optional[str]:
+    """Why a collector started with ``config`` would never see ``spool_dir``, or None.
+
+    The handler does not load YAML (the hot path); it reads only a top-level
+    ``spool:`` line with a plain or quoted value, which is how configs say it.
+    """
+    try:
+        with open(config, "rb") as f:
+            text = f.read(1 << 20).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"the config {config} given for the collector cannot be read ({exc.strerror}): no collector starts"
+    theirs = environ.get("ESCALATOR_SPOOL") or _spool_line(text) or DEFAULT_SPOOL
+    if os.path.realpath(theirs) != os.path.realpath(spool_dir):
+        return (f"the collector of {config} reads spool {theirs}: it would never see this event "
+                f"(give the handler --spool {theirs}, or fix the config's spool)")
+    return None
+
+
+def _spool_line(text: str) -> Optional[str]:
+    """The value of a top-level ``spool:`` line, or None (absent or not a plain scalar)."""
+    for line in text.splitlines():
+        if not line.startswith("spool:"):
+            continue
+        value = line[6:].split(" #", 1)[0].strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if not value or value[0] in "&*{[|>!%@`":
+            return None  # YAML beyond a plain scalar: let the collector judge
+        return value
+    return None
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Optional, Tuple
+from typing import Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import EscalatorError
 from .spool import write_at_end
@@ -55,6 +55,26 @@ def append(path: str, records: Iterable[Mapping]) -> int:
         os.close(fd)
 
 
+def is_new(path: str) -> bool:
+    """Whether an append would start a journal file (none yet, or empty after a logrotate)."""
+    try:
+        return os.path.getsize(path) == 0
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # the append says what is wrong
+
+
+def create(path: str) -> None:
+    """Make sure the journal exists (empty if new), as ``append`` would create it."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise EscalatorError(f"cannot open journal {path}: {exc.strerror}") from None
+    os.close(fd)
+
+
 @dataclass
 class ReadStats:
     """What a read of the journal skipped."""
@@ -72,7 +92,12 @@ def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Itera
     """
     stats = stats if stats is not None else ReadStats()
     try:
-        f = open(path, "rb")
+        if path.endswith(".gz"):  # logrotate's `compress`: journal.jsonl.2.gz and older
+            import gzip
+
+            f = gzip.open(path, "rb")
+        else:
+            f = open(path, "rb")
     except FileNotFoundError:
         return
     with f:
@@ -93,6 +118,27 @@ def read(path: str, offset: int = 0, stats: Optional[ReadStats] = None) -> Itera
                 stats.corrupt += 1
                 continue
             yield pos, rec
+
+
+def rotated(path: str) -> List[str]:
+    """The rotated journals logrotate left beside ``path`` (``.1``, ``.2.gz``...), oldest first."""
+    d, base = os.path.split(os.path.abspath(path))
+    found = []
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    for name in names:
+        if not name.startswith(base + "."):
+            continue
+        tail = name[len(base) + 1:]
+        n = tail[:-3] if tail.endswith(".gz") else tail
+        if n.isdigit():
+            found.append((int(n), name.endswith(".gz"), os.path.join(d, name)))
+    by_number = {}
+    for n, gz, p in sorted(found, key=lambda x: x[1], reverse=True):
+        by_number[n] = p  # a number present twice (mid-compression): the plain file wins
+    return [by_number[n] for n in sorted(by_number, reverse=True)]  # oldest (highest) first
 
 
 def identity(path: str) -> Optional[Tuple[int, int]]:

@@ -231,7 +231,7 @@ class _Clock:
 
 
 def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
-           execute_steps: bool = False, until: Optional[float] = None,
+           until: Optional[float] = None,
            since: Optional[float] = None, show_events: str = "none") -> SourceStats:
     """Replay ``paths`` through the planner; call ``out`` with every record.
 
@@ -240,29 +240,49 @@ def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
     ``until``: the clock stops there; later events are read only to be counted.
     """
     stats = SourceStats()
-    replay_items(config, sources(paths, stats), out, execute_steps=execute_steps, until=until,
+    replay_items(config, sources(paths, stats), out, until=until,
                  since=since, show_events=show_events, stats=stats)
     return stats
 
 
+def hand_over(config: Config, paths: Sequence[str], until: Optional[float] = None) -> Tuple[int, SourceStats]:
+    """``replay --execute``: append the events of ``paths`` to the live spool, for the collector.
+
+    Replay never runs a step itself: steps run only in the collector, under its
+    lock and journal, pause, holds and limits, with real quiescence.  Each event
+    keeps its own time (an older observation never overrides a newer one) and
+    is debounced on its arrival like any other; operator records in the files
+    (old holds, pauses) are not re-applied.
+    """
+    from . import spool
+    from .event import Event
+
+    stats = SourceStats()
+    n = 0
+    for item in sources(paths, stats):
+        if len(item) == 2 or (until is not None and item[0] > until):
+            continue
+        t, host, service, state, state_type, attempt, downtime, output = item[:8]
+        rec = Event(t, host, service, state, state_type, attempt, downtime, output).to_dict()
+        spool.append(config.spool, dict(rec, source="replay"), mode=config.spool_mode)
+        n += 1
+    return n, stats
+
+
 def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], None], *,
-                 execute_steps: bool = False, until: Optional[float] = None,
+                 until: Optional[float] = None,
                  since: Optional[float] = None, show_events: str = "none",
                  stats: Optional[SourceStats] = None) -> None:
     """Drive the planner over time-ordered ``items`` on their own clock (``escalator test``
     feeds a scenario's events here); the clock starts at ``since`` (see ``replay``) and
     stops at ``until`` (epoch), else when nothing is pending, at most a day after the
-    last item.  ``stats`` counts the events inside and before the window."""
+    last item.  Always a dry run: the steps are rendered, never run (``hand_over``
+    gives events to the collector).  ``stats`` counts the events inside and before the window."""
     stats = stats if stats is not None else SourceStats()
     state = State(config)
     clock = _Clock()
-    dry = not execute_steps
-    if dry:
-        runner: Any = DryRunner()
-    else:
-        from .steps import StepRunner
-
-        runner = StepRunner()
+    dry = True
+    runner: Any = DryRunner()
 
     def emit(records: Sequence[dict]) -> None:
         for rec in records:
@@ -279,13 +299,7 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
                 emit(d.records)
                 continue
             if d.run is not None:
-                if dry:
-                    execute(d.run, config, runner, emit, clock, dry_run=True)
-                else:
-                    from .steps import StepRunner
-
-                    with StepRunner() as r:
-                        execute(d.run, config, r, emit, clock)
+                execute(d.run, config, runner, emit, clock, dry_run=True)
                 continue
             return d.wake if d.wake is not None and d.wake > now else None
         return None

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from . import kinds, spool, spool_reader, store
 from .config import Config
-from .event import Event, check_name
+from .event import Event, arrival_record, check_name
 from .planning.planner import decide, survey, unreachable_checks
 from .planning.state import State
 
@@ -152,18 +152,59 @@ def refresh_acks(config: Config, state: State, now: float) -> None:
         state.apply(rec)
 
 
-def fold_pending(config: Config, state: State) -> int:
+
+
+def missing_paths(config: Config) -> List[str]:
+    """What makes a report meaningless: a spool or journal that does not exist.
+
+    The first handler creates the spool and every collector creates the journal
+    when it starts, so a missing spool, or a missing journal with no event
+    waiting for the first collector, means the config names paths nothing uses
+    (events would sit unseen), not a quiet site.  Unreadable is not missing:
+    reading them says why.
+    """
+    out = []
+    if not _exists(config.spool):
+        out.append(f"spool directory {config.spool} does not exist: no handler or collector uses it "
+                   f"(does the config name the spool the handlers record to?)")
+    if not _exists(config.journal):
+        try:
+            waiting = not out and spool_reader.pending_stats(config.spool)[0] > 0
+        except OSError:
+            waiting = False
+        if not waiting:  # events waiting and no journal yet: the first collector is about to create it
+            out.append(f"journal {config.journal} does not exist: no collector has run with this config "
+                       f"(run `escalator collect` once, or fix `journal:`)")
+    return out
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # there, but not for us: the read says why
+    return True
+
+
+def fold_pending(config: Config, state: State, now: Optional[float] = None) -> int:
     """Fold the spool entries no collector has taken yet into ``state``; return how many
     could not be read as events (the collector will journal them as rejected)."""
+    import time
+
     rejected = 0
     if not _spool_exists(config):
         return 0
+    now = time.time() if now is None else now
     for rec in spool_reader.pending(config.spool):
         if rec.get("kind") in kinds.CONTROL_KINDS:
             state.apply(rec)
             continue
         try:
-            state.apply(dict(Event.from_dict(rec).to_dict(), kind=kinds.EVENT))
+            state.apply(arrival_record(Event.from_dict(rec), rec, now)[0])  # as the collector will
         except (ValueError, TypeError):
             rejected += 1
     return rejected

@@ -19,13 +19,24 @@ MAX_FAILING = 50
 LAST_RUNS = 5
 
 
+def _config_note(c: Mapping[str, Any]) -> str:
+    """What ``operator_config.compare_with_running`` found: an invalid file, or not the one running."""
+    note = ""
+    if c.get("valid") is False:
+        note += f" is INVALID ({plural(len(c.get('problems') or ()), 'problem')}): levels and rules unknown here"
+    if c.get("differs"):
+        note += (f"; the running collector obeys the version it loaded at {when(c.get('collector_loaded'))}"
+                 f" ({safe(c.get('collector_path'), 400)}), not this file: fix it and send SIGHUP")
+    return note
+
+
 def status_lines(r: Mapping[str, Any]) -> List[str]:
     out: List[str] = []
     p = r.get("paths") or {}
     c = r["collector"]
     sp = r["spool"]
     age = sp["oldest_age"]
-    out.append(f"config:      {safe(p.get('config'), 400)}")
+    out.append(f"config:      {safe(p.get('config'), 400)}" + _config_note(r.get("config") or {}))
     out.append(f"spool:       {sp['pending']} pending" + (f", oldest {duration(age)}" if age is not None else "")
                + f" in {safe(p.get('spool'), 400)}")
     if sp.get("problem"):

@@ -3,7 +3,7 @@
 ``state.json`` is a snapshot of the fold (``state.State``) together with the
 journal position it covers (device, inode, offset).  Loading reads the
 snapshot and folds every journal record written after it, following the
-journal across one logrotate rename (``journal.jsonl.1``).  The snapshot is
+journal across logrotate renames (``journal.jsonl.1``, ``.2.gz``...).  The snapshot is
 replaced atomically (write, fsync, rename, fsync the directory), so a crash
 leaves either the old or the new one, and the journal covers the difference.
 A running collector writes it every ``SNAPSHOT_EVERY`` seconds at most, not
@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from . import journal
 from .config import Config
@@ -61,29 +61,28 @@ def _read_snapshot(path: str) -> Optional[dict]:
     return data if isinstance(data, dict) and "state" in data else None
 
 
-def _segments(cfg: Config, pos: Optional[Position]) -> Iterator[Tuple[str, int]]:
-    """(file, offset) pairs to fold, oldest first."""
+def _segments(cfg: Config, pos: Optional[Position]) -> Optional[List[Tuple[str, int]]]:
+    """(file, offset) pairs to fold after a snapshot at ``pos``, oldest first; None when
+    ``pos`` is in no journal file any more (the snapshot cannot be continued)."""
     path = cfg.journal
     ident = journal.identity(path)
-    if pos is None:
-        # No snapshot: rebuild from the rotated journal too.  logrotate's
-        # `create` makes a new, empty journal at once, so "the journal exists"
-        # says nothing about whether journal.jsonl.1 still matters.
-        rotated = path + ".1"
-        if os.path.isfile(rotated):
-            yield rotated, 0
-        if ident is not None:
-            yield path, 0
-        return
+    current = [(path, 0)] if ident is not None else []
+    if pos is None or pos.ino == 0:
+        # No snapshot (or one taken before any journal existed, so every record follows it):
+        # fold every rotated journal (.N.gz included) and the current one.  logrotate's
+        # `create` makes a new, empty journal at once, so "the journal exists" says
+        # nothing about whether the rotated ones still matter.
+        return [(p, 0) for p in journal.rotated(path)] + current
     if ident == (pos.dev, pos.ino):
         size = os.path.getsize(path)
-        yield path, pos.offset if pos.offset <= size else 0
-        return
-    rotated = path + ".1"
-    if journal.identity(rotated) == (pos.dev, pos.ino):
-        yield rotated, pos.offset
-    if ident is not None:
-        yield path, 0
+        return [(path, pos.offset if pos.offset <= size else 0)]
+    older = journal.rotated(path)
+    for i, p in enumerate(older):
+        if not p.endswith(".gz") and journal.identity(p) == (pos.dev, pos.ino):
+            # Rotated (maybe several times) since the snapshot: that file from where the
+            # snapshot ends, then every newer one.
+            return [(p, pos.offset)] + [(q, 0) for q in older[i + 1:]] + current
+    return None
 
 
 def load(cfg: Config) -> Loaded:
@@ -99,10 +98,16 @@ def load(cfg: Config) -> Loaded:
             state, pos = State(cfg), None
     else:
         state = State(cfg)
+    segments = _segments(cfg, pos)
+    if segments is None:
+        log.warning("the journal the state snapshot %s ends in is gone (compressed or removed by "
+                    "logrotate); rebuilding from every journal file", cfg.state_path)
+        state, pos = State(cfg), None
+        segments = _segments(cfg, None) or []
     tail: List[dict] = []
     stats = journal.ReadStats()
     end = Position()
-    for path, offset in _segments(cfg, pos):
+    for path, offset in segments:
         last = offset
         try:
             for last, rec in journal.read(path, offset, stats):
@@ -115,9 +120,9 @@ def load(cfg: Config) -> Loaded:
                                 path, type(exc).__name__, exc, journal.dumps(rec))
                     continue
                 tail.append(rec)
-        except OSError as exc:
-            raise EscalatorError(f"cannot read journal {path}: {exc.strerror or exc}") from None
-        ident = journal.identity(path)
+        except (OSError, EOFError) as exc:  # EOFError: a .gz cut short
+            raise EscalatorError(f"cannot read journal {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        ident = journal.identity(path) if not path.endswith(".gz") else None
         if ident is not None:
             end = Position(ident[0], ident[1], last)
     if end.ino == 0 and pos is not None:

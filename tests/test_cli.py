@@ -118,7 +118,7 @@ def test_status_after_a_run_shows_it_and_the_quiescence_left(site: Site, capsys)
 # -- pause / resume, hold / release ------------------------------------------------------
 
 
-def test_pause_records_a_skipped_run_and_notifies_then_resume_acts(site: Site, capsys) -> None:
+def test_pause_records_a_skipped_run_without_a_page_then_resume_acts(site: Site, capsys) -> None:
     cfg = str(configure(site))
     rc, out, _ = escalator(capsys, "pause", "--config", cfg, "--reason", "maintenance window")
     assert rc == 0 and out == "pause: recorded in the journal\n"
@@ -128,9 +128,8 @@ def test_pause_records_a_skipped_run_and_notifies_then_resume_acts(site: Site, c
     skipped = site.wait_records("run")[0]
     assert skipped["outcome"] == "skipped"
     assert skipped["reason"] == "paused by operator: maintenance window"
-    wait_for(lambda: site.lines("notify.txt"), 10)
-    assert site.lines("notify.txt") == ["not acting on web1: paused by operator: maintenance window"]
     wait_for(lambda: settled(site), 10)
+    assert not site.lines("notify.txt") and not site.records("notify")  # never paged for one's own pause
     assert not site.records("step") or all(s["level"] == "notify" for s in site.records("step"))
     assert not site.lines("vm.txt")
     rc, out, _ = escalator(capsys, "status", "--config", cfg)
@@ -237,7 +236,8 @@ def test_plan_over_events_and_operator_records_honours_a_hold(site: Site, capsys
     rc, out, err = escalator(capsys, "plan", "--config", cfg, str(events))
     assert rc == 0, err
     assert "SKIPPED  levels converge, deploy: hosts held by an operator: web2" in out, out
-    assert "would run" not in out
+    assert "nothing would run: skipped: hosts held by an operator: web2" in out
+    assert not [line for line in out.splitlines() if line.startswith("would run")]
 
 
 def test_plan_reads_a_nagios_log_with_the_shipped_example() -> None:
@@ -279,9 +279,6 @@ def test_replay_exit_codes(site: Site, capsys, tmp_path: Path) -> None:
     rc, out, _ = escalator(capsys, "replay", "--json", "--config", cfg, str(events))
     recs = [json.loads(line) for line in out.splitlines()]
     assert {r["outcome"] for r in runs(recs)} == {"dry-run"}   # re-converged up to max_attempts
-    rc, out, _ = escalator(capsys, "replay", "--execute", "--config", cfg, str(events))
-    assert rc == 1                                       # a step failed for real
-    assert "RUN END  failed" in out and "exit 4" in out
     assert site.records() == []                          # replay never writes the journal
     rc, _, err = escalator(capsys, "replay", "--config", cfg)
     assert rc == 2 and err.startswith("Error: replay needs at least one FILE")
@@ -319,7 +316,7 @@ BAD_INPUT = [
     ("config is a dir", ["collect", "--config", "{dir}"], 2, "{dir}: cannot read config file: Is a directory"),
     ("invalid config", ["collect", "--config", str(BROKEN / "07-bad-duration.yaml")], 2,
      "invalid config, 2 problems"),
-    ("invalid config, one problem", ["status", "--config", str(BROKEN / "05-unknown-top-key.yaml")], 2,
+    ("invalid config, one problem", ["plan", "--config", str(BROKEN / "05-unknown-top-key.yaml")], 2,
      "05-unknown-top-key.yaml:2: quiesence: unknown key 'quiesence'; did you mean 'quiescence'?"),
     ("no default config", ["status"], 2, "/etc/escalator/escalator.yaml: cannot read config file"),
     ("plan of a missing file", ["plan", "--config", "{cfg}", "{dir}/nope.log"], 2, "does not exist"),
@@ -342,6 +339,7 @@ def test_bad_input_gives_one_error_line_and_no_traceback(world_tmp: Path, name: 
     (d / "binary").write_bytes(b"\x00\xff\xfe garbage \x00" * 20)
     if "journal" in name:
         (d / "journal.jsonl").mkdir()
+        (d / "spool").mkdir()
     if "world-writable" in name:
         (d / "spool").mkdir()
         (d / "spool").chmod(0o777)
@@ -386,6 +384,7 @@ def test_unreadable_files_are_reported_not_raised(world_tmp: Path) -> None:
 def test_a_damaged_journal_record_does_not_stop_the_collector(site: Site, capsys) -> None:
     cfg = str(configure(site))
     site.journal.write_text('{"kind": "run", "time": "yesterday"}\n{"kind": "event"}\nnot json\n')
+    site.spool.mkdir(mode=0o750)  # a site whose handler recorded before (a missing spool is an error)
     site.skip_damaged = 3
     r = site.cli("status", "--json", "--config", cfg)
     assert r.returncode == 0 and "Traceback" not in r.stderr

@@ -80,9 +80,9 @@ def test_handler_events_give_one_run_then_quiescence_reconvergence_and_recovery(
     assert run1["levels"] == ["vm", "converge", "deploy"]
     assert run1["targets"] == {"vm": ["web1"], "converge": ["web1", "web2"], "deploy": ["app", "web1", "web2"]}
     (start1,) = site.records("start")
-    # the debounce: the run started only after QUIET without events that can change the
-    # decision (a SOFT attempt cannot, so web3's does not extend the burst)
-    assert start1["time"] >= max(e["time"] for e in events if e["state_type"] != "SOFT") + QUIET - 0.05
+    # the debounce: the run started only after QUIET without events that count (SOFT ones
+    # do not), on the collector's own clock (arrival)
+    assert start1["time"] >= max(e["arrived"] for e in events if e["state_type"] == "HARD") + QUIET - 0.05
     steps = between(recs, start1, run1)
     assert [s["kind"] for s in steps] == ["step"] * 4 and all(s["exit"] == 0 for s in steps)
     assert site.lines("vm.txt") == ["vm web1"]

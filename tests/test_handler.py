@@ -343,6 +343,7 @@ def test_spawn_collector_starts_a_detached_collector_only_when_none_holds_the_lo
     sp = tmp_path / "spool"
     script = tmp_path / "fake-collector.py"
     script.write_text(FAKE_COLLECTOR)
+    (tmp_path / "conf.yaml").write_text(f"spool: {sp}\n")  # the collector must read this spool
     inherited = os.open(tmp_path / "inherited", os.O_WRONLY | os.O_CREAT)
 
     def spawn(out):
@@ -381,7 +382,7 @@ text = st.text(st.characters(exclude_categories=()), max_size=200)  # with surro
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(host=text.filter(bool), service=text, state=st.data(),
        state_type=st.sampled_from(["", "SOFT", "hard", "0", "1"]), attempt=st.integers(1, 10**6), downtime=st.one_of(st.just(""), st.integers(0, 99).map(str)),
-       output=text, when=st.floats(0, 4e9))
+       output=text, when=st.floats(946684800, 1.7e9))  # 2000..2023: times the handler keeps as given
 def test_property_any_event_round_trips_through_the_spool(host, service, state, state_type, attempt, downtime,
                                                            output, when):
     is_host = not service

@@ -451,14 +451,14 @@ def test_max_targets_exceeded_at_any_level_skips_and_notifies_until_fewer_hosts_
     assert targets(sim.starts[0])["deploy"] == ("web01", "web02")
 
 
-def test_pause_skips_and_notifies_once_and_resume_acts():
+def test_pause_skips_once_never_pages_the_operator_and_resume_acts():
     sim = Sim(make_config())
     sim.control(at(0), "pause", reason="maintenance")
     sim.event(at(10), "app", "Smoke test")
     sim.event(at(20), "web01", "HTTP")
     sim.settle()
     assert sim.starts == []
-    assert [s[1:] for s in sim.story()] == [("skipped", "converge", "paused"), ("notify", "paused")]
+    assert [s[1:] for s in sim.story()] == [("skipped", "converge", "paused")]  # no page: their own pause
     assert sim.skipped[0]["reason"] == "paused by operator: maintenance"
     sim.control(at(DAY), "resume")
     assert start_times(sim) == [DAY]
@@ -477,12 +477,12 @@ def test_failing_check_on_a_held_host_is_excluded_from_planning():
     assert "web01 asks for level vm but is held by an operator: hold web01 (rebuilding by hand)" in d.explain
 
 
-def test_only_held_hosts_failing_skips_and_notifies_once_then_release_acts():
+def test_only_held_hosts_failing_skips_once_without_a_page_then_release_acts():
     sim = Sim(make_config())
     sim.control(at(0), "hold", host="web01")
     sim.event(at(10), "web01", None, "DOWN")
     sim.settle()
-    assert [s[1:] for s in sim.story()] == [("skipped", "vm", "held-host"), ("notify", "held-host")]
+    assert [s[1:] for s in sim.story()] == [("skipped", "vm", "held-host")]
     assert "hosts held by an operator: web01" in sim.skipped[0]["reason"]
     sim.control(at(DAY), "release", host="web01")
     assert start_times(sim) == [DAY]

@@ -12,6 +12,7 @@ from .. import kinds
 from ..display import format_record, safe, when
 from ..errors import UsageError
 from .base import cli, config_option, load
+from .operator import operator_config, operator_options
 
 
 @cli.command()
@@ -49,12 +50,14 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         fold_pending(cfg, state)  # events no collector has taken yet count too
         refresh_acks(cfg, state, now)  # a person's acknowledgement counts before the collector sees it
     first = d = decide(state, cfg, now)
+    d, held = _decide_past_holds(state, cfg, now, d)
     waited = None
     expiry = state.approvals.next_expiry()
     # Look past a debounce wait, not past a wait for a person's answer.
     if d.run is None and not d.records and d.wake is not None and (expiry is None or d.wake < expiry):
         waited = d.wake
-        d = decide(state, cfg, d.wake)
+        d, more = _decide_past_holds(state, cfg, d.wake, decide(state, cfg, d.wake))
+        held += more
     checks = account(state, cfg, now, first, waited if d.run is not None else None) if explain else []
     if as_json:
         rec: dict = {"time": now, "kind": kinds.PLAN, "why": first.why, "explain": list(d.explain)}
@@ -63,11 +66,13 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
             rec["kind"] = kinds.PLAN
         if waited is not None:
             rec["at"] = waited
-        rec["records"] = list(d.records)
+        rec["records"] = held + list(d.records)
         if explain:
             rec["accounting"] = checks
         click.echo(json.dumps(rec, ensure_ascii=True))
         return 0
+    for r in held:  # held checks are recorded beside a run, not instead of it
+        click.echo(format_record(r))
     if d.run is not None:
         at = f" at {when(waited)} (once quiet)" if waited else ""
         click.echo(f"would run levels {', '.join(lv.name for lv in d.run.levels)}{at}")
@@ -129,14 +134,20 @@ def route(config: Optional[str], host: str, service: Optional[str], state: Optio
 
 
 @cli.command()
-@config_option
+@operator_options
 @click.option("--json", "as_json", is_flag=True, help="one JSON object (fields: see README, escalator status)")
-def status(config: Optional[str], as_json: bool) -> int:
+def status(config: Optional[str], spool: Optional[str], journal: Optional[str], as_json: bool) -> int:
     """Failing checks, collector, quiescence left, last runs, holds."""
-    from ..status import gather
+    from ..errors import EscalatorError
+    from ..operator_config import compare_with_running
+    from ..status import gather, missing_paths
 
-    cfg = load(config)
-    r = gather(cfg, time.time())
+    op = operator_config(config, spool, journal)  # an invalid file still shows what runs
+    missing = missing_paths(op.config)
+    if missing:
+        raise EscalatorError("; ".join(missing))
+    r = gather(op.config, time.time())
+    r["config"] = compare_with_running(op, r["collector"]["pid"] if r["collector"]["running"] else None)
     if as_json:
         click.echo(json.dumps(r, ensure_ascii=True, indent=1))
         return 0
@@ -145,3 +156,19 @@ def status(config: Optional[str], as_json: bool) -> int:
     for line in status_lines(r):
         click.echo(line)
     return 0
+
+
+def _decide_past_holds(state, cfg, now: float, d):
+    """``d`` (a decision at ``now``) after folding the records of held checks that it and the
+    next decisions journal first, as the collector does: they go beside a run, not instead."""
+    from ..planning.planner import decide
+
+    held: list = []
+    for _ in range(10):
+        if not d.records or any(r.get("skip_key") != "held-host" for r in d.records):
+            break
+        for r in d.records:
+            state.apply(r)
+        held.extend(d.records)
+        d = decide(state, cfg, now)
+    return d, held

@@ -1,10 +1,17 @@
-"""``escalator pause|resume|hold|release|run``: an operator's hands on the automation."""
+"""``escalator pause|resume|hold|release|run``: an operator's hands on the automation.
+
+pause, resume, hold and release are the emergency brake, so they keep working
+when the config file fails validation, as long as the spool and journal can be
+known (``operator_config``): they warn that the file is invalid and the
+collector, running on its last good config, obeys them.  ``--spool`` and
+``--journal`` reach it even when the file cannot be read at all.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import click
 
@@ -12,17 +19,36 @@ from .. import kinds
 from ..config import Config, config_path
 from ..display import safe
 from ..errors import EscalatorError, UsageError
+from ..operator_config import OperatorConfig, load_for_operator
 from .base import cli, config_option, load, user
 
 
-def _control(config: Optional[str], record: dict) -> int:
+def operator_options(f: Callable) -> Callable:
+    """--config, and --spool/--journal for when the config file is unusable."""
+    f = click.option("--journal", metavar="PATH",
+                     help="the journal, when the config file cannot say (default: from the config)")(f)
+    f = click.option("--spool", metavar="DIR", envvar="ESCALATOR_SPOOL",
+                     help="the spool (default: $ESCALATOR_SPOOL, else from the config)")(f)
+    return config_option(f)
+
+
+def operator_config(config: Optional[str], spool: Optional[str], journal: Optional[str]) -> OperatorConfig:
+    """The config, or -- when the file is invalid -- its paths, with a warning on stderr."""
+    op = load_for_operator(config_path(config), spool, journal)
+    warning = op.warning()
+    if warning:
+        click.echo(f"Warning: {safe(warning, 2000)}", err=True)
+    return op
+
+
+def _control(op: OperatorConfig, record: dict, config: Optional[str]) -> int:
     from ..control import control
 
-    cfg = load(config)
     record.setdefault("time", time.time())
     record.setdefault("user", user())
-    click.echo(f"{record['kind']}: {control(cfg, record)}")
-    kick(config)
+    click.echo(f"{record['kind']}: {control(op.config, record)}")
+    if op.valid:
+        kick(config, op.config)  # a collector started on an invalid config would only die
     return 0
 
 
@@ -40,33 +66,35 @@ def _name_glob(what: str, value: Optional[str]) -> Optional[str]:
 
 
 @cli.command()
-@config_option
+@operator_options
 @click.option("--reason", default="", help="why (shown in status and the journal)")
-def pause(config: Optional[str], reason: str) -> int:
+def pause(config: Optional[str], spool: Optional[str], journal: Optional[str], reason: str) -> int:
     """Stop all automatic action (events are still recorded)."""
-    return _control(config, {"kind": kinds.PAUSE, "reason": reason})
+    return _control(operator_config(config, spool, journal), {"kind": kinds.PAUSE, "reason": reason}, config)
 
 
 @cli.command()
-@config_option
+@operator_options
 @click.option("--host", default=None, help="lift only this host's per-host limit (limits.per_host)")
 @click.option("--reason", default="", help="why (shown in the journal)")
-def resume(config: Optional[str], host: Optional[str], reason: str) -> int:
+def resume(config: Optional[str], spool: Optional[str], journal: Optional[str], host: Optional[str],
+           reason: str) -> int:
     """Restart automatic action; also lifts holds on exhausted levels and per-host limits."""
     rec = {"kind": kinds.RESUME, "reason": reason}
     if host is not None:
         rec["host"] = _name_glob("--host", host)
-    return _control(config, rec)
+    return _control(operator_config(config, spool, journal), rec, config)
 
 
 @cli.command()
-@config_option
+@operator_options
 @click.option("--host", required=True, metavar="GLOB",
               help="hosts to keep hands off: a name or shell glob, as in check rules ('web-*')")
 @click.option("--service", metavar="GLOB", help="only these services of those hosts (default: every check)")
 @click.option("--for", "duration", metavar="DURATION", help="expire after this long (30m, 2h); default: until released")
 @click.option("--reason", default="", help="why (shown in status and the journal)")
-def hold(config: Optional[str], host: str, service: Optional[str], duration: Optional[str], reason: str) -> int:
+def hold(config: Optional[str], spool: Optional[str], journal: Optional[str], host: str, service: Optional[str],
+         duration: Optional[str], reason: str) -> int:
     """Keep hands off hosts (an operator is working on them), like a silence."""
     from ..config.load import parse_duration
 
@@ -81,26 +109,28 @@ def hold(config: Optional[str], host: str, service: Optional[str], duration: Opt
             raise UsageError(f"--for must be more than 0, got {duration!r}")
         rec["time"] = time.time()
         rec["until"] = rec["time"] + seconds
-    return _control(config, rec)
+    return _control(operator_config(config, spool, journal), rec, config)
 
 
 @cli.command()
-@config_option
+@operator_options
 @click.option("--host", required=True, metavar="GLOB", help="the host glob exactly as given to `escalator hold`")
 @click.option("--service", metavar="GLOB", help="the service glob exactly as given to `escalator hold`")
 @click.option("--reason", default="", help="why (shown in the journal)")
-def release(config: Optional[str], host: str, service: Optional[str], reason: str) -> int:
+def release(config: Optional[str], spool: Optional[str], journal: Optional[str], host: str,
+            service: Optional[str], reason: str) -> int:
     """Release a hold made with `escalator hold` (exit 1 if there is no such hold)."""
     from ..planning.statetypes import hold_label
 
     label = hold_label(_name_glob("--host", host) or "", _name_glob("--service", service))
-    holds = _current_state(config).holds
+    op = operator_config(config, spool, journal)
+    holds = _current_state(op.config).holds
     if label not in holds:
         covering = sorted(h.label for h in holds.values() if h.matches((host, service)))
         hint = (f"; it is covered by {', '.join(covering)}: release that" if covering else
                 f"; holds in force: {', '.join(sorted(holds)) or 'none'}")
         raise EscalatorError(f"{safe(label)} is not held{safe(hint, 2000)}")
-    return _control(config, {"kind": kinds.RELEASE, "host": host, "service": service, "reason": reason})
+    return _control(op, {"kind": kinds.RELEASE, "host": host, "service": service, "reason": reason}, config)
 
 
 @cli.command("run")
@@ -136,7 +166,7 @@ def run_level(config: Optional[str], level: str, hosts: List[str], dry_run: bool
     rec = {"kind": "request", "time": time.time(), "level": name, "hosts": list(hosts), "dry_run": dry_run,
            "reason": reason, "user": user(), "id": new_id()}
     control(cfg, rec)
-    kick(config)
+    kick(config, cfg)
     click.echo(f"requested: levels from {name}" + (f" on {', '.join(hosts)}" if hosts else "")
                + (" (dry run)" if dry_run else ""))
     answer = _await_answer(cfg, rec["id"], wait_s)
@@ -167,17 +197,16 @@ def _await_answer(cfg: Config, rid: str, timeout: float) -> Optional[dict]:
         time.sleep(0.1)
 
 
-def _current_state(config: Optional[str]):
+def _current_state(cfg: Config):
     """The state as status sees it: journal, snapshot and the spool not yet collected."""
     from ..status import fold_pending, load_state
 
-    cfg = load(config)
     state = load_state(cfg)
     fold_pending(cfg, state)
     return state
 
 
-def kick(config: Optional[str]) -> None:
+def kick(config: Optional[str], cfg: Optional[Config] = None) -> None:
     """Start a detached collector when none runs and there is work: action held back by a
     hold or pause can proceed, and events a handler appended while ``control`` held the
     collector lock (that handler started no collector) are acted on."""
@@ -185,10 +214,12 @@ def kick(config: Optional[str]) -> None:
     from ..control import work_pending
     from ..handler import collector_command, spawn_collector
 
-    cfg = load(config)
+    cfg = cfg if cfg is not None else load(config)
     if cfg.cluster is not None:
         return  # the leader in etcd applies it; no local collector to start
     if spool.collector_running(cfg.spool) is None and work_pending(cfg, time.time()):
         # The handler's way (detached, own session, cwd /), without its
         # ESCALATOR_COLLECTOR_CMD override: that is the handler's test hook.
-        spawn_collector(collector_command(config_path(config), {}))
+        # $ESCALATOR_SPOOL: the collector reads the spool we wrote to, whatever --spool said.
+        spawn_collector(collector_command(config_path(config), {}),
+                        env=dict(os.environ, ESCALATOR_SPOOL=os.path.abspath(cfg.spool)))

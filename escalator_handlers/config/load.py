@@ -69,6 +69,13 @@ def load_config(path: Optional[str] = None) -> Config:
     config, problems = _load(path)
     if problems or config is None:
         raise ConfigError(problems or [ConfigProblem(config_path(path), None, "", "unusable config")])
+    # $ESCALATOR_SPOOL means the same to every command: the handler records there,
+    # so the collector, status, pause... must read there too (it wins over `spool:`).
+    spool = os.environ.get("ESCALATOR_SPOOL")
+    if spool and spool != config.spool:
+        import dataclasses
+
+        config = dataclasses.replace(config, spool=spool)
     return config
 
 

@@ -307,6 +307,16 @@ def _decide(state: State, config: Config, now: float, s: _Survey, aside: interlo
     """
     levels = config.levels
 
+    new_held = [a for a in s.held if a.key not in state.held_recorded]
+    if new_held:
+        # Rule 8, holds: the held checks are recorded once (then only those newly held),
+        # whether or not other hosts run; never paged: the operator holding them knows.
+        rec = {"time": now, "kind": "run", "outcome": "skipped", "skip_key": "held-host",
+               "reason": "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in new_held})),
+               "levels": [lv.name for lv in levels[min(a.level for a in new_held) - 1:]],
+               "start_level": levels[min(a.level for a in new_held) - 1].name,
+               "checks": [a.record(config) for a in new_held]}
+        return Decision((rec,), why=f"skipped: {rec['reason']}", explain=explain)
     if not s.asking:
         if state.approvals.pending:
             why = aside.reason() if aside.left_alone else "the checks that asked recovered"
@@ -316,9 +326,7 @@ def _decide(state: State, config: Config, now: float, s: _Survey, aside: interlo
             return _skip(state, config, now, "hands-off", levels[aside.left_alone[0].level - 1],
                          aside.left_alone, aside.reason, explain, why, notify=False)
         if s.held:
-            return _skip(state, config, now, "held-host", levels[s.held[0].level - 1], s.held,
-                         lambda: "hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held})),
-                         explain, why, notify=True)
+            return Decision(why=("skipped: hosts held by an operator: " + ", ".join(sorted({a.key[0] for a in s.held}))) if why else "", explain=explain)
         return Decision(why="nothing to do", explain=explain)
 
     required = s.asking[0].level  # survey sorts by level first: the most drastic
@@ -333,8 +341,9 @@ def _decide(state: State, config: Config, now: float, s: _Survey, aside: interlo
                      explain, why, notify=False)
     if state.paused is not None:
         paused = state.paused
+        # Never page the operator for their own pause.
         return _skip(state, config, now, "paused", start_level, s.asking,
-                     lambda: "paused by operator" + (f": {paused}" if paused else ""), explain, why, notify=True)
+                     lambda: "paused by operator" + (f": {paused}" if paused else ""), explain, why, notify=False)
 
     limits = config.limits
     if limits.max_runs_per_hour:
@@ -463,29 +472,31 @@ def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
             policy = "notify"  # nothing is more drastic than level 1
         rec["exhausted"] = policy
         if policy == "notify":
-            out.append({"time": now, "kind": "notify", "reason": "exhausted",
-                        "level": level.name,
-                        "summary": f"level {level.name} did not converge after {plural(attempt, 'attempt')}; "
-                                   f"holding it until the checks recover: still failing {_names(still)}"})
+            out.append(notify_record(config, now, "exhausted",
+                                     f"level {level.name} did not converge after {plural(attempt, 'attempt')}; "
+                                     f"holding it until the checks recover: still failing {_names(still)}",
+                                     level=level.name))
     return out
 
 
 def _skip(state: State, config: Config, now: float, code: str, level: Level,
           checks: Sequence[Asking], why_not: Callable[[], str], explain: Tuple[str, ...], why: bool = True, *,
           notify: bool) -> Decision:
-    """Rule 8: record (once), notify (once), don't act.  ``why_not()`` words the reason."""
+    """Rule 8: record once per episode, then only the checks that joined it; page once.
+
+    An episode of a skip lasts until a run starts, ``resume``, or every check it
+    listed recovered.  Its first record lists the asking checks; a check that
+    starts asking later gets a small ``continued`` record of its own (journal
+    bytes per event stay bounded in a long outage: an afternoon of hosts failing
+    one after another costs the journal the same per event as its first minute)
+    and no new page.  ``why_not()`` words the reason, only when it is needed.
+    """
     key = f"{code}:{level.name}"
-    continued = False
-    if state.last_skip == key:
-        # Once per episode -- but a held level pages only once (at exhaustion), so a
-        # new failure it swallows must at least reach the journal: a small record
-        # with only the checks that joined (``continued``), not the whole list again,
-        # so that an afternoon of hosts failing one after another on a held level
-        # costs the journal the same per event as its first minute.
-        new = [a for a in checks if a.key not in state.skip_checks] if code == "held-level" else ()
-        if not new:
+    continued = state.last_skip == key
+    if continued:
+        checks = [a for a in checks if a.key not in state.skip_checks]
+        if not checks:
             return Decision(why=f"skipped: {why_not()}" if why else "", explain=explain)
-        checks, continued = new, True
     reason = why_not()
     rec = {"time": now, "kind": "run", "outcome": "skipped", "reason": reason, "skip_key": key,
            "levels": [lv.name for lv in config.levels[level.index - 1:]],
@@ -494,10 +505,19 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
     if continued:
         rec["continued"] = True
     recs = [rec]
-    if notify:
-        recs.append({"time": now, "kind": "notify", "reason": code,
-                     "summary": f"not acting on {_names([a.key for a in checks])}: {reason}"})
+    if notify and not continued:
+        recs.append(notify_record(config, now, code, f"not acting on {_names([a.key for a in checks])}: {reason}"))
     return Decision(tuple(recs), why=f"skipped: {reason}", explain=explain)
+
+
+def notify_record(config: Config, now: float, reason: str, summary: str, **extra) -> dict:
+    """A ``notify`` record; ``channels`` says how many ``notify`` steps will carry it (0: it is
+    journalled, and logged, but reaches nobody)."""
+    rec = {"time": now, "kind": "notify", "reason": reason, **extra, "summary": summary,
+           "channels": len(config.notify)}
+    if not config.notify:
+        rec["undelivered"] = "no notify steps configured"
+    return rec
 
 
 __all__ = ["Asking", "Decision", "RunPlan", "decide", "required_level", "survey", "unreachable_checks"]

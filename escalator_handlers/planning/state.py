@@ -55,6 +55,7 @@ class State:
         self.requests: List[dict] = []             # `escalator run` requests not yet started or refused
         self.last_skip: Optional[str] = None
         self.skip_checks: Set[CheckKey] = set()
+        self.held_recorded: Set[CheckKey] = set()  # held checks a skipped record already listed
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
         self._rule_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[CheckRule]] = {}
         self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[CheckRule, ...]] = {}
@@ -155,10 +156,12 @@ class State:
         eid = rec.get("id")
         if eid is not None:
             self.remember(eid)
+        arrived = rec.get("arrived")
         self.observe(
             float(rec["time"]), rec["host"], rec.get("service") or None, rec.get("state"),
             rec.get("state_type") or "HARD", int(rec.get("attempt") or 1),
             int(rec.get("downtime") or 0), rec.get("output") or "",
+            float(arrived) if arrived is not None else None,
         )
 
     def remember(self, rid: str) -> None:
@@ -169,8 +172,13 @@ class State:
                 del self.seen_ids[old]
 
     def observe(self, time: float, host: str, service: Optional[str], state: Optional[str],
-                state_type: str, attempt: int, downtime: int, output: str) -> bool:
+                state_type: str, attempt: int, downtime: int, output: str,
+                arrived: Optional[float] = None) -> bool:
         """Fold one observed state (the hot path of replay).
+
+        ``time`` orders observations of a check; ``arrived`` (the collector's
+        clock when it took the event, default ``time``) drives the debounce, so
+        an event claiming another time can neither stall nor rush a decision.
 
         Return whether it can change a decision: a check started or stopped failing
         or changed level, a host's downtime changed, or a check that an episode or a
@@ -242,6 +250,7 @@ class State:
                     if key in ep.pending:
                         ep.pending.discard(key)
                         relevant = True
+            self.held_recorded.discard(key)
             if key in self.skip_checks:
                 relevant = True
                 # The skip is news again only once all its checks recovered: one
@@ -259,11 +268,12 @@ class State:
             # site OK and SOFT chatter would otherwise keep every burst open
             # until max_delay and turn the debounce off.  A gap of a whole
             # quiescence period starts a new burst.
+            clock = time if arrived is None else arrived
             last = self.last_event
-            if last is None or self.burst_start is None or time - last >= config.quiescence:
-                self.burst_start = time
-            if last is None or time > last:
-                self.last_event = time
+            if last is None or self.burst_start is None or clock - last >= config.quiescence:
+                self.burst_start = clock
+            if last is None or clock > last:
+                self.last_event = clock
         return relevant
 
     def _apply_request(self, rec: Mapping[str, Any]) -> None:
@@ -293,6 +303,9 @@ class State:
             self._answered(rec)
             return
         if outcome == "skipped":
+            if rec.get("skip_key") == "held-host":
+                self.held_recorded |= set(keys_of(rec.get("checks")))
+                return
             skip = rec.get("skip_key") or rec.get("reason")
             if rec.get("continued") and skip == self.last_skip:
                 self.skip_checks.update(keys_of(rec.get("checks")))  # checks that joined the same skip
@@ -370,6 +383,7 @@ class State:
     def _apply_release(self, rec: Mapping[str, Any]) -> None:
         if rec.get("host"):
             self.holds.pop(hold_label(rec["host"], rec.get("service")), None)
+            self.held_recorded.clear()  # held again later: a new episode, recorded again
         if rec.get("level"):
             self.episodes.pop(rec["level"], None)
 
@@ -404,61 +418,45 @@ class State:
     def failing_checks(self) -> List[Tuple[CheckKey, CheckState]]:
         return [(k, cs) for k, cs in self.problems.items() if self.failing(k, cs)]
 
+    # -- checkpoint (the head of every journal file) -------------------------
+
+    def worth_carrying(self) -> bool:
+        return bool(self.problems or self.holds or self.paused is not None or self.episodes
+                    or self.runs or self.open_run)
+
+    def checkpoint(self, now: float) -> dict:
+        """A ``checkpoint`` record: what must survive the loss of older journal files and of
+        the snapshot -- pause, holds, held levels and every failing check, with recent runs."""
+        data = self.to_json()
+        data["checks"] = [[k[0], k[1], cs.to_json()] for k, cs in self.problems.items()]
+        data["runs"] = data["runs"][-20:]
+        data["seen_ids"] = []
+        return {"time": now, "kind": "checkpoint", "state": data}
+
+    def _apply_checkpoint(self, rec: Mapping[str, Any]) -> None:
+        other = State.from_json(self.config, rec["state"])
+        for key, cs in other.checks.items():
+            self.checks[key] = cs
+            self.problems[key] = cs
+            self.changed.add(key)
+        seen = self.seen_ids
+        kept = ("checks", "problems", "seen_ids", "changed", "survey_cache", "config",
+                "_map_cache", "_target_cache")
+        for name, value in vars(other).items():
+            if name not in kept:
+                setattr(self, name, value)
+        self.seen_ids = seen
+        self.survey_cache = None
+
     # -- snapshot ----------------------------------------------------------
 
     def to_json(self) -> dict:
-        return {
-            "version": 1,
-            "checks": [[k[0], k[1], cs.to_json()] for k, cs in self.checks.items()],
-            "host_downtime": self.host_downtime,
-            "last_event": self.last_event,
-            "burst_start": self.burst_start,
-            "runs": [r.to_json() for r in self.runs],
-            "open_run": self.open_run,
-            "episodes": {
-                name: {"attempts": ep.attempts, "pending": [list(k) for k in ep.pending],
-                       "held": ep.held, "escalated": ep.escalated, "reason": ep.reason}
-                for name, ep in self.episodes.items()
-            },
-            "holds": [h.to_json() for h in self.holds.values()],
-            "paused": self.paused,
-            "requests": self.requests,
-            "last_skip": self.last_skip,
-            "skip_checks": [list(k) for k in self.skip_checks],
-            "seen_ids": list(self.seen_ids)[-20_000:],
-            "approvals": self.approvals.to_json(),
-            "acks": self.acks.to_json(),
-            "brakes": self.brakes.to_json(),
-        }
+        from .statejson import state_to_json
+
+        return state_to_json(self)
 
     @classmethod
     def from_json(cls, config: Config, data: Mapping[str, Any]) -> "State":
-        st = cls(config)
-        for host, service, cs in data.get("checks", ()):
-            c = st.checks[(host, service)] = CheckState.from_json(cs)
-            c.level = None if c.good else st.level_for((host, service), c.state)
-            if not c.good:
-                st.problems[(host, service)] = c
-        st.host_downtime = dict(data.get("host_downtime") or {})
-        st.unreachable = {h for (h, svc), c in st.checks.items() if svc is None and c.state == "UNREACHABLE"}
-        st.last_event = data.get("last_event")
-        st.burst_start = data.get("burst_start")
-        st.runs.extend(RunInfo.from_json(r) for r in data.get("runs", ()))
-        st.open_run = data.get("open_run")
-        for name, ep in (data.get("episodes") or {}).items():
-            st.episodes[name] = Episode(ep["attempts"], {(h, s) for h, s in ep["pending"]},
-                                        ep["held"], ep["escalated"], ep.get("reason", ""))
-        for host, why in (data.get("held_hosts") or {}).items():  # snapshots before holds had globs
-            st.holds[host] = Hold(host, reason=why or "")
-        for h in data.get("holds") or ():
-            hold = Hold(**h)
-            st.holds[hold.label] = hold
-        st.paused = data.get("paused")
-        st.requests = list(data.get("requests") or ())
-        st.last_skip = data.get("last_skip")
-        st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}
-        st.seen_ids = dict.fromkeys(data.get("seen_ids", ()))
-        st.approvals = approvals.Approvals.from_json(data.get("approvals"))
-        st.acks = interlocks.Acks.from_json(data.get("acks"))
-        st.brakes = brakes.Brakes.from_json(data.get("brakes"))
-        return st
+        from .statejson import fill_from_json
+
+        return fill_from_json(cls(config), data)

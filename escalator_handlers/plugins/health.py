@@ -78,6 +78,8 @@ class CollectorFacts:
     dead_after: float
     cluster: bool = False        # cluster: the collector that counts is the leader in etcd
     leader: Optional[str] = None
+    missing: Tuple[str, ...] = ()  # the spool or journal does not exist: events would sit unseen
+    config_problem: str = ""       # the config file fails validation (the collector runs an older one)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def _collector_facts(report: Dict[str, Any], dead_after: float) -> CollectorFact
         running=bool(report["collector"]["running"]), pid=report["collector"].get("pid"),
         pending=int(report["spool"]["pending"]), oldest_age=float(report["spool"]["oldest_age"] or 0.0),
         next_in=nxt.get("in"), run_due=bool(nxt.get("run")), dead_after=dead_after,
-        cluster="leader" in report, leader=report.get("leader"))
+        cluster="leader" in report, leader=report.get("leader"),
+        missing=tuple(report.get("missing") or ()), config_problem=report.get("config_problem") or "")
 
 
 def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
@@ -186,17 +189,27 @@ class EscalatorHealth(nagiosplugin.Resource):
         return self._metrics()
 
     def _load(self) -> None:
-        from ..config import load_config
-        from ..status import gather
+        from ..errors import EscalatorError
+        from ..operator_config import load_for_operator
+        from ..status import gather, missing_paths
 
         self.phase = f"loading config {self.config_path}"
-        self.config = cfg = load_config(self.config_path)
+        # An invalid file must not blind the check while the collector runs its last good config.
+        op = load_for_operator(self.config_path)
+        self.config = cfg = op.config
         self.phase = f"reading spool {cfg.spool} and journal {cfg.journal}"
-        self.report = gather(cfg, self.clock())
-        if not self.report["collector"]["running"] and collector_needed(self.report):
-            # A collector exiting between our read of the journal and our probe of
-            # its lock would look dead; a second look sees what it wrote last.
+        try:
             self.report = gather(cfg, self.clock())
+            if not self.report["collector"]["running"] and collector_needed(self.report):
+                # A collector exiting between our read of the journal and our probe of
+                # its lock would look dead; a second look sees what it wrote last.
+                self.report = gather(cfg, self.clock())
+            self.report["missing"] = missing_paths(cfg)
+        except (OSError, EscalatorError) as exc:
+            # What escalator records cannot be seen: as bad as missing (events may sit unseen).
+            self.report = _blind_report(self.clock(), _unreadable(exc))
+        if op.problems:
+            self.report["config_problem"] = f"config {cfg.source} is invalid: {op.problems[0]}"
         self.dead_after = self.dead_after_option if self.dead_after_option is not None \
             else defaults.DEAD_AFTER_QUIESCENCES * cfg.quiescence + defaults.DEAD_AFTER_EXTRA
 
@@ -219,6 +232,20 @@ class EscalatorHealth(nagiosplugin.Resource):
               context="holds"),
             m("last_run", _last_run_facts(r), context="last_run"),
         ]
+
+
+def _unreadable(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"cannot read {clean(exc.filename, 300)}: {exc.strerror}{_hint(exc)}"
+    return f"{clean(str(exc).splitlines()[0] if str(exc) else exc, 400)}{_hint(exc)}"
+
+
+def _blind_report(now: float, why: str) -> Dict[str, Any]:
+    """The report when the spool or journal cannot be read: every figure zero, CRITICAL why."""
+    return {"time": now, "collector": {"running": False, "pid": None},
+            "spool": {"pending": 0, "oldest_age": None}, "runs_last_hour": 0, "failing": [],
+            "quiescence_left": 0, "paused": False, "pause_reason": None, "held_levels": {},
+            "held_hosts": {}, "last_runs": [], "next": {}, "missing": [why]}
 
 
 def _hint(exc: BaseException) -> str:
@@ -295,6 +322,11 @@ class _Scalar(nagiosplugin.ScalarContext):
 
 
 def _collector(f: CollectorFacts) -> Tuple[Any, str]:
+    if f.missing:
+        return Critical, "; ".join(clean(m, 300) for m in f.missing + ((f.config_problem,) if f.config_problem else ()))
+    if f.config_problem:
+        running = f"collector running (pid {f.pid}) on its last good config" if f.running else "collector not running"
+        return Warn, f"{running}; {clean(f.config_problem, 300)}"
     if f.cluster:
         if f.leader:
             return Ok, f"leader {clean(f.leader)}"

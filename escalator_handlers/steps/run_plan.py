@@ -1,6 +1,6 @@
 """Carry out a RunPlan: levels in order, steps in order, journal as it goes.
 
-The collector and ``replay --execute`` run steps for real; a dry-run replay
+Only the collector runs steps for real; replay (always a dry run)
 uses ``DryRunner``, which only renders the would-be command lines.  Either
 way the records are the same shape: ``start``, one ``step`` per execution,
 then one ``run`` with the outcome.  A failed step stops the run (rule 5);

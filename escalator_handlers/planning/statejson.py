@@ -1,0 +1,69 @@
+"""The JSON form of ``state.State``: its snapshot (``state.json``) and journal checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from . import approvals, brakes, interlocks
+from .statetypes import CheckState, Episode, Hold, RunInfo
+
+
+def state_to_json(st: Any) -> dict:  # a planning.state.State (no import: state imports us)
+    """The ``state.json`` form of a State (also the body of a journal ``checkpoint``)."""
+    return {
+        "version": 1,
+        "checks": [[k[0], k[1], cs.to_json()] for k, cs in st.checks.items()],
+        "host_downtime": st.host_downtime,
+        "last_event": st.last_event,
+        "burst_start": st.burst_start,
+        "runs": [r.to_json() for r in st.runs],
+        "open_run": st.open_run,
+        "episodes": {
+            name: {"attempts": ep.attempts, "pending": [list(k) for k in ep.pending],
+                   "held": ep.held, "escalated": ep.escalated, "reason": ep.reason}
+            for name, ep in st.episodes.items()
+        },
+        "holds": [h.to_json() for h in st.holds.values()],
+        "paused": st.paused,
+        "requests": st.requests,
+        "last_skip": st.last_skip,
+        "skip_checks": [list(k) for k in st.skip_checks],
+        "held_recorded": [list(k) for k in st.held_recorded],
+        "seen_ids": list(st.seen_ids)[-20_000:],
+        "approvals": st.approvals.to_json(),
+        "acks": st.acks.to_json(),
+        "brakes": st.brakes.to_json(),
+    }
+
+
+def fill_from_json(st: Any, data: Mapping[str, Any]) -> Any:
+    """Fill a new State from its ``state_to_json`` form (older snapshots too)."""
+    for host, service, cs in data.get("checks", ()):
+        c = st.checks[(host, service)] = CheckState.from_json(cs)
+        c.level = None if c.good else st.level_for((host, service), c.state)
+        if not c.good:
+            st.problems[(host, service)] = c
+    st.host_downtime = dict(data.get("host_downtime") or {})
+    st.unreachable = {h for (h, svc), c in st.checks.items() if svc is None and c.state == "UNREACHABLE"}
+    st.last_event = data.get("last_event")
+    st.burst_start = data.get("burst_start")
+    st.runs.extend(RunInfo.from_json(r) for r in data.get("runs", ()))
+    st.open_run = data.get("open_run")
+    for name, ep in (data.get("episodes") or {}).items():
+        st.episodes[name] = Episode(ep["attempts"], {(h, s) for h, s in ep["pending"]},
+                                    ep["held"], ep["escalated"], ep.get("reason", ""))
+    for host, why in (data.get("held_hosts") or {}).items():  # snapshots before holds had globs
+        st.holds[host] = Hold(host, reason=why or "")
+    for h in data.get("holds") or ():
+        hold = Hold(**h)
+        st.holds[hold.label] = hold
+    st.paused = data.get("paused")
+    st.requests = list(data.get("requests") or ())
+    st.last_skip = data.get("last_skip")
+    st.skip_checks = {(h, s) for h, s in data.get("skip_checks", ())}
+    st.held_recorded = {(h, s) for h, s in data.get("held_recorded", ())}
+    st.seen_ids = dict.fromkeys(data.get("seen_ids", ()))
+    st.approvals = approvals.Approvals.from_json(data.get("approvals"))
+    st.acks = interlocks.Acks.from_json(data.get("acks"))
+    st.brakes = brakes.Brakes.from_json(data.get("brakes"))
+    return st
