@@ -167,12 +167,14 @@ def missing_paths(config: Config) -> List[str]:
     if not _exists(config.spool):
         out.append(f"spool directory {config.spool} does not exist: no handler or collector uses it "
                    f"(does the config name the spool the handlers record to?)")
-    if not _exists(config.journal):
+    if not _exists(config.journal) and not _exists(f"{config.spool}/collector.lock"):
         try:
             waiting = not out and spool_reader.pending_stats(config.spool)[0] > 0
         except OSError:
             waiting = False
-        if not waiting:  # events waiting and no journal yet: the first collector is about to create it
+        # Events waiting and no journal yet: the first collector is about to create it; a
+        # collector's lock in the spool: one ran here (and may have died before writing).
+        if not waiting:
             out.append(f"journal {config.journal} does not exist: no collector has run with this config "
                        f"(run `escalator collect` once, or fix `journal:`)")
     return out
