@@ -12,7 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from collector_fixtures import BIN, HANDLER, Site, handler_env, site  # noqa: F401
+from collector_fixtures import BIN, HANDLER, Site, handler_env
 
 LEVELS = [{"name": "vm", "steps": [{"shell": "echo {host} >> OUT/vm", "foreach": "host"}]}]
 RULES = [{"host": "*", "level": "vm"}]

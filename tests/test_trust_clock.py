@@ -13,7 +13,7 @@ import json
 import subprocess
 import time
 
-from collector_fixtures import HANDLER, Site, handler_env, site  # noqa: F401
+from collector_fixtures import HANDLER, Site, handler_env
 from escalator_handlers import spool
 
 LEVELS = [{"name": "vm", "steps": [{"shell": "echo {host} >> OUT/vm", "foreach": "host"}]}]

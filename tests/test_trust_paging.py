@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from collector_fixtures import ESCALATOR, Site, handler_env, runs, site  # noqa: F401
+from collector_fixtures import ESCALATOR, Site, handler_env, runs
 
 LEVELS = [{"name": "vm", "max_attempts": 1, "quiescence": 0.3,
            "steps": [{"shell": "echo {host} >> OUT/vm", "foreach": "host"}]}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from collector_fixtures import Site, runs, site, wait_for  # noqa: F401
+from collector_fixtures import Site, runs, wait_for
 
 
 def setup(site: Site) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from collector_fixtures import Site, site  # noqa: F401
+from collector_fixtures import Site
 from test_collector import rotate
 
 LEVELS = [{"name": "vm", "quiescence": 60, "max_attempts": 1,
