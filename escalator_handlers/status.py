@@ -163,7 +163,9 @@ def missing_paths(config: Config) -> List[str]:
     (events would sit unseen), not a quiet site.  Unreadable is not missing:
     reading them says why.
     """
-    out = []
+    out: List[str] = []
+    if getattr(config, "cluster", None) is not None:
+        return out  # the journal lives in etcd, and a node's spool is created by its forwarder
     if not _exists(config.spool):
         out.append(f"spool directory {config.spool} does not exist: no handler or collector uses it "
                    f"(does the config name the spool the handlers record to?)")
