@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from collector_fixtures import Site
 
@@ -85,6 +86,8 @@ def test_a_hold_for_a_while_expires_by_itself(site: Site) -> None:
     (hold,) = site.records("hold")
     (rel,) = site.records("release")
     assert "hold expired" in rel["reason"]
+    # Shown to people as it is journalled: ISO 8601, never a raw epoch.
+    assert re.search(r"held since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ by ", rel["reason"]), rel
     assert run["time"] >= rel["time"] >= hold["until"]
     assert set(site.lines("vm")) == {"web-01"}
     assert proc.poll() is None

@@ -206,7 +206,7 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
     if state.holds:
         # An operator's hold given `--for` ends by itself, like an Alertmanager silence.
         expired = [{"time": now, "kind": "release", "host": h.host, "service": h.service,
-                    "reason": f"hold expired (held since {h.since:.0f} by {h.user or 'an operator'})"}
+                    "reason": f"hold expired (held since {iso_time(h.since)} by {h.user or 'an operator'})"}
                    for h in state.holds.values() if h.until is not None and h.until <= now]
         if expired:
             return Decision(tuple(expired), wake=now, why="operator holds expired")
