@@ -1,4 +1,4 @@
-"""Replay: drive the planner over recorded events on their own clock.
+"""Replay: drive the collector's loop over recorded events on their own clock.
 
 Sources are Nagios 4 ``nagios.log`` files, JSON-lines event or journal files,
 and spool directories; the format is detected from the first line.  Events
@@ -19,18 +19,15 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .monitoring import nagioslog
 from .config import Config
 from .errors import UsageError
 from .event import GOOD_STATES
 from .kinds import CONTROL_KINDS, REQUEST
-from .steps.run_plan import DryRunner, execute, notify_steps
-from .planning.planner import decide
+from .monitoring import nagioslog
+from .planning.loop import Simulation
+from .planning.planner import RunPlan
 from .planning.state import State
-
-#: Control records replayed from a journal (operator actions change decisions).
-#: Decisions at one instant before replay assumes the planner is looping.
-MAX_DECISIONS_PER_INSTANT = 100
+from .steps.run_plan import DryRunner, execute, notify_steps
 
 #: An observation tuple (time, host, service, state, state_type, attempt,
 #: downtime, output), or a control record as (time, record).
@@ -222,18 +219,11 @@ def sources(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
     return heapq.merge(*streams, key=_time)  # stable: ties go to the earlier stream
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def replay(config: Config, paths: Sequence[str], out: Callable[[dict], None], *,
            until: Optional[float] = None,
            since: Optional[float] = None, show_events: str = "none") -> SourceStats:
-    """Replay ``paths`` through the planner; call ``out`` with every record.
+    """Replay ``paths`` through the collector's loop on a simulated clock; call ``out``
+    with every record.
 
     ``since``: the events before it only build the starting state (what the
     collector would have known at that time); the clock starts there.
@@ -273,104 +263,69 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
                  until: Optional[float] = None,
                  since: Optional[float] = None, show_events: str = "none",
                  stats: Optional[SourceStats] = None) -> None:
-    """Drive the planner over time-ordered ``items`` on their own clock (``escalator test``
-    feeds a scenario's events here); the clock starts at ``since`` (see ``replay``) and
-    stops at ``until`` (epoch), else when nothing is pending, at most a day after the
-    last item.  Always a dry run: the steps are rendered, never run (``hand_over``
-    gives events to the collector).  ``stats`` counts the events inside and before the window."""
+    """Drive the collector's loop over time-ordered ``items`` on their own clock (``escalator
+    test`` feeds a scenario's events here); the clock starts at ``since`` (see ``replay``)
+    and stops at ``until`` (epoch), else when nothing is pending, at most a day after the
+    last item.  Always a dry run: the steps are rendered, never run (``hand_over`` gives
+    events to the collector).  ``stats`` counts the events inside and before the window."""
     stats = stats if stats is not None else SourceStats()
     state = State(config)
-    clock = _Clock()
     dry = True
     runner: Any = DryRunner()
 
-    def emit(records: Sequence[dict]) -> None:
+    def record(records: Sequence[dict]) -> None:
         for rec in records:
             state.apply(rec)
             out(rec)
             if rec.get("kind") == "notify":
-                notify_steps(config, rec, runner, emit, clock, dry_run=dry)
+                notify_steps(config, rec, runner, record, sim.clock, dry_run=dry)
 
-    def act(now: float) -> Optional[float]:
-        clock.now = now
-        for _ in range(MAX_DECISIONS_PER_INSTANT):
-            d = decide(state, config, now, explain=False)  # replay never shows it
-            if d.records:
-                emit(d.records)
-                continue
-            if d.run is not None:
-                execute(d.run, config, runner, emit, clock, dry_run=True)
-                continue
-            return d.wake if d.wake is not None and d.wake > now else None
-        return None
+    def act(plan: RunPlan) -> None:
+        execute(plan, config, runner, record, sim.clock, dry_run=True)
 
-    q, max_delay = config.quiescence, config.max_delay
-    wake: Optional[float] = None
+    # Lazy: ask the planner only when an event can change its answer (a busy day of
+    # log has mostly events that cannot); explain=False: replay never shows it.
+    sim = Simulation(state, config, record, act, explain=False, lazy=True)
     last_t: Optional[float] = None
-    observe = state.observe
-    now = clock.now
+    observe = sim.observe
     try:
         for item in items:
             t = item[0]
             if until is not None and t > until:
                 continue  # past the end of the simulated clock (read on only to count lines)
             if since is not None and t < since:
+                # Before the window: only the state the collector would have had then.
                 if len(item) == 2:
                     state.apply(dict(item[1]))
                 else:
                     stats.before += 1
-                    observe(*item)
+                    state.observe(*item)
                 continue
-            if since is not None and wake is None and now < since:
-                now = clock.now = since
-                wake = _due(state, q, max_delay, since)
+            if since is not None and sim.wake is None and sim.now < since:
+                sim.resume(since)
+            wake = sim.wake
             if wake is not None and wake <= t:
-                while wake is not None and wake <= t:
-                    wake = act(max(wake, clock.now))
-                now = clock.now
-            if t > now:
-                now = clock.now = t
+                sim.advance(t)
+            elif t > sim.now:
+                sim.now = t  # sim.advance(t) without the call: this is replay's hot path
+            now = sim.now  # an event older than the clock (logs are not quite in order) counts now
             last_t = t
             if len(item) == 2:  # an operator's control record
                 rec = dict(item[1])
                 rec["time"] = now
-                emit([rec])
-            else:
-                stats.replayed += 1
-                if show_events != "none" and _shown(state, item, show_events):
-                    out({"time": t, "kind": "event", "host": item[1], "service": item[2],
-                         "state": item[3], "state_type": item[4], "attempt": item[5],
-                         "downtime": item[6], "output": item[7]})
-                relevant = observe(*item) if t == now else observe(now, *item[1:])
-                if not relevant and wake is None:
-                    # The planner is idle and nothing it reads changed: asking again would
-                    # only say so again (a busy day of log has mostly such events).
-                    continue
-            burst, last = state.burst_start, state.last_event
-            if burst is not None and last is not None:
-                due = last + q
-                if burst + max_delay < due:
-                    due = burst + max_delay
-            else:
-                due = now
-            if wake is None or due < wake:
-                wake = due
-        if since is not None and wake is None and now < since:
-            clock.now = since  # every event came before --since: act on the state they left
-            wake = _due(state, q, max_delay, since)
-        end = until if until is not None else (last_t or since or 0.0) + 86400.0
-        while wake is not None and wake <= end:
-            wake = act(max(wake, clock.now))
+                sim.record(now, rec)
+                continue
+            stats.replayed += 1
+            if show_events != "none" and _shown(state, item, show_events):
+                out({"time": t, "kind": "event", "host": item[1], "service": item[2],
+                     "state": item[3], "state_type": item[4], "attempt": item[5],
+                     "downtime": item[6], "output": item[7]})
+            observe(now, *item[1:])
+        if since is not None and sim.wake is None and sim.now < since:
+            sim.resume(since)  # every event came before --since: act on the state they left
+        sim.run_until(until if until is not None else (last_t or since or 0.0) + 86400.0)
     finally:
         runner.close()
-
-
-def _due(state: State, quiescence: float, max_delay: float, now: float) -> Optional[float]:
-    """When a state folded without planning wants the planner: its burst's due time, or now."""
-    burst, last = state.burst_start, state.last_event
-    if burst is None or last is None:
-        return now if state.problems else None
-    return max(now, min(last + quiescence, burst + max_delay))
 
 
 def _shown(state: State, item: Any, mode: str) -> bool:

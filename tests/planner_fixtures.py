@@ -1,10 +1,11 @@
 """Shared helpers for the planner, state and replay tests.
 
-``Sim`` is a collector on a simulated clock: events are folded into a
-``State`` as they arrive, the planner is asked what to do at once and at
-every wake-up it asks for, its records are journalled (kept in a list) and
-folded back, and runs are executed dry (``executor.execute`` with a runner
-that only renders).  Tests push events at chosen times and assert on the
+``Sim`` is a collector on a simulated clock, driving the product's own loop
+(``escalator_handlers.planning.loop``): events are folded into a ``State``
+as they arrive, the planner is asked what to do at once and at every wake-up
+it asks for, its records are journalled (kept in a list) and folded back, and
+runs are executed dry (``steps.run_plan.execute`` with a runner that only
+renders).  Tests push events at chosen times and assert on the
 records, never sleeping.  Configs come from YAML text through the real
 loader, so the defaults under test are the ones users get.
 """
@@ -20,10 +21,11 @@ import yaml
 
 from escalator_handlers.config import Config, Step
 from escalator_handlers.config.load import load_config, load_config_text
-from escalator_handlers.steps.run_plan import execute
-from escalator_handlers.planning.planner import Decision, decide
+from escalator_handlers.planning.loop import Settled, Simulation
+from escalator_handlers.planning.planner import Decision, RunPlan
 from escalator_handlers.planning.state import State
 from escalator_handlers.steps.result import StepResult
+from escalator_handlers.steps.run_plan import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "nagios-conf" / "examples"
@@ -117,16 +119,45 @@ class FakeRunner:
         return out
 
 
+class _CheckedSimulation(Simulation):
+    """The loop's Simulation, failing the test when the planner misbehaves."""
+
+    def settle(self) -> Settled:
+        s = super().settle()
+        if s.looping:
+            raise AssertionError("planner loops at one instant: " + repr(s.decision))
+        d = s.decision
+        assert d.wake is None or d.wake > self.now, f"planner asks to wake in the past: {d}"
+        return s
+
+
 class Sim:
-    """A collector on a simulated clock (see the module docstring)."""
+    """A collector on a simulated clock (see the module docstring): the product's own
+    loop (``loop.Simulation``, eager like the collector), with a list for a journal."""
 
     def __init__(self, config: Config, start: float = T0, *, state: Optional[State] = None) -> None:
         self.config = config
         self.state = state if state is not None else State(config)
-        self.now = start
-        self.wake: Optional[float] = None
         self.records: List[dict] = []
         self.decisions: List[Tuple[float, Decision]] = []
+        self.loop = _CheckedSimulation(self.state, config, self.emit, self._run, start=start,
+                                       watch=lambda now, d: self.decisions.append((now, d)))
+
+    @property
+    def now(self) -> float:
+        return self.loop.now
+
+    @now.setter
+    def now(self, t: float) -> None:
+        self.loop.now = t
+
+    @property
+    def wake(self) -> Optional[float]:
+        return self.loop.wake
+
+    @wake.setter
+    def wake(self, t: Optional[float]) -> None:
+        self.loop.wake = t
 
     # -- driving ---------------------------------------------------------
 
@@ -135,51 +166,33 @@ class Sim:
             self.state.apply(rec)
             self.records.append(rec)
 
+    def _run(self, plan: RunPlan) -> None:
+        execute(plan, self.config, Renderer(), self.emit, self.loop.clock, dry_run=True)
+
     def act(self) -> None:
-        for _ in range(100):
-            d = decide(self.state, self.config, self.now)
-            self.decisions.append((self.now, d))
-            if d.records:
-                self.emit(d.records)
-                continue
-            if d.run is not None:
-                execute(d.run, self.config, Renderer(), self.emit, lambda: self.now, dry_run=True)
-                continue
-            assert d.wake is None or d.wake > self.now, f"planner asks to wake in the past: {d}"
-            self.wake = d.wake
-            return
-        raise AssertionError("planner loops at one instant: " + repr(self.records[-5:]))
+        """Decide now until idle (the collector's loop)."""
+        self.loop.settle()
 
     def advance(self, t: float) -> "Sim":
         """Let the clock run to ``t``, acting at every wake-up on the way."""
-        while self.wake is not None and self.wake <= t:
-            self.now = max(self.now, self.wake)
-            self.act()
-        self.now = max(self.now, t)
+        self.loop.advance(t)
         return self
 
     def settle(self, horizon: float = DAY) -> "Sim":
         """Run on until nothing is pending (for at most ``horizon`` seconds); the clock
         stops at the last wake-up, so later events can still be placed before ``horizon``."""
-        end = self.now + horizon
-        while self.wake is not None and self.wake <= end:
-            self.now = max(self.now, self.wake)
-            self.act()
+        self.loop.run_until(self.now + horizon)
         return self
 
     def event(self, t: float, host: str, service: Optional[str] = None, state: Optional[str] = "CRITICAL",
               state_type: str = "HARD", downtime: int = 0, output: str = "") -> "Sim":
         """An event observed at ``t``; the collector decides as soon as it hears of it."""
-        self.advance(t)
-        self.state.observe(t, host, service, state, state_type, 1, downtime, output)
-        self.act()
+        self.loop.observe(t, host, service, state, state_type, 1, downtime, output)
         return self
 
     def control(self, t: float, kind: str, **fields: Any) -> "Sim":
         """An operator record (pause, resume, hold, release) journalled at ``t``."""
-        self.advance(t)
-        self.emit([dict(time=t, kind=kind, **fields)])
-        self.act()
+        self.loop.record(t, dict(time=t, kind=kind, **fields))
         return self
 
     # -- reading the journal ---------------------------------------------

@@ -1,4 +1,4 @@
-"""planner.survey keeps its lists between decisions (escalator_handlers/planning/survey.py);
+"""survey() keeps its lists between decisions (escalator_handlers/planning/survey.py);
 whatever happens in between, it must say exactly what a survey from scratch says."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escalator_handlers.planning.planner import _survey_all, survey
 from escalator_handlers.planning.state import State
+from escalator_handlers.planning.survey import survey, survey_all as _survey_all
 from planner_fixtures import example_config, example_config_with
 
 HOSTS = ["web01", "db01", "tier-web"]

@@ -12,36 +12,18 @@ The rules are the planning rules 1-9 of docs/planning.rst; comments cite them by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import approvals, brakes, interlocks
-from .survey import SurveyCache
 from ..config import Config, Level
-from ..event import CheckKey, check_name, iso_time
-from .state import Episode, State
 from ..display import iso, plural
+from ..event import CheckKey, check_name, iso_time
+from . import approvals, brakes, interlocks
+from .state import Episode, State
+from .survey import Asking, Survey, survey
 
 #: How many check names a summary spells out before "and N more".
 SUMMARY_CHECKS = 5
-
-
-@dataclass(frozen=True)
-class Asking:
-    """A failing check and the level it maps to."""
-
-    key: CheckKey
-    state: str
-    state_type: str
-    level: int          # mapped level (1-based)
-    target: bool = True  # its rule makes its host a target (rule key ``target``)
-
-    def record(self, config: Config) -> dict:
-        rec = {"host": self.key[0], "service": self.key[1], "state": self.state,
-               "level": config.levels[self.level - 1].name}
-        if not self.target:
-            rec["target"] = False
-        return rec
 
 
 @dataclass(frozen=True)
@@ -103,74 +85,6 @@ class Decision:  # not frozen: replay makes hundreds of thousands, and a frozen 
     @property
     def idle(self) -> bool:
         return not self.records and self.run is None and self.wake is None
-
-
-@dataclass
-class _Survey:
-    asking: List[Asking] = field(default_factory=list)
-    unmapped: List[CheckKey] = field(default_factory=list)
-    held: List[Asking] = field(default_factory=list)
-
-
-def survey(state: State) -> _Survey:
-    """Sort the failing checks into asking, unmapped (rule 9) and held (rule 8).
-
-    The same as ``_survey_all`` but incremental: replay decides tens of
-    thousands of times a day of log, a few events apart, so the sorted lists
-    are kept in ``state.survey_cache`` and only the checks ``State.observe``
-    noted in ``state.changed`` are looked at again (with every check of a host
-    whose host check changed: its downtime counts for them all).  A new config
-    or a change of holds starts afresh.
-    """
-    c = state.survey_cache
-    if c is _UNCACHED:
-        return _survey_all(state)
-    changed = state.changed
-    keys: Iterable[CheckKey] = changed
-    if c is None or c.config is not state.config \
-            or ((state.holds or c.held_hosts) and c.held_hosts != state.held_hosts):  # no holds: no dict to build
-        c = state.survey_cache = SurveyCache(state.config, dict(state.held_hosts), Asking, state.is_target)
-        keys = list(state.problems)
-    elif len(changed) > len(state.problems) + len(c.entries):
-        keys = set(state.problems).union(c.entries)  # long since the last survey: look at all
-    else:
-        hosts = {k[0] for k in changed if k[1] is None}
-        if hosts:  # a host's downtime hides or shows every check of that host
-            keys = changed.union(k for k in state.problems if k[0] in hosts)
-    ok = c.update(state, keys)
-    changed.clear()
-    if not ok:
-        state.survey_cache = _UNCACHED
-        return _survey_all(state)
-    # The cache's own lists, not copies: valid until the next survey, never to be changed.
-    return _Survey(c.asking.values, c.unmapped.values, c.held.values)
-
-
-#: ``state.survey_cache`` once it gave up (see ``SurveyCache.update``).
-_UNCACHED = object()
-
-
-def _survey_all(state: State) -> _Survey:
-    """Survey every problem check from scratch."""
-    s = _Survey()
-    holds = state.holds
-    for key, cs in state.problems.items():
-        if not state.failing(key, cs):
-            continue
-        if cs.level is None:
-            s.unmapped.append(key)
-            continue
-        a = Asking(key, cs.state or "", cs.state_type, cs.level, state.is_target(key, cs.state))
-        (s.held if holds and state.held(key) is not None else s.asking).append(a)
-    # A stable order, whatever order the checks failed in (or a snapshot listed them).
-    s.unmapped.sort(key=lambda k: (k[0], k[1] or ""))
-    s.asking.sort(key=_order)
-    s.held.sort(key=_order)
-    return s
-
-
-def _order(a: Asking) -> tuple:
-    return (a.level, a.key[0], a.key[1] or "")
 
 
 def required_level(state: State) -> Optional[int]:
@@ -239,18 +153,16 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
         return Decision(tuple(_verdict(state, config, last, now)), wake=now,
                         why="judging the last run")
 
-    if state.burst_start is not None and state.last_event is not None:
-        # Debounce: act after `quiescence` of quiet, but never later than max_delay.
-        due = min(state.last_event + config.quiescence, state.burst_start + config.max_delay)
-        if now < due:
-            return _later(Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left" if explain else ""),
-                          state, config, now)
+    due = debounce_due(state, config)
+    if due is not None and now < due:
+        return _later(Decision(wake=due, why=f"waiting for quiet: {due - now:.1f}s left" if explain else ""),
+                      state, config, now)
 
     s = survey(state)
     aside = interlocks.set_aside(state, config, now, s.asking, levels)
     if aside.records:
         return Decision(aside.records, wake=now, why="per-host limits reached")
-    s = _Survey(aside.asking, s.unmapped, s.held)
+    s = Survey(aside.asking, s.unmapped, s.held)
     d = _decide(state, config, now, s, aside, _explain(s, levels, state) + aside.explain if explain else (),
                 explain)
     if s.held:
@@ -269,7 +181,21 @@ def _later(d: Decision, state: State, config: Config, now: float) -> Decision:
     return d
 
 
-def _explain(s: _Survey, levels: Sequence[Level], state: State) -> Tuple[str, ...]:
+def debounce_due(state: State, config: Config) -> Optional[float]:
+    """When the current burst of events may be acted on (None: no burst).
+
+    Debounce: act after ``quiescence`` of quiet, but never later than
+    ``max_delay`` after the burst began.
+    """
+    burst, last = state.burst_start, state.last_event
+    if burst is None or last is None:
+        return None
+    due = last + config.quiescence
+    latest = burst + config.max_delay
+    return latest if latest < due else due
+
+
+def _explain(s: Survey, levels: Sequence[Level], state: State) -> Tuple[str, ...]:
     """Which check asked for which level (``plan --explain``); ``s.asking`` is sorted already."""
     return tuple(
         f"{check_name(a.key)} {a.state} {a.state_type} asks for level {a.level} "
@@ -298,7 +224,7 @@ def unreachable_checks(state: State) -> Dict[CheckKey, object]:
     return {k: cs for k, cs in state.problems.items() if k[0] in state.unreachable}
 
 
-def _decide(state: State, config: Config, now: float, s: _Survey, aside: interlocks.Aside,
+def _decide(state: State, config: Config, now: float, s: Survey, aside: interlocks.Aside,
             explain: Tuple[str, ...], why: bool = True) -> Decision:
     """Rules 1-4 and 8 once the failing checks are surveyed.
 
@@ -520,4 +446,5 @@ def notify_record(config: Config, now: float, reason: str, summary: str, **extra
     return rec
 
 
-__all__ = ["Asking", "Decision", "RunPlan", "decide", "required_level", "survey", "unreachable_checks"]
+__all__ = ["Asking", "Decision", "RunPlan", "debounce_due", "decide", "required_level", "survey",
+           "unreachable_checks"]

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
-from . import approvals, brakes, interlocks
-from .statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
 from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
+from . import approvals, brakes, interlocks
+from .statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
+from .survey import SurveyCache
 
 __all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "State", "key_of", "keys_of"]
 
@@ -59,10 +60,9 @@ class State:
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
         self._rule_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[CheckRule]] = {}
         self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[CheckRule, ...]] = {}
-        # For planner.survey, which keeps its sorted lists here between decisions
-        # and looks again only at the checks observed since.
-        self.changed: Set[CheckKey] = set()
-        self.survey_cache: Any = None
+        # The planner's survey, kept up to date between decisions: derived data
+        # this state owns (never journalled); observe() notes what to look at again.
+        self.survey_cache = SurveyCache()
         # What people said and what holds escalator back: each part folds its own kinds.
         self.approvals = approvals.Approvals()
         self.acks = interlocks.Acks()
@@ -185,7 +185,7 @@ class State:
         skip waits for recovered.  Replay asks an idle planner again only then.
         """
         key = (host, service)
-        self.changed.add(key)
+        self.survey_cache.changed.add(key)
         config = self.config
         counted = config.state_types
         hide_downtime = not config.act_in_downtime

@@ -1,0 +1,181 @@
+"""The one decide -> record -> act loop, for the collector, replay, ``escalator test`` and tests.
+
+:func:`settle` asks the planner what to do at ``clock()``, hands the records
+it decides to ``record``, carries out a run with ``act``, and asks again,
+until the planner has nothing more to do now.  Everything that differs
+between the callers is in those two callables:
+
+``record(records)``
+    journal the records, fold them into the state (``state.apply``: the
+    planner reads nothing else, so a record not folded makes it loop), then
+    carry out their side effects (notifications, feedback to Nagios).  The
+    collector appends to its journal first; a simulation keeps a list.
+``act(plan)``
+    carry out a :class:`~escalator_handlers.planning.planner.RunPlan`, recording its
+    ``start``, ``step`` and ``run`` records through ``record`` as it goes
+    (``steps.run_plan.execute``, for real or dry).
+
+:class:`Simulation` drives :func:`settle` on a simulated clock: push events
+and operator records in time order; the clock jumps from one wake-up the
+planner asked for to the next, so a day of events takes well under a second
+and nothing ever sleeps.  To drive the loop on a simulated clock::
+
+    sim = Simulation(state, config, record, act, start=t0)
+    sim.observe(t0 + 5, "web01", "HTTP", "CRITICAL", "HARD", 1, 0, "down")
+    sim.record(t0 + 9, {"time": t0 + 9, "kind": "pause", "reason": "x"})
+    sim.advance(t0 + 60)          # act at every wake-up up to t0 + 60
+    sim.run_until(t0 + 86400)     # run on until nothing is pending (or then)
+
+``act`` and ``record`` may read ``sim.now`` (pass ``sim.clock`` as the
+clock of ``execute``): the simulated clock does not move while they run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from ..config import Config
+from .planner import Decision, RunPlan, debounce_due, decide
+from .state import State
+
+#: Decisions at one instant before the planner is taken to be looping (a bug).
+MAX_DECISIONS = 100
+
+Record = Callable[[Sequence[dict]], None]
+Act = Callable[[RunPlan], None]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How :func:`settle` ended."""
+
+    decision: Decision          # the last decision: idle, or the run carried out
+    ran: bool = False           # returned after a run (``stop_after_run``): call again to go on
+    looping: bool = False       # MAX_DECISIONS at one instant without settling
+
+    @property
+    def wake(self) -> Optional[float]:
+        """When to ask again, events or not (None: only when something happens)."""
+        return None if self.ran or self.looping else self.decision.wake
+
+
+def settle(state: State, config: Config, clock: Callable[[], float], record: Record, act: Act, *,
+           confirm: Optional[Callable[[RunPlan], bool]] = None, stop_after_run: bool = False,
+           explain: bool = True, watch: Optional[Callable[[float, Decision], None]] = None) -> Settled:
+    """Decide, record and act until the planner has nothing more to do at ``clock()``.
+
+    ``confirm(plan)`` may veto a run just before it starts (the collector asks
+    status.dat whether the checks still fail); it records why (fresher events)
+    and the loop decides again.  ``stop_after_run`` returns after each run so
+    the caller can take in what arrived meanwhile.  ``watch(now, decision)``
+    sees every decision (tests, ``plan``).
+    """
+    d = Decision()
+    for _ in range(MAX_DECISIONS):
+        now = clock()
+        d = decide(state, config, now, explain=explain)
+        if watch is not None:
+            watch(now, d)
+        if d.records:
+            record(d.records)
+            continue
+        if d.run is not None:
+            if confirm is not None and not confirm(d.run):
+                continue
+            act(d.run)
+            if stop_after_run:
+                return Settled(d, ran=True)
+            continue
+        return Settled(d)
+    return Settled(d, looping=True)
+
+
+class Simulation:
+    """:func:`settle` on a simulated clock (see the module docstring).
+
+    ``lazy`` asks the planner after an event only when the event can change its
+    answer (``State.observe`` says so) and otherwise at the debounce's due
+    time: the same decisions as asking after every event, without asking tens
+    of thousands of times a day of log (replay).  Eager (the default) asks at
+    every event, as the collector does at every batch it takes in.
+    """
+
+    def __init__(self, state: State, config: Config, record: Record, act: Act, *, start: float = 0.0,
+                 explain: bool = True, lazy: bool = False,
+                 watch: Optional[Callable[[float, Decision], None]] = None) -> None:
+        self.state = state
+        self.config = config
+        self._record = record
+        self._act = act
+        self.now = start
+        self.wake: Optional[float] = None
+        self.explain = explain
+        self.lazy = lazy
+        self.watch = watch
+        self.last: Optional[Settled] = None
+
+    def clock(self) -> float:
+        return self.now
+
+    def settle(self) -> Settled:
+        """Decide at ``now`` until idle; the next wake-up becomes ``wake``."""
+        s = self.last = settle(self.state, self.config, self.clock, self._record, self._act,
+                               explain=self.explain, watch=self.watch)
+        w = s.wake
+        self.wake = w if w is not None and w > self.now else None
+        return s
+
+    def advance(self, t: float) -> None:
+        """Let the clock run to ``t``, settling at every wake-up on the way."""
+        while self.wake is not None and self.wake <= t:
+            self.now = max(self.now, self.wake)
+            self.settle()
+        if t > self.now:
+            self.now = t
+
+    def run_until(self, end: float) -> None:
+        """Settle at every wake-up up to ``end``; the clock stops at the last one."""
+        while self.wake is not None and self.wake <= end:
+            self.now = max(self.now, self.wake)
+            self.settle()
+
+    def resume(self, t: float) -> None:
+        """Start the clock at ``t`` on a state folded without asking the planner (``replay
+        --since``): it is asked at the debounce's due time, or at once if checks fail."""
+        if t > self.now:
+            self.now = t
+        due = debounce_due(self.state, self.config)
+        if due is None:
+            self.wake = self.now if self.state.problems else None
+        else:
+            self.wake = max(self.now, due)
+
+    def observe(self, t: float, host: str, service: Optional[str], state: Optional[str], state_type: str,
+                attempt: int, downtime: int, output: str) -> bool:
+        """An event observed at ``t`` (not before ``now``: the clock has run there already)."""
+        self.advance(t)
+        relevant = self.state.observe(t, host, service, state, state_type, attempt, downtime, output)
+        self._heard(relevant)
+        return relevant
+
+    def record(self, t: float, rec: dict) -> None:
+        """A record (an operator's pause, hold, ...) journalled at ``t``."""
+        self.advance(t)
+        self._record([rec])
+        self._heard(True)
+
+    def _heard(self, relevant: bool) -> None:
+        if not self.lazy:
+            self.settle()
+            return
+        if not relevant and self.wake is None:
+            return  # idle, and nothing the planner reads changed: it would only say so again
+        due = debounce_due(self.state, self.config)
+        if due is None:
+            due = self.now
+        if self.wake is None or due < self.wake:
+            self.wake = due
+
+
+__all__ = ["MAX_DECISIONS", "Settled", "Simulation", "settle"]
