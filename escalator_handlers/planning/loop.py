@@ -46,13 +46,15 @@ Record = Callable[[Sequence[dict]], None]
 Act = Callable[[RunPlan], None]
 
 
-@dataclass(frozen=True)
-class Settled:
+@dataclass
+class Settled:  # not frozen: replay settles tens of thousands of times, a frozen __init__ is slower
     """How :func:`settle` ended."""
 
+    __slots__ = ("decision", "ran", "looping")
+
     decision: Decision          # the last decision: idle, or the run carried out
-    ran: bool = False           # returned after a run (``stop_after_run``): call again to go on
-    looping: bool = False       # MAX_DECISIONS at one instant without settling
+    ran: bool                   # returned after a run (``stop_after_run``): call again to go on
+    looping: bool               # MAX_DECISIONS at one instant without settling
 
     @property
     def wake(self) -> Optional[float]:
@@ -85,10 +87,10 @@ def settle(state: State, config: Config, clock: Callable[[], float], record: Rec
                 continue
             act(d.run)
             if stop_after_run:
-                return Settled(d, ran=True)
+                return Settled(d, True, False)
             continue
-        return Settled(d)
-    return Settled(d, looping=True)
+        return Settled(d, False, False)
+    return Settled(d, False, True)
 
 
 class Simulation:
@@ -154,9 +156,17 @@ class Simulation:
     def observe(self, t: float, host: str, service: Optional[str], state: Optional[str], state_type: str,
                 attempt: int, downtime: int, output: str) -> bool:
         """An event observed at ``t`` (not before ``now``: the clock has run there already)."""
-        self.advance(t)
+        # The hot path of replay, hence advance() only when a wake-up is due.
+        wake = self.wake
+        if wake is not None and wake <= t:
+            self.advance(t)
+        elif t > self.now:
+            self.now = t
         relevant = self.state.observe(t, host, service, state, state_type, attempt, downtime, output)
-        self._heard(relevant)
+        if not self.lazy:
+            self.settle()
+        elif relevant or self.wake is not None:
+            self._heard(True)
         return relevant
 
     def record(self, t: float, rec: dict) -> None:

@@ -63,6 +63,7 @@ class State:
         # The planner's survey, kept up to date between decisions: derived data
         # this state owns (never journalled); observe() notes what to look at again.
         self.survey_cache = SurveyCache()
+        self._note_changed = self.survey_cache.changed.add  # bound once: observe() is replay's hot path
         # What people said and what holds escalator back: each part folds its own kinds.
         self.approvals = approvals.Approvals()
         self.acks = interlocks.Acks()
@@ -185,7 +186,7 @@ class State:
         skip waits for recovered.  Replay asks an idle planner again only then.
         """
         key = (host, service)
-        self.survey_cache.changed.add(key)
+        self._note_changed(key)
         config = self.config
         counted = config.state_types
         hide_downtime = not config.act_in_downtime
