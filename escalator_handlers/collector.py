@@ -32,7 +32,8 @@ from .errors import ConfigError, EscalatorError, LockedError
 from .kinds import CONTROL_KINDS
 from .event import Event, arrival_record, check_name
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
-from .planning.planner import Decision, RunPlan, decide, required_level
+from .planning.loop import MAX_DECISIONS, settle
+from .planning.planner import Decision, RunPlan, required_level
 from .planning.state import State
 from .display import log_level, log_line, plural, safe
 
@@ -358,31 +359,26 @@ class Collector:
         return sum(1 for r in records if r["kind"] != "rejected")
 
     def cycle(self) -> Optional[Decision]:
-        """Ingest, decide, act.  None means a run happened (plan again at once)."""
+        """Ingest, then the loop (decide, record, act: ``planning.loop.settle``).  None
+        means a run happened: ingest and plan again at once."""
         self.ingest()
         self._sync_acks()
         if not os.path.exists(self.config.journal):
             # Once the spool proved usable: status and check_escalator tell "missing" from "quiet".
             journal.create(self.config.journal)
-        for _ in range(100):
-            now = self.clock()
-            d = decide(self.state, self.config, now)
-            if d.records:
-                self.emit(d.records)
-                continue
-            if d.run is not None:
-                if not self._confirmed(d.run):
-                    continue
-                self._execute(d.run)
-                self._checkpoint()
-                return None
-            self._checkpoint()
-            if self.state.acks.by_check and self.state.acks.active(self.state.checks):
-                # Nagios runs no handler when an acknowledgement goes: look again soon.
-                d.wake = min(d.wake or float("inf"), self.clock() + ACK_POLL)
-            return d
-        log.error("planner did not settle after 100 decisions; waiting")
-        return Decision(wake=self.clock() + self.config.quiescence)
+        s = settle(self.state, self.config, self.clock, self.emit, self._execute,
+                   confirm=self._confirmed, stop_after_run=True)
+        if s.looping:
+            log.error("planner did not settle after %d decisions; waiting", MAX_DECISIONS)
+            return Decision(wake=self.clock() + self.config.quiescence)
+        self._checkpoint()
+        if s.ran:
+            return None
+        d = s.decision
+        if self.state.acks.by_check and self.state.acks.active(self.state.checks):
+            # Nagios runs no handler when an acknowledgement goes: look again soon.
+            d.wake = min(d.wake or float("inf"), self.clock() + ACK_POLL)
+        return d
 
     def _execute(self, plan: RunPlan) -> None:
         from .steps import StepRunner
