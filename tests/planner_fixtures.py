@@ -137,11 +137,18 @@ class Sim:
 
     def __init__(self, config: Config, start: float = T0, *, state: Optional[State] = None) -> None:
         self.config = config
-        self.state = state if state is not None else State(config)
         self.records: List[dict] = []
         self.decisions: List[Tuple[float, Decision]] = []
-        self.loop = _CheckedSimulation(self.state, config, self.emit, self._run, start=start,
+        self.loop = _CheckedSimulation(state if state is not None else State(config), config, self.emit, self._run, start=start,
                                        watch=lambda now, d: self.decisions.append((now, d)))
+
+    @property
+    def state(self) -> State:
+        return self.loop.state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        self.loop.state = state  # a test "restarts" the collector from a snapshot
 
     @property
     def now(self) -> float:

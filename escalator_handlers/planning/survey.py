@@ -24,7 +24,9 @@ from ..event import CheckKey
 
 if TYPE_CHECKING:
     from ..config import Config
-    from .state import State
+
+#: ``planning.state.State`` (not imported: the state owns this module's cache).
+State = Any
 
 
 @dataclass(frozen=True)
