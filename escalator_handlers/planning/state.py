@@ -439,15 +439,16 @@ class State:
         for key, cs in other.checks.items():
             self.checks[key] = cs
             self.problems[key] = cs
-            self.changed.add(key)
         seen = self.seen_ids
-        kept = ("checks", "problems", "seen_ids", "changed", "survey_cache", "config",
+        kept = ("checks", "problems", "seen_ids", "survey_cache", "_note_changed", "config",
                 "_map_cache", "_target_cache")
         for name, value in vars(other).items():
             if name not in kept:
                 setattr(self, name, value)
         self.seen_ids = seen
-        self.survey_cache = None
+        # A fresh cache surveys every check from scratch at the next decision.
+        self.survey_cache = SurveyCache()
+        self._note_changed = self.survey_cache.changed.add
 
     # -- snapshot ----------------------------------------------------------
 
