@@ -5,8 +5,8 @@ nagios_fixtures / icinga_fixtures) with the shipped drop-in config; a test
 flips a check script between OK and CRITICAL and watches what reaches
 escalator-handler, what the collector runs and what escalator writes back.
 
-Tests marked ``needs_collector`` exercise ``escalator collect`` (spawned by
-the handler) and ``escalator replay``; the rest need only the handler.
+The last four also exercise ``escalator collect`` (spawned by the handler) and
+``escalator replay``.
 """
 
 from __future__ import annotations
@@ -41,18 +41,6 @@ from spool_fixtures import collector_settled, wait_for
 pytestmark = pytest.mark.slow
 
 ESCALATOR = Path(sys.executable).parent / "escalator"
-
-
-def collector_missing() -> Optional[str]:
-    for module in ("collector", "cli", "handler"):
-        if not (REPO / "escalator_handlers" / f"{module}.py").exists():
-            return f"escalator_handlers/{module}.py not written yet (escalator collect / replay)"
-    return None
-
-
-needs_collector = pytest.mark.skipif(collector_missing() is not None, reason=str(collector_missing()))
-needs_replay = pytest.mark.skipif(not (REPO / "escalator_handlers" / "cli.py").exists(),
-                                  reason="escalator_handlers/cli.py (escalator replay) not written yet")
 
 
 @pytest.fixture
@@ -355,7 +343,6 @@ def marker_lines(tmp_path: Path) -> List[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-@needs_collector
 @pytest.mark.usefixtures("reap_collector")
 def test_nagios_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_path):
     conf = tmp_path / "escalator.yaml"
@@ -392,7 +379,6 @@ def test_nagios_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
 
 
 
-@needs_collector
 @pytest.mark.usefixtures("reap_collector")
 def test_nagios_failure_during_scheduled_downtime_does_not_act(tmp_path):
     with start_nagios(tmp_path, config=collector_config(tmp_path)) as ng:
@@ -411,7 +397,6 @@ def test_nagios_failure_during_scheduled_downtime_does_not_act(tmp_path):
     assert all(int(e["downtime"]) == 1 for e in kinds(tmp_path, "event") if e.get("service") == SERVICE)
 
 
-@needs_collector
 @pytest.mark.usefixtures("reap_collector")
 def test_icinga_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_path):
     with start_icinga(tmp_path, config=collector_config(tmp_path)) as ic:
@@ -429,7 +414,6 @@ def test_icinga_failure_runs_the_mapped_levels_once_and_recovery_ends_it(tmp_pat
     assert marker_lines(tmp_path) == ["vm web01", "deploy"]
 
 
-@needs_replay
 def test_replay_of_the_log_a_real_nagios_wrote_finds_the_run(nagios, tmp_path):
     nagios.flip("CRITICAL", output="broken")
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="HARD event")
