@@ -17,12 +17,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from . import kinds
 from .errors import EscalatorError
 from .display import safe, when
 
 #: Operator and bookkeeping records shown as they are.
-OTHER_KINDS = frozenset(("pause", "resume", "hold", "release", "approval", "approve", "deny",
-                         "config", "feedback", "rejected"))
+OTHER_KINDS = frozenset((kinds.PAUSE, kinds.RESUME, kinds.HOLD, kinds.RELEASE, kinds.APPROVAL, kinds.APPROVE,
+                         kinds.DENY, kinds.CONFIG, kinds.FEEDBACK, kinds.REJECTED))
 #: Output tail shown per step in text (the journal keeps 4 KiB).
 TAIL = 160
 
@@ -89,8 +90,8 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
     for rec in records:
         kind = rec.get("kind")
         rid = str(rec.get("run")) if rec.get("run") is not None else None
-        if kind == "start" and rid:
-            entry = {"time": rec.get("time"), "kind": "run", "run": rid, "levels": rec.get("levels") or [],
+        if kind == kinds.START and rid:
+            entry = {"time": rec.get("time"), "kind": kinds.RUN, "run": rid, "levels": rec.get("levels") or [],
                      "targets": rec.get("targets") or {}, "checks": rec.get("checks") or [],
                      "attempt": rec.get("attempt"), "dry_run": bool(rec.get("dry_run")),
                      "outcome": None, "ended": None, "steps": [], "verdict": None}
@@ -99,20 +100,20 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
                     entry[k] = rec[k]
             runs[rid] = entry
             out.append(entry)
-        elif kind == "step":
+        elif kind == kinds.STEP:
             step = {k: rec.get(k) for k in ("time", "level", "step", "host", "exit", "duration", "output",
                                              "command", "error") if rec.get(k) is not None}
             if rid and rid in runs:
                 runs[rid]["steps"].append(step)
-            elif rec.get("level") == "notify" and last_notify is not None:
+            elif rec.get("level") == kinds.NOTIFY_LEVEL and last_notify is not None:
                 last_notify.setdefault("steps", []).append(step)
-        elif kind == "run" and rec.get("outcome") == "skipped":
-            out.append({"time": rec.get("time"), "kind": "skipped", "levels": rec.get("levels") or [],
+        elif kinds.is_skip(rec):
+            out.append({"time": rec.get("time"), "kind": kinds.SKIPPED, "levels": rec.get("levels") or [],
                         "reason": rec.get("reason"), "checks": rec.get("checks") or []})
-        elif kind == "run":
+        elif kind == kinds.RUN:
             entry = runs.get(rid or "")
             if entry is None:  # a run whose start is in a journal no longer kept
-                entry = {"time": rec.get("started", rec.get("time")), "kind": "run", "run": rid,
+                entry = {"time": rec.get("started", rec.get("time")), "kind": kinds.RUN, "run": rid,
                          "levels": rec.get("levels") or [], "targets": rec.get("targets") or {},
                          "checks": rec.get("checks") or [], "attempt": rec.get("attempt"),
                          "dry_run": rec.get("outcome") == "dry-run", "steps": [], "verdict": None}
@@ -124,16 +125,16 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
             for k in ("reason", "superseded", "interrupted"):
                 if rec.get(k):
                     entry[k] = rec[k]
-        elif kind == "verdict":
+        elif kind == kinds.VERDICT:
             entry = runs.get(str(rec.get("run_id")))
             v = {k: rec.get(k) for k in ("time", "converged", "failing", "attempt", "exhausted", "level")
                  if rec.get(k) is not None}
             if entry is not None:
                 entry["verdict"] = v
             else:
-                out.append(dict(v, kind="verdict", run=rec.get("run")))
-        elif kind == "notify":
-            last_notify = {"time": rec.get("time"), "kind": "notify", "reason": rec.get("reason"),
+                out.append(dict(v, kind=kinds.VERDICT, run=rec.get("run")))
+        elif kind == kinds.NOTIFY:
+            last_notify = {"time": rec.get("time"), "kind": kinds.NOTIFY, "reason": rec.get("reason"),
                            "summary": rec.get("summary")}
             out.append(last_notify)
         elif kind in OTHER_KINDS:
@@ -154,13 +155,13 @@ def _wanted(e: dict, flt: Filter) -> bool:
     if not flt.time_ok(e.get("time")):
         return False
     if flt.level is not None:
-        if e["kind"] in ("run", "skipped"):
+        if e["kind"] in (kinds.RUN, kinds.SKIPPED):
             if flt.level not in (e.get("levels") or ()):
                 return False
         elif e.get("level") != flt.level:
             return False
     if flt.host is not None:
-        if e["kind"] == "notify":
+        if e["kind"] == kinds.NOTIFY:
             return flt.host_ok(re.findall(r"[\w.\-]+", str(e.get("summary") or "")))
         if not flt.host_ok(_hosts(e)):
             return False
@@ -172,7 +173,7 @@ def text_lines(e: dict) -> List[str]:
     t = when(e.get("time"))
     pad = " " * (len(t) + 2)
     kind = e["kind"]
-    if kind == "run":
+    if kind == kinds.RUN:
         levels = ", ".join(safe(x) for x in e.get("levels") or ())
         targets = "; ".join(f"{safe(k)}: {', '.join(safe(h) for h in v) or '-'}"
                             for k, v in (e.get("targets") or {}).items())
@@ -189,14 +190,14 @@ def text_lines(e: dict) -> List[str]:
             out.append(pad + step_line(s))
         out.append(pad + end_line(e))
         return out
-    if kind == "skipped":
+    if kind == kinds.SKIPPED:
         return [f"{t}  SKIPPED  levels {', '.join(safe(x) for x in e.get('levels') or ())}: "
                 f"{safe(e.get('reason'), 300)}"]
-    if kind == "notify":
+    if kind == kinds.NOTIFY:
         out = [f"{t}  NOTIFY  {safe(e.get('reason'))}: {safe(e.get('summary'), 300)}"]
         out.extend(pad + step_line(s) for s in e.get("steps") or ())
         return out
-    if kind == "verdict":
+    if kind == kinds.VERDICT:
         return [f"{t}  VERDICT  run of {when(e.get('run'))}: {'converged' if e.get('converged') else 'NOT converged'}"]
     who = f" by {safe(e['user'])}" if e.get("user") else ""
     what = f" host {safe(e['host'])}" if e.get("host") else (f" level {safe(e['level'])}" if e.get("level") else "")

@@ -17,6 +17,8 @@ RUN = "run"
 STEP = "step"
 #: An administrator is being told something (its steps are ``step`` records).
 NOTIFY = "notify"
+#: The ``level`` of a notify step's ``step`` record (it belongs to no run).
+NOTIFY_LEVEL = NOTIFY
 #: A run judged after its quiescence: converged or not.
 VERDICT = "verdict"
 #: The operator's records, which travel through the spool like events.
@@ -45,6 +47,8 @@ CONFIG = "config"
 FEEDBACK = "feedback"
 #: What ``escalator plan --json`` prints (never journalled).
 PLAN = "plan"
+#: The head of every journal file: the state older files and the snapshot held.
+CHECKPOINT = "checkpoint"
 
 #: The operator's kinds: applied by the collector at a step boundary.
 CONTROL_KINDS = frozenset((HOLD, RELEASE, PAUSE, RESUME, REQUEST, APPROVE, DENY))
@@ -59,7 +63,7 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
     return rec.get("kind") == RUN and rec.get("outcome") == SKIPPED
 
 __all__ = [
-    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "DENY",
-    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "PAUSE", "PLAN", "REJECTED", "RELEASE",
+    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "CHECKPOINT", "DENY",
+    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
     "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, List, Optional, 
 from .config import Config
 from .errors import UsageError
 from .event import GOOD_STATES
-from .kinds import CONTROL_KINDS, REQUEST
+from . import kinds
 from .monitoring import nagioslog
 from .planning.loop import Simulation
 from .planning.planner import RunPlan
@@ -106,9 +106,9 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                         continue
                     try:
                         rec = json.loads(raw)
-                        kind = rec.get("kind", "event")
+                        kind = rec.get("kind", kinds.EVENT)
                         t = float(rec["time"])
-                        if kind == "event":
+                        if kind == kinds.EVENT:
                             host, service = rec["host"], rec.get("service") or None
                             if not isinstance(host, str):
                                 raise ValueError("host")
@@ -116,7 +116,8 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                                          int(rec.get("attempt") or 1), int(rec.get("downtime") or 0),
                                          str(rec.get("output") or ""))
                             stats.events += 1
-                        elif kind in CONTROL_KINDS and kind != REQUEST and (kind in ("pause", "resume") or rec.get("host")):
+                        elif kind in kinds.CONTROL_KINDS and kind != kinds.REQUEST \
+                                and (kind in (kinds.PAUSE, kinds.RESUME) or rec.get("host")):
                             item = (t, rec)  # an operator's action; a level's `release` is the planner's own
                         else:
                             stats.ignored += 1
@@ -277,7 +278,7 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
         for rec in records:
             state.apply(rec)
             out(rec)
-            if rec.get("kind") == "notify":
+            if rec.get("kind") == kinds.NOTIFY:
                 notify_steps(config, rec, runner, record, sim.clock, dry_run=dry)
 
     def act(plan: RunPlan) -> None:
@@ -317,7 +318,7 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
                 continue
             stats.replayed += 1
             if show_events != "none" and _shown(state, item, show_events):
-                out({"time": t, "kind": "event", "host": item[1], "service": item[2],
+                out({"time": t, "kind": kinds.EVENT, "host": item[1], "service": item[2],
                      "state": item[3], "state_type": item[4], "attempt": item[5],
                      "downtime": item[6], "output": item[7]})
             observe(now, *item[1:])

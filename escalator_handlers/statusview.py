@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Sequence
 
+from . import kinds
 from .display import duration, plural, safe, when
 
 #: Failing checks listed in full before "and N more".
@@ -134,7 +135,7 @@ def run_line(rec: Mapping[str, Any], now: float) -> str:
     """One line per run: when, how it ended, levels, targets, and its verdict."""
     levels = ", ".join(safe(x) for x in rec.get("levels") or ())
     outcome = rec.get("outcome")
-    if outcome == "skipped":
+    if outcome == kinds.SKIPPED:
         return f"{when(rec.get('time'))}  skipped  levels {levels}: {safe(rec.get('reason'), 300)}"
     hosts = sorted({h for hs in (rec.get("targets") or {}).values() for h in hs})
     on = f" on {', '.join(safe(h) for h in hosts[:5])}" + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "") \

@@ -12,6 +12,11 @@ from planner_fixtures import (DAY, T0, Sim, decision_key, example_config, make_c
                               snapshot_copy)
 
 
+def failing_checks(st: State):
+    """The failing checks among the state's problems (rule 1), with their state."""
+    return [(k, cs) for k, cs in st.problems.items() if st.failing(k, cs)]
+
+
 def obs(st: State, t: float, host: str, service=None, state="CRITICAL", state_type="HARD",
         downtime=0, output="") -> None:
     st.observe(T0 + t, host, service, state, state_type, 1, downtime, output)
@@ -26,9 +31,9 @@ def test_observe_keeps_the_latest_state_and_when_it_began():
     assert (cs.state, cs.state_type, cs.output) == ("CRITICAL", "HARD", "refused")
     assert (cs.time, cs.since) == (T0 + 20, T0 + 10)        # CRITICAL since the SOFT at +10
     assert cs.level == 2                                  # converge
-    assert [k for k, _ in st.failing_checks()] == [("web01", "HTTP")]
+    assert [k for k, _ in failing_checks(st)] == [("web01", "HTTP")]
     obs(st, 30, "web01", "HTTP", "OK")
-    assert cs.good and cs.level is None and st.failing_checks() == []
+    assert cs.good and cs.level is None and failing_checks(st) == []
 
 
 def test_older_event_arriving_late_never_overrides_a_newer_one():
@@ -50,12 +55,12 @@ def test_a_late_hard_of_the_same_problem_still_counts():
     st = State(make_config())
     obs(st, 10, "web01", "HTTP", "CRITICAL", "SOFT")
     obs(st, 9.5, "web01", "HTTP", "CRITICAL", "HARD")
-    assert st.checks[("web01", "HTTP")].state_type == "HARD" and len(st.failing_checks()) == 1
+    assert st.checks[("web01", "HTTP")].state_type == "HARD" and len(failing_checks(st)) == 1
     obs(st, 11, "web01", "HTTP", "CRITICAL", "SOFT")        # and a stale SOFT does not demote it
     assert st.checks[("web01", "HTTP")].state_type == "HARD"
     obs(st, 12, "web01", "HTTP", "OK", "HARD")
     obs(st, 11.5, "web01", "HTTP", "CRITICAL", "HARD")      # but never revives a recovered problem
-    assert st.failing_checks() == []
+    assert failing_checks(st) == []
 
 
 def test_late_recovery_does_not_cancel_a_run_and_late_problem_does_not_cause_one():
@@ -77,9 +82,9 @@ def test_downtime_only_observation_keeps_the_state():
     obs(st, 0, "web01", "HTTP", "CRITICAL")
     obs(st, 5, "web01", "HTTP", None, downtime=1)
     cs = st.checks[("web01", "HTTP")]
-    assert (cs.state, cs.downtime) == ("CRITICAL", 1) and st.failing_checks() == []
+    assert (cs.state, cs.downtime) == ("CRITICAL", 1) and failing_checks(st) == []
     obs(st, 9, "web01", "HTTP", None, downtime=0)
-    assert len(st.failing_checks()) == 1
+    assert len(failing_checks(st)) == 1
 
 
 def test_host_downtime_covers_the_host_and_its_services():
@@ -88,16 +93,16 @@ def test_host_downtime_covers_the_host_and_its_services():
     obs(st, 1, "web01", None, "DOWN", downtime=1)
     obs(st, 2, "web01", "HTTP", "CRITICAL")
     obs(st, 2, "web02", "HTTP", "CRITICAL")
-    assert [k for k, _ in st.failing_checks()] == [("web02", "HTTP")]
+    assert [k for k, _ in failing_checks(st)] == [("web02", "HTTP")]
     obs(st, 3, "web01", None, "DOWN", downtime=0)
-    assert {k for k, _ in st.failing_checks()} == {("web01", None), ("web01", "HTTP"), ("web02", "HTTP")}
+    assert {k for k, _ in failing_checks(st)} == {("web01", None), ("web01", "HTTP"), ("web02", "HTTP")}
 
 
 def test_soft_states_count_only_when_configured():
     for types, failing in ((["HARD"], 0), (["SOFT", "HARD"], 1)):
         st = State(make_config(state_types=types))
         obs(st, 0, "web01", "HTTP", "CRITICAL", "SOFT")
-        assert len(st.failing_checks()) == failing
+        assert len(failing_checks(st)) == failing
 
 
 def test_debounce_bursts_are_split_by_a_whole_quiescence_and_reset_by_a_run():

@@ -23,14 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .runs import RunRecord
 from .statetypes import Episode, keys_of
 from .. import kinds
 from ..config import Config, Level
 from ..display import span
 from ..event import iso_time
 
-#: Record kinds this part folds.
-KINDS = (kinds.APPROVAL, kinds.APPROVE, kinds.DENY, kinds.START, kinds.RUN)
+#: Record kinds this part folds (``run`` records through ``fold_run``).
+KINDS = (kinds.APPROVAL, kinds.APPROVE, kinds.DENY, kinds.START)
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -100,8 +101,12 @@ class Approvals:
                 ep.pending |= set(keys_of(a.checks))
                 why = rec.get("reason") or "no reason given"
                 ep.reason = f"run denied by {rec.get('user') or '?'} ({why})"
-        elif kind in (kinds.START, kinds.RUN) and rid:
+        elif kind == kinds.START and rid:
             self.pending.pop(rid, None)   # the approved run is under way
+
+    def fold_run(self, run: RunRecord) -> None:
+        if run.approval:
+            self.pending.pop(str(run.approval), None)   # the approved run is over
 
     def to_json(self) -> dict:
         return {k: a.to_json() for k, a in self.pending.items()}

@@ -24,13 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
+from .runs import RunRecord
 from .statetypes import keys_of
 from .. import kinds
 from ..config import Config, Level
 from ..display import span
 from ..event import CheckKey, iso_time
 
-KINDS = (kinds.RUN, kinds.VERDICT, kinds.BRAKE, kinds.BACKOFF, kinds.RESUME)
+#: Record kinds this part folds (``run`` records through ``fold_run``).
+KINDS = (kinds.VERDICT, kinds.BRAKE, kinds.BACKOFF, kinds.RESUME)
 
 #: Run start times kept per host: more than any sensible max_runs.
 HOST_HISTORY = 100
@@ -55,18 +57,20 @@ class Brakes:
     counters: Dict[str, Counter] = field(default_factory=dict)  # level name -> counter
     waits: Dict[str, float] = field(default_factory=dict)       # level -> backoff wait journalled
 
+    def fold_run(self, run: RunRecord) -> None:
+        """A run's targets count against ``limits.per_host``; its start level waited enough."""
+        if run.skipped:
+            return
+        started = float(run.time if run.started is None else run.started)
+        for host in run.hosts:
+            times = self.host_runs.setdefault(host, [])
+            times.append(started)
+            del times[:-HOST_HISTORY]
+        self.waits.pop(str(run.start_level or ""), None)
+
     def apply(self, rec: Mapping[str, Any], state: Any) -> None:
         kind = rec.get("kind")
-        if kind == kinds.RUN:
-            if rec.get("outcome") == "skipped":
-                return
-            started = float(rec.get("started", rec["time"]))
-            for host in {h for hs in (rec.get("targets") or {}).values() for h in hs or ()}:
-                times = self.host_runs.setdefault(host, [])
-                times.append(started)
-                del times[:-HOST_HISTORY]
-            self.waits.pop(str(rec.get("start_level") or ""), None)
-        elif kind == kinds.VERDICT:
+        if kind == kinds.VERDICT:
             level = rec.get("level")
             if not _backs_off(state, level):
                 return

@@ -82,10 +82,6 @@ class Decision:  # not frozen: replay makes hundreds of thousands, and a frozen 
     why: str = ""
     explain: Tuple[str, ...] = ()
 
-    @property
-    def idle(self) -> bool:
-        return not self.records and self.run is None and self.wake is None
-
 
 def required_level(state: State) -> Optional[int]:
     """Rule 1: the most drastic level among failing, mapped, not held checks

@@ -12,15 +12,17 @@ from ``state.json`` plus the journal records written after it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Deque, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
+from .. import kinds
 from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
-from . import approvals, brakes, interlocks
-from .statetypes import CheckState, Episode, Hold, RunInfo, hold_label, key_of, keys_of
+from . import approvals, brakes, interlocks, statejson
+from .runs import HELD_HOST, RunInfo, RunRecord, fold_verdict, runs_since
+from .statetypes import CheckState, Episode, Hold, hold_label, key_of, keys_of
 from .survey import SurveyCache
 
-__all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "State", "key_of", "keys_of"]
+__all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "RunRecord", "State", "key_of", "keys_of"]
 
 #: Runs kept in memory: enough for the hourly limit and `status`.
 RUN_HISTORY = 200
@@ -62,8 +64,7 @@ class State:
         self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[CheckRule, ...]] = {}
         # The planner's survey, kept up to date between decisions: derived data
         # this state owns (never journalled); observe() notes what to look at again.
-        self.survey_cache = SurveyCache()
-        self._note_changed = self.survey_cache.changed.add  # bound once: observe() is replay's hot path
+        self.fresh_survey()
         # What people said and what holds escalator back: each part folds its own kinds.
         self.approvals = approvals.Approvals()
         self.acks = interlocks.Acks()
@@ -143,15 +144,23 @@ class State:
     # -- folding -----------------------------------------------------------
 
     def apply(self, rec: Mapping[str, Any]) -> None:
-        kind = rec.get("kind", "event")
+        kind = rec.get("kind", kinds.EVENT)
         rid = rec.get("id")
-        if rid is not None and kind != "event":
+        if rid is not None and kind != kinds.EVENT:
             self.remember(rid)
-        handler = getattr(self, "_apply_" + kind.replace("-", "_"), None)
-        if handler is not None:
-            handler(rec)
+        if kind == kinds.RUN:
+            self.fold_run(RunRecord.from_record(rec))  # the one place a run record is read
+            return
+        fold = _FOLDS.get(kind)
+        if fold is not None:
+            fold(self, rec)
         for part in _PARTS.get(kind, ()):
             getattr(self, part).apply(rec, self)
+
+    def fresh_survey(self) -> None:
+        """Start a new survey cache: the next decision surveys every check from scratch."""
+        self.survey_cache = SurveyCache()
+        self._note_changed = self.survey_cache.changed.add  # bound once: observe() is replay's hot path
 
     def _apply_event(self, rec: Mapping[str, Any]) -> None:
         eid = rec.get("id")
@@ -280,13 +289,13 @@ class State:
     def _apply_request(self, rec: Mapping[str, Any]) -> None:
         self.requests.append(dict(rec))
 
-    def _answered(self, rec: Mapping[str, Any]) -> None:
+    def _answered(self, request: Optional[str]) -> None:
         """A `start` or a skipped `run` that answers an operator's request ends it."""
-        if rec.get("request") is not None:
-            self.requests = [r for r in self.requests if r.get("id") != rec["request"]]
+        if request is not None:
+            self.requests = [r for r in self.requests if r.get("id") != request]
 
     def _apply_start(self, rec: Mapping[str, Any]) -> None:
-        self._answered(rec)
+        self._answered(rec.get("request"))
         self.open_run = dict(rec)
         self.burst_start = None
         self.last_skip = None
@@ -298,83 +307,33 @@ class State:
                 {"step": rec.get("step"), "host": rec.get("host"), "exit": rec.get("exit"),
                  "time": rec.get("time")})  # when it ended: `status` says how long the next one runs
 
-    def _apply_run(self, rec: Mapping[str, Any]) -> None:
-        outcome = rec.get("outcome")
-        if outcome == "skipped" and rec.get("request") is not None:
-            self._answered(rec)
-            return
-        if outcome == "skipped":
-            if rec.get("skip_key") == "held-host":
-                self.held_recorded |= set(keys_of(rec.get("checks")))
-                return
-            skip = rec.get("skip_key") or rec.get("reason")
-            if rec.get("continued") and skip == self.last_skip:
-                self.skip_checks.update(keys_of(rec.get("checks")))  # checks that joined the same skip
+    def fold_run(self, run: RunRecord) -> None:
+        """A run ended (rules 6 and 7 count it), or a skip was recorded (rule 8)."""
+        if run.skipped:
+            if run.request is not None:
+                self._answered(run.request)
+            elif run.skip_key == HELD_HOST:
+                self.held_recorded |= set(run.check_keys)
             else:
-                self.last_skip = skip
-                self.skip_checks = set(keys_of(rec.get("checks")))
-            return
-        self.open_run = None
-        if not rec.get("superseded"):
-            # A superseded run keeps the burst that superseded it: the more
-            # drastic run waits for quiet like any other, so failures still
-            # arriving are batched into it.
-            self.burst_start = None
-        levels = tuple(rec.get("levels") or ())
-        self.runs.append(RunInfo(
-            id=str(rec.get("run") or rec["time"]),
-            time=float(rec["time"]),
-            started=float(rec.get("started", rec["time"])),
-            start_level=rec.get("start_level") or (levels[0] if levels else ""),
-            levels=levels,
-            checks=keys_of(rec.get("checks")),
-            outcome=outcome or "failed",
-            quiet_until=float(rec.get("quiescence_until", rec["time"])),
-            superseded=bool(rec.get("superseded")),
-            judged=bool(rec.get("superseded")),
-            start_checks=self._start_checks(rec.get("checks")),
-        ))
-
-    def _start_checks(self, checks: Any) -> Tuple[CheckKey, ...]:
-        """The checks mapped to the most drastic level among a run's checks."""
-        names = {lv.name: lv.index for lv in self.config.levels}
-        ranked = [(names.get(c.get("level"), 10**6), key_of(c)) for c in checks or ()
-                  if isinstance(c, Mapping)]
-        if not ranked:
-            return keys_of(checks)
-        top = min(r for r, _ in ranked)
-        return tuple(k for r, k in ranked if r == top)
+                skip = run.skip_key or run.reason
+                if run.continued and skip == self.last_skip:
+                    self.skip_checks.update(run.check_keys)  # checks that joined the same skip
+                else:
+                    self.last_skip = skip
+                    self.skip_checks = set(run.check_keys)
+        else:
+            self.open_run = None
+            if not run.superseded:
+                # A superseded run keeps the burst that superseded it: the more
+                # drastic run waits for quiet like any other, so failures still
+                # arriving are batched into it.
+                self.burst_start = None
+            self.runs.append(RunInfo.of(run, self.config.levels))
+        self.approvals.fold_run(run)
+        self.brakes.fold_run(run)
 
     def _apply_verdict(self, rec: Mapping[str, Any]) -> None:
-        run_id = str(rec.get("run_id") or rec.get("run"))
-        for r in self.runs:
-            if r.id == run_id:
-                r.judged = True
-        level = rec.get("level")
-        if level is None:
-            return
-        if rec.get("level_converged") and not rec.get("converged"):
-            # The start level did its job; what still fails asks for a less
-            # drastic level and gets its own runs and its own episode.
-            self.episodes.pop(level, None)
-            return
-        if rec.get("converged"):
-            # A converged run covers its own level and every less drastic one.
-            names = [lv.name for lv in self.config.levels]
-            start = names.index(level) if level in names else 0
-            for name in names[start:]:
-                self.episodes.pop(name, None)
-            return
-        ep = self.episodes.setdefault(level, Episode())
-        ep.attempts = int(rec.get("attempt") or ep.attempts + 1)
-        ep.pending |= set(keys_of(rec.get("failing_checks") or rec.get("checks")))
-        exhausted = rec.get("exhausted")
-        if exhausted == "notify":
-            ep.held = True
-            ep.reason = f"level {level} exhausted after {ep.attempts} attempt{'s' if ep.attempts != 1 else ''}"
-        elif exhausted == "escalate":
-            ep.escalated = True
-            ep.reason = f"level {level} exhausted after {ep.attempts} attempt{'s' if ep.attempts != 1 else ''}: escalating"
+        fold_verdict(rec, self.runs, self.episodes, self.config.levels)
 
     def _apply_hold(self, rec: Mapping[str, Any]) -> None:
         if rec.get("host"):
@@ -406,59 +365,34 @@ class State:
         return self.runs[-1] if self.runs else None
 
     def runs_since(self, since: float) -> List[RunInfo]:
-        """Runs started after ``since``, oldest first (runs never overlap, so
-        ``started`` grows along the history: scan back from the newest)."""
-        out = []
-        for r in reversed(self.runs):
-            if r.started <= since:
-                break
-            out.append(r)
-        out.reverse()
-        return out
+        """Runs started after ``since``, oldest first."""
+        return runs_since(self.runs, since)
 
-    def failing_checks(self) -> List[Tuple[CheckKey, CheckState]]:
-        return [(k, cs) for k, cs in self.problems.items() if self.failing(k, cs)]
-
-    # -- checkpoint (the head of every journal file) -------------------------
+    # -- checkpoint (the head of every journal file: planning/statejson.py) ---
 
     def worth_carrying(self) -> bool:
-        return bool(self.problems or self.holds or self.paused is not None or self.episodes
-                    or self.runs or self.open_run)
+        return statejson.worth_carrying(self)
 
     def checkpoint(self, now: float) -> dict:
-        """A ``checkpoint`` record: what must survive the loss of older journal files and of
-        the snapshot -- pause, holds, held levels and every failing check, with recent runs."""
-        data = self.to_json()
-        data["checks"] = [[k[0], k[1], cs.to_json()] for k, cs in self.problems.items()]
-        data["runs"] = data["runs"][-20:]
-        data["seen_ids"] = []
-        return {"time": now, "kind": "checkpoint", "state": data}
+        return statejson.checkpoint_record(self, now)
 
     def _apply_checkpoint(self, rec: Mapping[str, Any]) -> None:
-        other = State.from_json(self.config, rec["state"])
-        for key, cs in other.checks.items():
-            self.checks[key] = cs
-            self.problems[key] = cs
-        seen = self.seen_ids
-        kept = ("checks", "problems", "seen_ids", "survey_cache", "_note_changed", "config",
-                "_map_cache", "_target_cache")
-        for name, value in vars(other).items():
-            if name not in kept:
-                setattr(self, name, value)
-        self.seen_ids = seen
-        # A fresh cache surveys every check from scratch at the next decision.
-        self.survey_cache = SurveyCache()
-        self._note_changed = self.survey_cache.changed.add
+        statejson.fold_checkpoint(self, rec)
 
     # -- snapshot ----------------------------------------------------------
 
     def to_json(self) -> dict:
-        from .statejson import state_to_json
-
-        return state_to_json(self)
+        return statejson.state_to_json(self)
 
     @classmethod
     def from_json(cls, config: Config, data: Mapping[str, Any]) -> "State":
-        from .statejson import fill_from_json
+        return statejson.fill_from_json(cls(config), data)
 
-        return fill_from_json(cls(config), data)
+
+#: Record kind -> how the state folds it (a run: ``fold_run``; unknown kinds: not at all).
+_FOLDS: Dict[str, Callable[[State, Mapping[str, Any]], None]] = {
+    kinds.EVENT: State._apply_event, kinds.REQUEST: State._apply_request, kinds.START: State._apply_start,
+    kinds.STEP: State._apply_step, kinds.VERDICT: State._apply_verdict, kinds.HOLD: State._apply_hold,
+    kinds.RELEASE: State._apply_release, kinds.PAUSE: State._apply_pause, kinds.RESUME: State._apply_resume,
+    kinds.CHECKPOINT: State._apply_checkpoint,
+}

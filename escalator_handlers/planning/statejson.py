@@ -1,11 +1,18 @@
-"""The JSON form of ``state.State``: its snapshot (``state.json``) and journal checkpoints."""
+"""The JSON form of ``state.State``: its snapshot (``state.json``) and journal checkpoints.
+
+A ``checkpoint`` record heads every journal file (after a logrotate): what must
+survive the loss of older journal files and of the snapshot.  The collector
+builds it with ``State.checkpoint``; folding it gives that state back.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .. import kinds
 from . import approvals, brakes, interlocks
-from .statetypes import CheckState, Episode, Hold, RunInfo
+from .runs import RunInfo
+from .statetypes import CheckState, Episode, Hold
 
 
 def state_to_json(st: Any) -> dict:  # a planning.state.State (no import: state imports us)
@@ -67,3 +74,40 @@ def fill_from_json(st: Any, data: Mapping[str, Any]) -> Any:
     st.acks = interlocks.Acks.from_json(data.get("acks"))
     st.brakes = brakes.Brakes.from_json(data.get("brakes"))
     return st
+
+
+#: Runs a checkpoint carries: enough for the hourly limit and the verdicts still due.
+CHECKPOINT_RUNS = 20
+
+#: What folding a checkpoint leaves as it was: the checks are merged (the checkpoint
+#: has only the failing ones), the ids seen and the derived caches are the fold's own.
+_KEPT = frozenset(("checks", "problems", "seen_ids", "survey_cache", "_note_changed", "config",
+                   "_rule_cache", "_service_rules"))
+
+
+def worth_carrying(st: Any) -> bool:
+    """Whether the state holds anything a new journal file must carry."""
+    return bool(st.problems or st.holds or st.paused is not None or st.episodes
+                or st.runs or st.open_run)
+
+
+def checkpoint_record(st: Any, now: float) -> dict:
+    """A ``checkpoint`` record: pause, holds, held levels and every failing check, with recent runs."""
+    data = state_to_json(st)
+    data["checks"] = [[k[0], k[1], cs.to_json()] for k, cs in st.problems.items()]
+    data["runs"] = data["runs"][-CHECKPOINT_RUNS:]
+    data["seen_ids"] = []
+    return {"time": now, "kind": kinds.CHECKPOINT, "state": data}
+
+
+def fold_checkpoint(st: Any, rec: Mapping[str, Any]) -> None:
+    """Fold a ``checkpoint`` record into ``st``: its failing checks join, the rest replaces."""
+    other = fill_from_json(type(st)(st.config), rec["state"])
+    for key, cs in other.checks.items():
+        st.checks[key] = cs
+        st.problems[key] = cs
+    for name, value in vars(other).items():
+        if name not in _KEPT:
+            setattr(st, name, value)
+    # A fresh cache surveys every check from scratch at the next decision.
+    st.fresh_survey()

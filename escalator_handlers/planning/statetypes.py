@@ -1,7 +1,7 @@
-"""What the state fold keeps per check, per run and per escalation episode.
+"""What the state fold keeps per check, per escalation episode and per operator hold.
 
 Plain records for :mod:`escalator_handlers.planning.state`, with their ``state.json``
-forms.
+forms (what it keeps of runs is in :mod:`escalator_handlers.planning.runs`).
 """
 
 from __future__ import annotations
@@ -40,37 +40,6 @@ class CheckState:
         cs = cls()
         cs.state, cs.state_type, cs.attempt, cs.downtime, cs.output, cs.time, cs.since = data
         return cs
-
-
-@dataclass
-class RunInfo:
-    """A run that happened (or was simulated), as far as planning cares."""
-
-    id: str
-    time: float                  # when it ended
-    started: float
-    start_level: str
-    levels: Tuple[str, ...]
-    checks: Tuple[CheckKey, ...]
-    outcome: str                 # ok, failed, dry-run
-    quiet_until: float
-    judged: bool = False
-    superseded: bool = False
-    start_checks: Tuple[CheckKey, ...] = ()   # the checks that asked for the start level itself
-
-    def to_json(self) -> dict:
-        d = dict(self.__dict__)
-        d["checks"] = [list(k) for k in self.checks]
-        d["start_checks"] = [list(k) for k in self.start_checks]
-        return d
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "RunInfo":
-        d = dict(d)
-        d["levels"] = tuple(d["levels"])
-        d["checks"] = tuple((h, s) for h, s in d["checks"])
-        d["start_checks"] = tuple((h, s) for h, s in d.get("start_checks", ()))
-        return cls(**d)
 
 
 @dataclass

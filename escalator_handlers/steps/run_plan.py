@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from .. import kinds
 from ..config import Config, Step
 from ..planning.planner import RunPlan
+from ..planning.runs import RunRecord
 
 Emit = Callable[[Sequence[dict]], None]
 
@@ -71,13 +72,11 @@ def step_record(now: float, run_id: Optional[str], level: str, result: Any) -> d
 def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Callable[[], float], *,
             dry_run: bool = False, interrupt: Callable[[], Optional[str]] = lambda: None,
             extra: Optional[Mapping[str, Any]] = None) -> dict:
-    """Run (or simulate) ``plan``; emit every record; return the final run record."""
+    """Run (or simulate) ``plan``; emit every record; return the final ``run`` record (as journalled)."""
     started = clock()
     run_id = f"{int(started * 1000):x}"
-    start = plan.record(config, started, kind="start", run=run_id, **(extra or {}))
-    if dry_run:
-        start["dry_run"] = True
-    emit([start])
+    opened = plan.record(config, started, kind=kinds.START, run=run_id, **(extra or {}))
+    emit([dict(opened, dry_run=True) if dry_run else opened])
     outcome, reason, superseded = ("dry-run" if dry_run else "ok"), None, False
     levels_run: List[str] = []
     for level in plan.levels:
@@ -117,12 +116,8 @@ def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Calla
     end = clock()
     quiet = 0.0 if superseded else max(
         (config.level(n).quiescence for n in levels_run), default=0.0)
-    rec = plan.record(config, end, run=run_id, started=started, outcome=outcome,
-                      quiescence_until=end + quiet, levels_run=levels_run, **(extra or {}))
-    if reason:
-        rec["reason"] = reason
-    if superseded:
-        rec["superseded"] = True
+    rec = RunRecord.ended(opened, end, outcome, quiescence_until=end + quiet, levels_run=tuple(levels_run),
+                          reason=reason or None, superseded=superseded).to_record()
     emit([rec])
     return rec
 
@@ -146,12 +141,13 @@ def notify_steps(config: Config, notify_rec: Mapping[str, Any], runner: Any, emi
     out: List[dict] = []
     for step in config.notify:
         if dry_run:
-            rec = _dry_step(clock(), None, "notify", step, values, None, runner)
+            rec = _dry_step(clock(), None, kinds.NOTIFY_LEVEL, step, values, None, runner)
         else:
             try:
-                rec = step_record(clock(), None, "notify", runner.run(step, values))
+                rec = step_record(clock(), None, kinds.NOTIFY_LEVEL, runner.run(step, values))
             except Exception as exc:  # a notify must never take the collector down
-                rec = _step(clock(), None, "notify", step.where, None, error=f"{type(exc).__name__}: {exc}")
+                rec = _step(clock(), None, kinds.NOTIFY_LEVEL, step.where, None,
+                            error=f"{type(exc).__name__}: {exc}")
         out.append(rec)
         emit([rec])
     return out
@@ -212,17 +208,11 @@ def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[
     done = [_done_name(r) for r in records]
     pending, running, quiet = progress(dict(open_run, steps_done=records), config)
     not_done = [p.name for p in pending]
-    rec = {k: v for k, v in open_run.items() if k not in ("kind", "time", "steps_done")}
-    rec.update({
-        "time": now, "kind": "run", "started": open_run.get("time"), "outcome": "failed",
-        "reason": "interrupted: the collector stopped during this run; steps completed: "
-                  + (", ".join(done) or "none") + "; not run: "
-                  + (", ".join([w + " (running or next)" for w in not_done[:running]] + not_done[running:])
-                     if not_done else "none"),
-        "quiescence_until": now + quiet, "interrupted": True,
-        "steps_done": done, "not_done": not_done,
-    })
-    return rec
+    said = [w + " (running or next)" for w in not_done[:running]] + not_done[running:]
+    reason = ("interrupted: the collector stopped during this run; steps completed: "
+              + (", ".join(done) or "none") + "; not run: " + (", ".join(said) or "none"))
+    return RunRecord.ended(open_run, now, "failed", reason=reason, quiescence_until=now + quiet, interrupted=True,
+                           steps_done=tuple(done), not_done=tuple(not_done)).to_record()
 
 
 def unsent_notifications(records: Iterable[Mapping[str, Any]], steps_per_notify: int) -> List[dict]:
@@ -238,9 +228,9 @@ def unsent_notifications(records: Iterable[Mapping[str, Any]], steps_per_notify:
     if steps_per_notify <= 0:
         return []
     for r in records:
-        if r.get("kind") == "notify":
+        if r.get("kind") == kinds.NOTIFY:
             waiting.append([dict(r), 0])
-        elif r.get("kind") == "step" and r.get("level") == "notify" and not r.get("run") and waiting:
+        elif r.get("kind") == kinds.STEP and r.get("level") == kinds.NOTIFY_LEVEL and not r.get("run") and waiting:
             waiting[0][1] += 1
             if waiting[0][1] >= steps_per_notify:
                 waiting.pop(0)
