@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable, List, Optional
 
+from . import kinds
 from .config import Config
 from .errors import EscalatorError
 from .event import GOOD_STATES, CheckKey
@@ -41,7 +42,7 @@ def recovered_since(config: Config, state: State, asking: Iterable[CheckKey]) ->
         st = statuses.get(key)  # type: ignore[union-attr]
         cs = state.checks.get(key)
         if st is not None and st.state in GOOD_STATES and cs is not None and st.last_check > cs.time:
-            fresh.append(dict(st.to_event().to_dict(), kind="event", source="status.dat"))
+            fresh.append(dict(st.to_event().to_dict(), kind=kinds.EVENT, source="status.dat"))
     return fresh
 
 
@@ -52,6 +53,6 @@ def seed_events(config: Config, state: State) -> List[dict]:
         cs = state.checks.get(ev.key)
         if cs is None or (ev.time > cs.time and (ev.state != cs.state or ev.state_type != cs.state_type
                                                  or ev.downtime != cs.downtime)):
-            new.append(dict(ev.to_dict(), kind="event", source="status.dat"))
+            new.append(dict(ev.to_dict(), kind=kinds.EVENT, source="status.dat"))
     new.sort(key=lambda r: r["time"])
     return new

@@ -144,7 +144,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
     if kind == kinds.RUN:
         outcome = rec.get("outcome")
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
-        if outcome == "skipped":
+        if outcome == kinds.SKIPPED:
             return f"{t}  SKIPPED  levels {levels}: {safe(rec.get('reason'), 300)}"
         line = f"{t}  RUN END  {outcome}: levels {levels}"
         if rec.get("reason"):
@@ -186,9 +186,9 @@ def format_record(rec: Mapping[str, Any]) -> str:
     if kind == kinds.NOTIFY:
         unsent = f" (NOT sent: {safe(rec['undelivered'])})" if rec.get("undelivered") else ""
         return f"{t}  NOTIFY   {safe(rec.get('reason'))}{unsent}: {safe(rec.get('summary'), 300)}"
-    if kind in ("approval", "approve", "deny"):
+    if kind in (kinds.APPROVAL, kinds.APPROVE, kinds.DENY):
         rid = safe(rec.get("approval"))
-        if kind != "approval":
+        if kind != kinds.APPROVAL:
             by = "escalator (timed out)" if rec.get("timeout") else safe(rec.get("user"))
             return f"{t}  {kind.upper():<8} approval {rid} by {by}" + (
                 f": {safe(rec['reason'], 300)}" if rec.get("reason") else "")
@@ -196,7 +196,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
             return f"{t}  APPROVAL {rid} {safe(rec.get('outcome'))}: {safe(rec.get('reason'), 300)}"
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         return f"{t}  APPROVAL {rid} asked for levels {levels}; expires {when(rec.get('expires'))}"
-    if kind == "ack":
+    if kind == kinds.ACK:
         what = f"acknowledged by {safe(rec.get('author'))}: {safe(rec.get('comment'), 200)}" \
             if rec.get("outcome") == "set" else "acknowledgement removed"
         return f"{t}  ACK      {_check(rec)} {what}"
@@ -209,14 +209,14 @@ def format_record(rec: Mapping[str, Any]) -> str:
 
 #: How loud each record kind is in the collector's log (stderr, the systemd journal):
 #: decisions at INFO (shown by default), events at DEBUG (``collect -v``).
-_LOUD = {"event": logging.DEBUG, "rejected": logging.WARNING, "notify": logging.WARNING}
+_LOUD = {kinds.EVENT: logging.DEBUG, kinds.REJECTED: logging.WARNING, kinds.NOTIFY: logging.WARNING}
 
 
 def log_level(rec: Mapping[str, Any]) -> int:
-    kind = rec.get("kind", "event")
-    if kind == "step" and rec.get("exit") not in (0, None) or rec.get("error"):
+    kind = rec.get("kind", kinds.EVENT)
+    if kind == kinds.STEP and rec.get("exit") not in (0, None) or rec.get("error"):
         return logging.WARNING
-    if kind == "run" and rec.get("outcome") == "failed" or kind == "config" and rec.get("outcome") == "rejected":
+    if kind == kinds.RUN and rec.get("outcome") == "failed" or kind == kinds.CONFIG and rec.get("outcome") == "rejected":
         return logging.WARNING
     return _LOUD.get(kind, logging.INFO)
 

@@ -3,13 +3,16 @@
 An event is a plain frozen value.  The spool, the journal and replay all
 carry events as JSON objects with the field names of docs/operating.rst; this module
 converts between the two and normalises states.  It imports only the
-standard library's lightest modules because the handler uses it.
+standard library's lightest modules (and :mod:`escalator_handlers.kinds`, names
+alone) because the handler uses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple
+
+from . import kinds
 
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
@@ -163,7 +166,7 @@ def arrival_record(ev: "Event", rec: Mapping[str, Any], now: float) -> Tuple[dic
     it, whatever time the event claims.  A claimed time that cannot be trusted
     (see ``clamp_reason``) is replaced by ``now``, keeping ``claimed_time``.
     """
-    out = dict(ev.to_dict(), kind="event", arrived=now)
+    out = dict(ev.to_dict(), kind=kinds.EVENT, arrived=now)
     if isinstance(rec.get("source"), str):
         out["source"] = rec["source"][:40]  # e.g. "replay": handed over by `replay --execute`
     if isinstance(rec.get("claimed_time"), (int, float)):

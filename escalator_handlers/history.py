@@ -91,10 +91,7 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         kind = rec.get("kind")
         rid = str(rec.get("run")) if rec.get("run") is not None else None
         if kind == kinds.START and rid:
-            entry = {"time": rec.get("time"), "kind": kinds.RUN, "run": rid, "levels": rec.get("levels") or [],
-                     "targets": rec.get("targets") or {}, "checks": rec.get("checks") or [],
-                     "attempt": rec.get("attempt"), "dry_run": bool(rec.get("dry_run")),
-                     "outcome": None, "ended": None, "steps": [], "verdict": None}
+            entry = _run_entry(rec, rid, rec.get("time"), bool(rec.get("dry_run")))
             for k in ("requested_by", "request_reason"):
                 if rec.get(k):
                     entry[k] = rec[k]
@@ -113,10 +110,7 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         elif kind == kinds.RUN:
             entry = runs.get(rid or "")
             if entry is None:  # a run whose start is in a journal no longer kept
-                entry = {"time": rec.get("started", rec.get("time")), "kind": kinds.RUN, "run": rid,
-                         "levels": rec.get("levels") or [], "targets": rec.get("targets") or {},
-                         "checks": rec.get("checks") or [], "attempt": rec.get("attempt"),
-                         "dry_run": rec.get("outcome") == "dry-run", "steps": [], "verdict": None}
+                entry = _run_entry(rec, rid, rec.get("started", rec.get("time")), rec.get("outcome") == "dry-run")
                 out.append(entry)
                 if rid:
                     runs[rid] = entry
@@ -140,6 +134,14 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         elif kind in OTHER_KINDS:
             out.append(dict(rec))
     return [e for e in out if _wanted(e, flt)]
+
+
+def _run_entry(rec: dict, rid: Optional[str], time: Any, dry_run: bool) -> dict:
+    """A run's entry, from its ``start`` record (or its ``run`` record, when the start was rotated away)."""
+    return {"time": time, "kind": kinds.RUN, "run": rid, "levels": rec.get("levels") or [],
+            "targets": rec.get("targets") or {}, "checks": rec.get("checks") or [],
+            "attempt": rec.get("attempt"), "dry_run": dry_run,
+            "outcome": None, "ended": None, "steps": [], "verdict": None}
 
 
 def _hosts(e: dict) -> List[Any]:

@@ -163,7 +163,7 @@ def run_level(config: Optional[str], level: str, hosts: List[str], dry_run: bool
     for h in hosts:
         if not h.strip() or not h.isprintable():
             raise UsageError(f"--host: {h!r} is not a host name")
-    rec = {"kind": "request", "time": time.time(), "level": name, "hosts": list(hosts), "dry_run": dry_run,
+    rec = {"kind": kinds.REQUEST, "time": time.time(), "level": name, "hosts": list(hosts), "dry_run": dry_run,
            "reason": reason, "user": user(), "id": new_id()}
     control(cfg, rec)
     kick(config, cfg)
@@ -173,7 +173,7 @@ def run_level(config: Optional[str], level: str, hosts: List[str], dry_run: bool
     if answer is None:
         click.echo("not started yet: the collector runs it when it can (see `escalator status`)")
         return 0
-    if answer.get("kind") == "run":
+    if answer.get("kind") == kinds.RUN:
         click.echo(f"refused: {safe(answer.get('reason'), 400)}")
         return 1
     targets = sorted({h for t in (answer.get("targets") or {}).values() for h in t})
@@ -189,7 +189,7 @@ def _await_answer(cfg: Config, rid: str, timeout: float) -> Optional[dict]:
 
     deadline = time.monotonic() + timeout
     while True:
-        for rec in store.recent_records(cfg, ("start", "run"), limit=50):
+        for rec in store.recent_records(cfg, (kinds.START, kinds.RUN), limit=50):
             if rec.get("request") == rid:
                 return rec
         if time.monotonic() >= deadline:
