@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from escalator_handlers.planning.state import State
-from escalator_handlers.planning.survey import survey, survey_all as _survey_all
+from escalator_handlers.planning.survey import hosts_by_level, joined, survey, survey_all as _survey_all
 from planner_fixtures import example_config, example_config_with
 
-HOSTS = ["web01", "db01", "tier-web"]
+HOSTS = ["web01", "db01", "tier-web", "iaas-api"]  # iaas-api/IaaS API is no target (target: false)
 SERVICES = [None, "PING", "HTTP", "PostgreSQL", "Smoke test", "Disk /var", "IaaS API"]
 STATES = {None: ["UP", "DOWN", "UNREACHABLE", None], "svc": ["OK", "WARNING", "CRITICAL", "UNKNOWN", None]}
 
@@ -19,13 +19,19 @@ service = st.one_of(*[st.sampled_from(SERVICES)] * 20, st.just(""))
 observe = st.tuples(st.just("observe"), st.sampled_from(HOSTS), service,
                     st.integers(0, 3), st.sampled_from(["SOFT", "HARD"]), st.integers(0, 1),
                     st.integers(-5, 30))
-control = st.tuples(st.sampled_from(["hold", "release", "remap", "survey"]), st.sampled_from(HOSTS))
-steps = st.lists(st.one_of(observe, observe, observe, control), max_size=60)
+control = st.tuples(st.sampled_from(["hold", "release", "remap", "survey", "start"]), st.sampled_from(HOSTS))
+# A skipped-run record (rule 8) listing every n-th asking check not listed yet, continuing its episode or not.
+skip = st.tuples(st.just("skip"), st.sampled_from(["max_targets:vm", "paused:vm"]), st.integers(1, 3), st.booleans())
+steps = st.lists(st.one_of(observe, observe, observe, control, skip), max_size=60)
 
 
 def same(state: State) -> None:
     a, b = survey(state), _survey_all(state)
     assert (a.asking, a.unmapped, a.held) == (b.asking, b.unmapped, b.held)
+    # What the cache counts and remembers besides its lists: b's are new lists, worked out from scratch.
+    assert hosts_by_level(state, a.asking) == hosts_by_level(state, b.asking)
+    if state.last_skip is not None:  # the planner asks only while a skip episode lasts
+        assert joined(state, a.asking) == joined(state, b.asking)
 
 
 @settings(max_examples=300, deadline=None)
@@ -49,6 +55,17 @@ def test_incremental_survey_always_equals_a_survey_from_scratch(script, act_in_d
         elif step[0] == "remap":
             configs.reverse()
             state.remap(configs[0])
+        elif step[0] == "start":
+            state.apply({"time": t, "kind": "start", "run": "r", "levels": ["vm"]})
+        elif step[0] == "skip":
+            _, key, every, continued = step
+            continued = continued and state.last_skip == key
+            listed = (joined(state, survey(state).asking) if continued else survey(state).asking)[::every]
+            rec = {"time": t, "kind": "run", "outcome": "skipped", "skip_key": key, "levels": ["vm"],
+                   "checks": [a.record(configs[0]) for a in listed]}
+            if continued:
+                rec["continued"] = True
+            state.apply(rec)
         same(state)
 
 

@@ -64,14 +64,17 @@ class Settled:  # not frozen: replay settles tens of thousands of times, a froze
 
 def settle(state: State, config: Config, clock: Callable[[], float], record: Record, act: Act, *,
            confirm: Optional[Callable[[RunPlan], bool]] = None, stop_after_run: bool = False,
-           explain: bool = True, watch: Optional[Callable[[float, Decision], None]] = None) -> Settled:
+           explain: bool = False, watch: Optional[Callable[[float, Decision], None]] = None) -> Settled:
     """Decide, record and act until the planner has nothing more to do at ``clock()``.
 
     ``confirm(plan)`` may veto a run just before it starts (the collector asks
     status.dat whether the checks still fail); it records why (fresher events)
     and the loop decides again.  ``stop_after_run`` returns after each run so
     the caller can take in what arrived meanwhile.  ``watch(now, decision)``
-    sees every decision (tests, ``plan``).
+    sees every decision (tests, ``plan``).  ``explain`` words ``Decision.explain``
+    and every ``why``: off by default, since only people read them (``plan``,
+    tests) and wording a line per failing check at every cycle made a big site's
+    collector cost grow with its size.
     """
     d = Decision()
     for _ in range(MAX_DECISIONS):

@@ -20,7 +20,7 @@ from ..display import iso, plural
 from ..event import CheckKey, check_name, iso_time
 from . import approvals, brakes, interlocks
 from .state import Episode, State
-from .survey import Asking, Survey, survey
+from .survey import Asking, Survey, hosts_by_level, joined, survey
 
 #: How many check names a summary spells out before "and N more".
 SUMMARY_CHECKS = 5
@@ -277,28 +277,21 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
             d.wake = min(r.started for r in recent) + 3600
             return d
 
-    # Rule 3: targets of level L are the hosts of checks mapped to L or more drastic;
-    # an escalated run treats the exhausted level's checks as mapped to its start.
-    # One pass gives each target host the least drastic level it is still a target
-    # at; the counts settle max_targets, and the sorted tuples are built only for
-    # a run that goes ahead.
     run_levels = levels[start - 1:]
-    first: Dict[str, int] = {}
-    for a in s.asking:
-        if a.target:
-            lv = start if a.level <= required else a.level
-            h = a.key[0]
-            if lv < first.get(h, 1 << 30):
-                first[h] = lv
-    if limits.max_targets and len(first) > limits.max_targets:
-        for lv in run_levels:
-            n = sum(1 for x in first.values() if x <= lv.index)
-            if n > limits.max_targets:
-                return _skip(state, config, now, "max_targets", start_level, s.asking,
-                             lambda: f"limit max_targets ({limits.max_targets}) exceeded: "
-                                     f"{n} hosts at level {lv.name}", explain, why, notify=True)
-    ordered = sorted(first)
-    targets = {lv.name: tuple(h for h in ordered if first[h] <= lv.index) for lv in run_levels}
+    if limits.max_targets:
+        # Rule 3 counted, not listed: a host is a target of the most drastic level its
+        # checks ask for and every later one (an escalated run's start counts as the
+        # exhausted level).  The survey cache keeps the counts: a decision held back
+        # by the limit costs O(changes), whatever the number of failing checks.
+        at = hosts_by_level(state, s.asking)
+        if sum(at.values()) > limits.max_targets:
+            for lv in run_levels:
+                upto = max(lv.index, required)
+                n = sum(c for level, c in at.items() if level <= upto)
+                if n > limits.max_targets:
+                    return _skip(state, config, now, "max_targets", start_level, s.asking,
+                                 lambda: f"limit max_targets ({limits.max_targets}) exceeded: "
+                                         f"{n} hosts at level {lv.name}", explain, why, notify=True)
 
     until = brakes.backoff_until(state.brakes, start_level)
     if until is not None and now < until:
@@ -308,6 +301,7 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
                             f"({until - now:.0f}s left)")
 
     asking = tuple(s.asking)  # survey sorted it
+    targets = _targets(asking, run_levels, start, required)
     attempt = _episode_attempts(ep) + 1
     hosts = sorted({a.key[0] for a in asking})
     summary = (f"levels {', '.join(lv.name for lv in run_levels)} for "
@@ -322,6 +316,20 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
     if gate.approval:
         plan = replace(plan, approval=gate.approval)
     return Decision(run=plan, why=f"run levels {', '.join(lv.name for lv in run_levels)}", explain=explain)
+
+
+def _targets(asking: Sequence[Asking], run_levels: Sequence[Level], start: int,
+             required: int) -> Dict[str, Tuple[str, ...]]:
+    """Rule 3: the targets of level L are the hosts of target checks mapped to L or more
+    drastic; an escalated run treats the exhausted level's checks as mapped to its start."""
+    first: Dict[str, int] = {}  # host -> the most drastic level it is a target of
+    for a in asking:
+        if a.target:
+            lv = start if a.level <= required else a.level
+            if lv < first.get(a.key[0], 1 << 30):
+                first[a.key[0]] = lv
+    ordered = sorted(first)
+    return {lv.name: tuple(h for h in ordered if first[h] <= lv.index) for lv in run_levels}
 
 
 def _requested(state: State, config: Config, now: float, req: Mapping[str, Any]) -> Decision:
@@ -416,7 +424,7 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
     key = f"{code}:{level.name}"
     continued = state.last_skip == key
     if continued:
-        checks = [a for a in checks if a.key not in state.skip_checks]
+        checks = joined(state, checks)
         if not checks:
             return Decision(why=f"skipped: {why_not()}" if why else "", explain=explain)
     reason = why_not()
