@@ -8,23 +8,21 @@ records, folds them into the state and calls again.  The collector and
 replay share it, which is what makes a replay show what would have happened.
 
 The rules are the planning rules 1-9 of docs/planning.rst; comments cite them by number.
+Rule 7, judging a run, is in :mod:`~escalator_handlers.planning.verdicts`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..config import Config, Level
-from ..display import iso, plural
+from ..display import iso
 from ..event import CheckKey, check_name, iso_time
 from . import approvals, brakes, interlocks
-from .state import Episode, State
+from .state import State
 from .survey import Asking, Survey, hosts_by_level, joined, survey
-
-#: How many check names a summary spells out before "and N more".
-SUMMARY_CHECKS = 5
-
+from .verdicts import SUMMARY_CHECKS, episode_attempts, judge, names, notify_record
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -92,19 +90,6 @@ def required_level(state: State) -> Optional[int]:
     return min(levels) if levels else None
 
 
-def _names(keys: Sequence[CheckKey]) -> str:
-    names = [check_name(k) for k in keys[:SUMMARY_CHECKS]]
-    more = len(keys) - len(names)
-    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
-
-
-def _episode_attempts(ep: Optional[Episode]) -> int:
-    # An episode whose checks have all been OK since its last verdict is over.
-    if ep is None or not ep.pending:
-        return 0
-    return ep.attempts
-
-
 def decide(state: State, config: Config, now: float, *, explain: bool = True) -> Decision:
     """What to do at ``now``; see the module docstring.
 
@@ -146,7 +131,7 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
                             why=f"quiescence after run of {', '.join(last.levels)} "
                                 f"until {iso(last.quiet_until)} ({last.quiet_until - now:.0f}s left)"
                             if explain else "")
-        return Decision(tuple(_verdict(state, config, last, now)), wake=now,
+        return Decision(tuple(judge(state, config, last, now)), wake=now,
                         why="judging the last run")
 
     due = debounce_due(state, config)
@@ -302,11 +287,11 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
 
     asking = tuple(s.asking)  # survey sorted it
     targets = _targets(asking, run_levels, start, required)
-    attempt = _episode_attempts(ep) + 1
+    attempt = episode_attempts(ep) + 1
     hosts = sorted({a.key[0] for a in asking})
     summary = (f"levels {', '.join(lv.name for lv in run_levels)} for "
                f"{', '.join(hosts[:SUMMARY_CHECKS])}{' and more' if len(hosts) > SUMMARY_CHECKS else ''}: "
-               f"{_names([a.key for a in asking])} "
+               f"{names([a.key for a in asking])} "
                f"{'escalated after exhausting ' + levels[required - 1].name if start < required else 'failing'}")
     plan = RunPlan(tuple(run_levels), targets, asking, attempt, start < required, summary, explain,
                    tuple(s.unmapped))
@@ -374,41 +359,6 @@ def _requested(state: State, config: Config, now: float, req: Mapping[str, Any])
     return Decision(run=plan, why=f"run levels {names} (asked for by an operator)")
 
 
-def _verdict(state: State, config: Config, run, now: float) -> List[dict]:
-    """Rule 7: judge a run when its quiescence ends."""
-    still = [k for k in run.checks if (cs := state.checks.get(k)) is not None and not cs.good]
-    converged = not still
-    rec = {"time": now, "kind": "verdict", "run": run.time, "run_id": run.id,
-           "level": run.start_level, "converged": converged,
-           "failing": [check_name(k) for k in still],
-           "failing_checks": [list(k) for k in still]}
-    out = [rec]
-    if converged:
-        return out
-    if run.start_checks and all((cs := state.checks.get(k)) is None or cs.good for k in run.start_checks):
-        # Only less drastic checks still fail: not an unconverged attempt of
-        # this level (rebuilding a VM again will not fix a smoke test).
-        rec["level_converged"] = True
-        return out
-    try:
-        level = config.level(run.start_level)
-    except (KeyError, IndexError):
-        return out  # the level vanished with a config reload: nothing to count against
-    attempt = _episode_attempts(state.episodes.get(level.name)) + 1
-    rec["attempt"] = attempt
-    if attempt >= level.max_attempts:
-        policy = level.on_exhausted
-        if policy == "escalate" and level.index == 1:
-            policy = "notify"  # nothing is more drastic than level 1
-        rec["exhausted"] = policy
-        if policy == "notify":
-            out.append(notify_record(config, now, "exhausted",
-                                     f"level {level.name} did not converge after {plural(attempt, 'attempt')}; "
-                                     f"holding it until the checks recover: still failing {_names(still)}",
-                                     level=level.name))
-    return out
-
-
 def _skip(state: State, config: Config, now: float, code: str, level: Level,
           checks: Sequence[Asking], why_not: Callable[[], str], explain: Tuple[str, ...], why: bool = True, *,
           notify: bool) -> Decision:
@@ -436,19 +386,9 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
         rec["continued"] = True
     recs = [rec]
     if notify and not continued:
-        recs.append(notify_record(config, now, code, f"not acting on {_names([a.key for a in checks])}: {reason}"))
+        recs.append(notify_record(config, now, code, f"not acting on {names([a.key for a in checks])}: {reason}"))
     return Decision(tuple(recs), why=f"skipped: {reason}", explain=explain)
 
 
-def notify_record(config: Config, now: float, reason: str, summary: str, **extra) -> dict:
-    """A ``notify`` record; ``channels`` says how many ``notify`` steps will carry it (0: it is
-    journalled, and logged, but reaches nobody)."""
-    rec = {"time": now, "kind": "notify", "reason": reason, **extra, "summary": summary,
-           "channels": len(config.notify)}
-    if not config.notify:
-        rec["undelivered"] = "no notify steps configured"
-    return rec
-
-
-__all__ = ["Asking", "Decision", "RunPlan", "debounce_due", "decide", "required_level", "survey",
-           "unreachable_checks"]
+__all__ = ["Asking", "Decision", "RunPlan", "debounce_due", "decide", "notify_record", "required_level",
+           "survey", "unreachable_checks"]
