@@ -134,7 +134,7 @@ def planning(ctx: Context) -> List[Row]:
         now = last + 3600.0   # well after the debounce
         d = decide(state, config, now)
         assert d.run is not None, d.why
-        n = len(state.failing_checks())
+        n = sum(1 for k, cs in state.problems.items() if state.failing(k, cs))
         repeats = 5 if ctx.quick else 21
 
         def once() -> float:

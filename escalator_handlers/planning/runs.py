@@ -34,11 +34,11 @@ def _tuple(value: Any) -> Optional[Tuple[Any, ...]]:
 class RunRecord:
     """One ``run`` record (docs/operating.rst lists its fields).
 
-    Fields the planning reads are typed; every other one (``targets``'s
-    neighbours ``attempt``, ``summary``, ``requested_by``, a cluster's
-    ``node`` ...) is kept verbatim in ``details``, so a record read back and
-    written again loses nothing.  ``None`` (and ``False`` for the flags)
-    means the record does not have the field.
+    The fields planning and the operator's views read are typed; every other
+    one (``attempt``, ``summary``, ``requested_by``, a cluster's ``node`` ...)
+    is kept verbatim in ``details``, so a record read back and written again
+    loses nothing.  ``None`` (and ``False`` for the flags) means the record
+    does not have the field.
     """
 
     time: float                                   # when the run ended (or the skip was decided)
