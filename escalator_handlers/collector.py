@@ -1,15 +1,20 @@
 """The collector: the only part of escalator that acts.
 
-One collector per spool, guarded by a file lock.  Each cycle it takes the
-spool, journals the events (then, and only then, removes the spool files),
-folds them into the state, asks the planner, journals the decision and
-carries out any run.  Idle, it sleeps in select() on the spool's wake-up FIFO
-until the next event or the planner's next wake-up time: no busy polling.
+One collector acts per escalator: it holds the leadership (the spool's file
+lock on one node, a lease in etcd for several).  Each cycle it takes the
+intake, journals the events (then, and only then, acknowledges them),
+folds them into the state, and runs the loop (``planning.loop.settle``):
+decide, journal the decision, carry out any run.  Idle, it sleeps in
+select() on the intake's wake-up descriptor until the next event or the
+planner's next wake-up time: no busy polling.
 
-Crash safety: every effect is journalled before the spool entry behind it is
-removed; a run is journalled as ``start`` before its first step, so a
-collector that dies mid-run is found out at the next start and the run is
-closed with a ``run`` record saying which steps were and were not done.
+It talks to its storage only through the seam in :mod:`.storage` (intake,
+journal, snapshot, leadership), so the same code runs on local files and on
+etcd.  Crash safety: every effect is journalled before the intake entry
+behind it is acknowledged; a run is journalled as ``start`` before its first
+step, so a collector that dies mid-run is found out by its successor and the
+run is closed with a ``run`` record saying which steps were and were not done
+(and which may still be running).
 """
 
 from __future__ import annotations
@@ -22,13 +27,10 @@ import threading
 import time
 from typing import Callable, Container, Iterable, List, Optional, Sequence, Tuple
 
-import filelock
-
 from . import defaults as default
-from . import journal, spool, spool_reader, store
 from .config import Config, load_config
 from .confirm import recovered_since, seed_events
-from .errors import ConfigError, EscalatorError, LockedError
+from .errors import ConfigError, EscalatorError
 from .kinds import CONTROL_KINDS
 from .event import Event, arrival_record, check_name
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
@@ -36,18 +38,21 @@ from .planning.loop import MAX_DECISIONS, settle
 from .planning.planner import Decision, RunPlan, required_level
 from .planning.state import State
 from .display import log_level, log_line, plural, safe
+from .storage import Batch, LeadershipLost, Recovered, Storage, StorageUnavailable, Taken, open_storage, recover
+from .system import REAL, System
 
 log = logging.getLogger("escalator")
 
 #: While a person's acknowledgement holds a failing host, look for its removal this often.
 ACK_POLL = default.ACK_POLL
-#: A daemon re-checks the spool this often even without a wake-up (belt and braces).
+#: A daemon re-checks the intake this often even without a wake-up (belt and braces).
 DAEMON_RECHECK = 60.0
+#: A standby (another collector leads) tries for the leadership this often.
+CAMPAIGN_EVERY = 1.0
 
 
-def intake_records(items: Iterable[Tuple[str, int, Optional[dict], str]], seen: Container[str],
-                   now: float) -> List[dict]:
-    """Journal records for spooled (file, line, record or None, raw text) items.
+def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> List[dict]:
+    """Journal records for taken (source, line, record or None, raw text) items.
 
     Events (oldest first), then operator actions, then ``rejected`` records for
     lines that are not events; ids in ``seen`` (journalled before a crash, the
@@ -85,7 +90,8 @@ class Collector:
     """See the module docstring.  ``clock`` returns epoch seconds."""
 
     def __init__(self, config: Config, config_path: Optional[str] = None, *, daemon: bool = False,
-                 clock: Callable[[], float] = time.time, dry_run: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, dry_run: bool = False,
+                 storage: Optional[Storage] = None, system: System = REAL) -> None:
         self.config = config
         self.config_path = config_path
         self.daemon = daemon
@@ -98,29 +104,39 @@ class Collector:
         self.cancel = threading.Event()
         self.failed_runs = 0
         self.runs = 0
+        self.system = system
+        self.storage = storage if storage is not None else open_storage(config, system)
         self.state = State(config)
-        self.position = store.Position()
-        self._saved_at: Optional[float] = None     # monotonic time of the last snapshot
-        self._lock = filelock.FileLock(os.path.join(config.spool, "collector.lock"), timeout=1.0)
+        self.position: object = None
+        self._batch: Optional[Batch] = None      # taken, being journalled (acknowledged with it)
         self._sig_r = self._sig_w = -1
-        self._wake_fd = -1
         self._feedback = None
+        self._said_unavailable = False
 
     # -- lifecycle ---------------------------------------------------------
 
     def run(self) -> int:
         """Collect until nothing is pending (or forever with ``daemon``); exit status."""
-        spool.check_spool_dir(self.config.spool, create=True, mode=self.config.spool_mode)
-        self._acquire()
+        intake, lead = self.storage.intake, self.storage.leadership
+        intake.prepare()
         self._install_signals()  # at once: a SIGHUP right after the lock must not kill us
         try:
-            self._record_config()
-            self._wake_fd = spool_reader.open_wakeup(self.config.spool)
-            self._recover()
+            intake.open()
             while not self.stopping:
+                intake.gather()
+                if not lead.held and not self._lead():
+                    if not self.daemon:
+                        log.info("%s leads; nothing to do here", lead.holder() or "another collector")
+                        return 0
+                    self._wait(self.clock() + CAMPAIGN_EVERY)
+                    continue
                 if self.reload_requested:
                     self._reload()  # before planning: a SIGHUP'd config must govern the next run
-                d = self.cycle()
+                try:
+                    d = self.cycle()
+                except (LeadershipLost, StorageUnavailable) as exc:
+                    self._lost(exc)
+                    continue
                 if self.reload_requested:
                     continue
                 if d is None:
@@ -132,21 +148,43 @@ class Collector:
                 self._wait(d.wake)
         finally:
             self._save()
-            self._release()
+            lead.close()
             self._restore_signals()
-            for fd in (self._wake_fd, self._sig_r, self._sig_w):
+            intake.close()
+            for fd in (self._sig_r, self._sig_w):
                 if fd >= 0:
                     os.close(fd)
         if self.stop_signal == signal.SIGINT:
             return 130  # the shell convention for an interrupt (128 + 2), after the bookkeeping
         return 1 if self.failed_runs and not self.daemon else 0
 
-    def _acquire(self) -> None:
+    def _lead(self, timeout: float = 1.0) -> bool:
+        """Take the leadership and recover the state (False: another collector leads)."""
         try:
-            self._lock.acquire()
-        except filelock.Timeout:
-            raise LockedError(self._lock.lock_file, spool.collector_running(self.config.spool)) from None
-        self._write_pid()
+            if not self.storage.leadership.acquire(timeout):
+                return False
+        except (LeadershipLost, StorageUnavailable) as exc:
+            if not self.daemon:
+                raise  # a one-shot collect says so and exits 1; a daemon keeps trying
+            if not self._said_unavailable:
+                log.warning("cannot campaign: %s", exc)
+                self._said_unavailable = True
+            return False
+        self._said_unavailable = False
+        try:
+            self._record_config()
+            self._recover()
+        except (LeadershipLost, StorageUnavailable) as exc:
+            self._lost(exc)
+            return False
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        """Another collector leads now (or the store is gone): stop acting, forget the state."""
+        log.warning("no longer the leader, acting stops here: %s", exc)
+        self.storage.leadership.release()
+        self.state = State(self.config)  # the next leadership recovers it afresh
+        self._batch = None
 
     def _record_config(self) -> None:
         """Say in the spool which config this collector obeys (``status`` compares it with the file)."""
@@ -154,43 +192,28 @@ class Collector:
 
         record_running(self.config, file_digest(self.config_path or self.config.source), self.clock())
 
-    def _write_pid(self) -> None:
-        try:
-            with open(os.path.join(self.config.spool, "collector.pid"), "w") as f:
-                f.write(f"{os.getpid()}\n")
-        except OSError as exc:
-            # Only informational (the lock decides who runs): a full disk must not stop us
-            # before we get to say what really matters, that the journal cannot be written.
-            log.warning("cannot write %s/collector.pid: %s", self.config.spool, exc.strerror)
-
-    def _release(self) -> None:
-        if self._lock.is_locked:
-            try:
-                os.unlink(os.path.join(self.config.spool, "collector.pid"))
-            except OSError:
-                pass
-            self._lock.release()
-
     def _hand_over(self) -> bool:
         """Exit without losing a wake-up: release, then look again (True = done)."""
         self._save()
-        self._release()
+        self.storage.leadership.release()
         if not self._pending():
             return True
         # An event arrived while we were leaving.  Its handler saw our lock held
         # and spawned nobody, so take the lock back -- unless someone else has.
         try:
-            self._lock.acquire(timeout=0.5)
-        except filelock.Timeout:
-            log.debug("an event arrived while exiting; the collector that took the lock handles it")
-            return True
-        log.debug("an event arrived while exiting; collecting again")
-        self._write_pid()  # _release removed it; status and check_escalator read it
-        self._recover()
-        return False
+            if self._lead(timeout=0.5):
+                log.debug("an event arrived while exiting; collecting again")
+                return False
+        except EscalatorError:
+            pass
+        log.debug("an event arrived while exiting; the collector that took the lock handles it")
+        return True
 
     def _pending(self) -> bool:
-        return spool_reader.pending_stats(self.config.spool)[0] > 0
+        try:
+            return self.storage.intake.pending()
+        except EscalatorError:
+            return True
 
     # -- signals -----------------------------------------------------------
 
@@ -243,40 +266,51 @@ class Collector:
 
     # -- state -------------------------------------------------------------
 
-    def _load(self) -> store.Loaded:
-        """The state as of the end of the journal (the cluster collector reads etcd instead)."""
-        return store.load(self.config)
-
     def _recover(self) -> None:
-        loaded = self._load()
+        loaded: Recovered = recover(self.storage, self.config)
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
             log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
+        tenure = self.storage.leadership.tenure_record(self.clock())
         open_run = self.state.open_run
         if open_run is not None:
             log.warning("the previous collector died during run %s; recording it as interrupted",
                         open_run.get("run"))
             self.emit([self._interrupted(open_run)])
+        if tenure is not None:
+            self.emit([tenure])  # in the journal: `history` and the chaos test see every leadership
         for rec in unsent_notifications(loaded.tail, len(self.config.notify)):
             log.warning("the previous collector died before sending a notification; sending it now")
             self._notify(rec)
         self._seed_from_status()
 
     def _interrupted(self, open_run: dict) -> dict:
-        return interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config)
+        rec = interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config)
+        # The steps that may still be running: a kill stops escalator, not its steps
+        # (interrupted_run marks them "(running or next)": every host a foreach step had in flight).
+        rec["may_be_running"] = [w for w in rec.get("not_done", ()) if f"{w} (running or next)" in rec["reason"]]
+        facts = self.storage.leadership.facts()
+        if facts.get("node"):
+            node = open_run.get("node") or "another node"
+            rec["reason"] = rec["reason"].replace("the collector stopped during this run",
+                                                  f"the leader ({node}) stopped leading during this run")
+            rec["closed_by"] = facts["node"]
+        previous = self.storage.leadership.previous()
+        if previous and previous.get("run") == open_run.get("run"):
+            rec["last_step_start"] = previous.get("time")
+        return rec
 
     def _save(self) -> None:
         """Write the snapshot now (leaving, handing over, tests)."""
-        if not self._lock.is_locked:
-            return  # only the lock holder may write the snapshot
+        if not self.storage.leadership.held:
+            return  # only the leader may write the snapshot
         try:
-            store.save(self.config, self.state, self.position)
-            self._saved_at = time.monotonic()
+            self.storage.snapshot.save(self.state, self.position)
         except EscalatorError as exc:
             log.error("%s", exc)  # the journal still has everything
 
     def _checkpoint(self) -> None:
-        """The snapshot after a cycle: at most every ``store.SNAPSHOT_EVERY`` seconds.
+        """The snapshot after a cycle, when the snapshot says it is due.
 
         The journal is the write-ahead log: everything after the snapshot's
         position is folded again at the next start, so the snapshot only saves
@@ -284,18 +318,23 @@ class Collector:
         cycle (288 ms and 10 MB at 100,000 checks), which made a big site's
         cost per event grow with its size.
         """
-        if self._saved_at is None or time.monotonic() - self._saved_at >= store.SNAPSHOT_EVERY:
+        if self.storage.snapshot.due():
             self._save()
 
     def emit(self, records: Sequence[dict]) -> None:
         """Journal records durably, fold them, then carry out their side effects."""
-        if not records:
+        if not records and self._batch is None:
             return
-        if journal.is_new(self.config.journal) and self.state.worth_carrying():
+        if records and self.storage.journal.is_new() and self.state.worth_carrying():
             # The first record of every journal file (after a logrotate) carries the operator's
             # state and every failing check's: neither is lost with old files or the snapshot.
             records = [self.state.checkpoint(self.clock())] + list(records)
-        self._append(records)
+        batch, self._batch = self._batch, None
+        position = self.storage.journal.append(records, batch)
+        if position is not None:
+            self.position = position
+        if batch:
+            self.storage.intake.acknowledge(batch)
         for rec in records:
             self.state.apply(rec)
         for rec in records:
@@ -310,22 +349,13 @@ class Collector:
                 self._tell("run_finished", rec["outcome"] if rec["outcome"] != "skipped" else "held",
                            rec.get("reason") or rec.get("summary") or "")
 
-    def _append(self, records: Sequence[dict]) -> None:
-        """Journal durably (the cluster collector: a fenced write to etcd)."""
-        end = journal.append(self.config.journal, records)
-        ident = journal.identity(self.config.journal)
-        if ident is not None:
-            self.position = store.Position(ident[0], ident[1], end)
-
     def _notify(self, rec: dict) -> None:
-        from .steps import StepRunner
-
         if rec.get("undelivered"):
             log.warning("notification NOT sent (%s): %s", rec["undelivered"], safe(rec.get("summary"), 1000))
         # Notify steps honour SIGTERM like any step: a stop must not wait for a hung mailer.
         was, self.acting = self.acting, True
         try:
-            with (DryRunner() if self.dry_run else StepRunner(cancel=self.cancel, gate=self._step_gate())) as runner:
+            with (DryRunner() if self.dry_run else self._runner()) as runner:
                 notify_steps(self.config, rec, runner, self.emit, self.clock, dry_run=self.dry_run)
         finally:
             self.acting = was
@@ -347,25 +377,26 @@ class Collector:
     # -- one cycle ---------------------------------------------------------
 
     def ingest(self) -> int:
-        """Move the spool into the journal; return how many records were new."""
-        taken = spool_reader.take(self.config.spool)
-        if not taken:
-            return 0
-        records = intake_records(((os.path.basename(path), lineno, rec, raw) for path in taken
-                                  for lineno, rec, raw in spool_reader.read_records(path)),
-                                 self.state.seen_ids, self.clock())
-        self.emit(records)
-        spool_reader.finish(taken)
-        return sum(1 for r in records if r["kind"] != "rejected")
+        """Move the intake into the journal; return how many records were new."""
+        total = 0
+        while True:
+            batch = self.storage.intake.take()
+            if not batch:
+                return total
+            records = intake_records(batch.items, self.state.seen_ids, self.clock())
+            self._batch = batch   # journalled with the records, acknowledged after them
+            self.emit(records)
+            total += sum(1 for r in records if r["kind"] != "rejected")
+            if not batch.more:
+                return total
 
     def cycle(self) -> Optional[Decision]:
         """Ingest, then the loop (decide, record, act: ``planning.loop.settle``).  None
         means a run happened: ingest and plan again at once."""
         self.ingest()
         self._sync_acks()
-        if not os.path.exists(self.config.journal):
-            # Once the spool proved usable: status and check_escalator tell "missing" from "quiet".
-            journal.create(self.config.journal)
+        # Once the intake proved usable: status and check_escalator tell "missing" from "quiet".
+        self.storage.journal.create()
         s = settle(self.state, self.config, self.clock, self.emit, self._execute,
                    confirm=self._confirmed, stop_after_run=True)
         if s.looping:
@@ -381,15 +412,14 @@ class Collector:
         return d
 
     def _execute(self, plan: RunPlan) -> None:
-        from .steps import StepRunner
-
         self.runs += 1
         self.acting = True
         dry = self.dry_run or plan.dry_run
         try:
-            with (DryRunner() if dry else StepRunner(cancel=self.cancel, gate=self._step_gate())) as runner:
+            with (DryRunner() if dry else self._runner()) as runner:
                 rec = execute(plan, self.config, runner, self.emit, self.clock,
-                              interrupt=lambda: self._interrupt(plan), dry_run=dry, extra=self._run_extra())
+                              interrupt=lambda: self._interrupt(plan), dry_run=dry,
+                              extra=self.storage.leadership.facts() or None)
         finally:
             self.acting = False
         if rec.get("outcome") == "failed":
@@ -412,15 +442,23 @@ class Collector:
         if req is not None and req < plan.start.index and plan.request is None:  # an operator's word stands
             return (f"superseded: level {self.config.levels[req - 1].name} is now required, "
                     f"more drastic than {plan.start.name}")
-        return None
+        lead = self.storage.leadership
+        why = lead.check()
+        if why:
+            return why
+        run = self.state.open_run or {}
+        try:
+            lead.announce({**lead.facts(), "run": run.get("run"), "time": self.clock()})
+        except (LeadershipLost, StorageUnavailable) as exc:
+            return f"lost leadership: {exc}"
+        return lead.check()  # again after the write, which may have waited: a frozen node starts nothing
 
-    def _step_gate(self) -> Optional[Callable[[], Optional[str]]]:
-        """Asked before each step process starts (the cluster: is the lease fresh?)."""
-        return None
+    def _runner(self):  # -> StepRunner (imported late: paramiko and friends)
+        from .steps import StepRunner
 
-    def _run_extra(self) -> Optional[dict]:
-        """Fields added to a run's ``start`` and ``run`` records (the cluster: node and token)."""
-        return None
+        # Asked just before each step process starts, in the child between fork and exec too:
+        # a cluster collector frozen past its lease starts nothing.
+        return StepRunner(cancel=self.cancel, gate=self.storage.leadership.check, system=self.system)
 
     def _sync_acks(self) -> bool:
         """Journal acknowledgements by people that appeared or went; True if any did."""
@@ -451,7 +489,7 @@ class Collector:
         timeout = None if until is None else max(0.0, until - self.clock())
         if self.daemon and (timeout is None or timeout > DAEMON_RECHECK):
             timeout = DAEMON_RECHECK
-        fds = [fd for fd in (self._wake_fd, self._sig_r) if fd >= 0]
+        fds = [fd for fd in (self.storage.intake.wakeup_fd(), self._sig_r) if fd >= 0]
         try:
             ready, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:

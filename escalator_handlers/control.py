@@ -7,7 +7,7 @@ journals it itself under the collector lock.
 
 from __future__ import annotations
 
-from . import spool, spool_reader, store
+from . import spool, spool_reader, storage
 from .collector import Collector
 from .config import Config
 from .errors import LockedError, UsageError
@@ -18,7 +18,7 @@ def work_pending(config: Config, now: float) -> bool:
     """Whether a collector is needed: spool entries, or the planner has something to do or await."""
     if spool_reader.pending_stats(config.spool)[0]:
         return True
-    d = decide(store.load(config).state, config, now)
+    d = decide(storage.load(config).state, config, now)
     return bool(d.records or d.run is not None or d.wake is not None)
 
 
@@ -41,8 +41,9 @@ def control(config: Config, record: dict) -> str:
         return f"recorded; the running collector (pid {pid}) applies it" if pid > 0 \
             else "recorded; the running collector applies it"
     c = Collector(config)
+    lead = c.storage.leadership
     try:
-        c._acquire()
+        lead.acquire(1.0)
     except LockedError:
         return "recorded; the running collector applies it"
     try:
@@ -50,7 +51,7 @@ def control(config: Config, record: dict) -> str:
         c.ingest()
         c._save()
     finally:
-        c._release()
+        lead.release()
     return "recorded in the journal"
 
 
@@ -63,7 +64,7 @@ def answer(config: Config, record: dict) -> str:
     """
     from .status import fold_pending
 
-    state = store.load(config).state
+    state = storage.load(config).state
     fold_pending(config, state)  # an answer still in the spool counts
     rid = record["approval"]
     open_ = state.approvals.pending

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import EscalatorError
 from .spool import write_at_end
+from .system import REAL, System
 
 
 def dumps(record: Mapping) -> str:
@@ -23,11 +24,11 @@ def dumps(record: Mapping) -> str:
     return json.dumps(record, ensure_ascii=True, separators=(", ", ": "), default=str)
 
 
-def append(path: str, records: Iterable[Mapping]) -> int:
+def append(path: str, records: Iterable[Mapping], system: System = REAL) -> int:
     """Append records durably (one write, fsync); return the new end offset.
 
     A torn last line left by a crash is terminated first, so the new records
-    always start on a line of their own.
+    always start on a line of their own.  Effects go through ``system``.
     """
     data = "".join(dumps(r) + "\n" for r in records).encode("ascii")
     if not data:
@@ -35,24 +36,24 @@ def append(path: str, records: Iterable[Mapping]) -> int:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        fd = system.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     except OSError as exc:
         raise EscalatorError(f"cannot open journal {path}: {exc.strerror}") from None
     try:
         size = os.fstat(fd).st_size
         try:
-            written = write_at_end(fd, size, data)
-            os.fsync(fd)
+            written = write_at_end(fd, size, data, system.write)
+            system.fsync(fd)
         except OSError as exc:
             # Never leave half a record behind: cut back to where we started.
             try:
-                os.ftruncate(fd, size)
+                system.ftruncate(fd, size)
             except OSError:
                 pass
             raise EscalatorError(f"cannot write journal {path}: {exc.strerror}") from None
         return size + written
     finally:
-        os.close(fd)
+        system.close(fd)
 
 
 def is_new(path: str) -> bool:

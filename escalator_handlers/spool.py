@@ -277,19 +277,20 @@ def _append_line(spool_dir: str, dfd: int, dir_st: os.stat_result, line: bytes) 
         os.close(fd)
 
 
-def write_at_end(fd: int, size: int, data: bytes) -> int:
+def write_at_end(fd: int, size: int, data: bytes, write=os.write) -> int:
     """Write ``data`` (whole lines) at the end of the O_APPEND file ``fd``, ``size`` bytes long.
 
     A writer killed mid-write can leave a line without its newline; ``data``
     then starts on a fresh line, so only that torn one is lost.  Raises
     OSError when not all of it got written: the caller cuts the file back to
-    ``size``.  Returns the bytes written.  Shared by the spool and the journal.
+    ``size``.  Returns the bytes written.  Shared by the spool and the journal
+    (which passes its ``System``'s ``write``).
     """
     if size and os.pread(fd, 1, size - 1) != b"\n":
         data = b"\n" + data
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = write(fd, view)
         if n <= 0:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         view = view[n:]

@@ -25,6 +25,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator, Optional
 
+    from .system import System
+
 #: Longest line read_records parses; anything longer is reported corrupt.
 MAX_LINE = 8 * 1024 * 1024
 
@@ -86,12 +88,13 @@ def _taken(spool_dir: str) -> list[str]:
     )
 
 
-def take(spool_dir: str) -> list[str]:
+def take(spool_dir: str, system: Optional[System] = None) -> list[str]:
     """For the collector (holding the collector lock): take the pending events.
 
     Renames a non-empty ``events.jsonl`` to a new taken file and returns every
     taken file in the spool, oldest first (including those a crashed collector
-    left).  When it returns, no handler is still writing into them.
+    left).  When it returns, no handler is still writing into them.  The rename
+    goes through ``system`` (default: the real one).
     """
     check_spool_dir(spool_dir, create=False)
     live = os.path.join(spool_dir, EVENTS)
@@ -103,7 +106,7 @@ def take(spool_dir: str) -> list[str]:
         # Zero-padded so that name order is time order.
         target = os.path.join(spool_dir, f"{TAKEN_PREFIX}{time.time_ns():020d}-{os.getpid()}{TAKEN_SUFFIX}")
         try:
-            os.rename(live, target)
+            (system.rename if system is not None else os.rename)(live, target)
         except OSError as exc:
             fail(f"cannot take {live}: {exc.strerror}")
     paths = _taken(spool_dir)
@@ -167,23 +170,25 @@ def read_records(path: str) -> Iterator[tuple[int, Optional[dict], str]]:
             yield number, record, text
 
 
-def finish(paths: list[str]) -> None:
-    """Remove taken files whose records are durably journalled, durably."""
+def finish(paths: list[str], system: Optional[System] = None) -> None:
+    """Remove taken files whose records are durably journalled, durably (through ``system``)."""
+    if system is None:
+        from .system import REAL as system
     dirs = set()
     for path in paths:
         try:
-            os.unlink(path)
+            system.unlink(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
             fail(f"cannot remove {path}: {exc.strerror}")
         dirs.add(os.path.dirname(path) or ".")
     for d in dirs:
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dfd = system.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.fsync(dfd)
+            system.fsync(dfd)
         finally:
-            os.close(dfd)
+            system.close(dfd)
 
 
 def _pending_files(spool_dir: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from . import kinds, spool, spool_reader, store
+from . import kinds, spool, spool_reader, storage
 from .config import Config
 from .event import Event, arrival_record, check_name
 from .planning.planner import decide, survey, unreachable_checks
@@ -25,7 +25,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         view = read(config)  # the journal and snapshot live in etcd
         loaded = view.loaded
     else:
-        loaded = store.load(config)
+        loaded = storage.load(config)
     state = loaded.state
     problem = _spool_problem(config)
     pending_count, oldest = spool_reader.pending_stats(config.spool) if _spool_exists(config) else (0, None)
@@ -38,8 +38,8 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     last = state.last_run()
     quiet_left = max(0.0, last.quiet_until - now) if last is not None and not last.judged else 0.0
     levels = config.levels
-    runs = list(view.runs) if view else store.recent_records(config, (kinds.RUN,), limit=10)
-    verdicts = list(view.verdicts) if view else store.recent_records(config, (kinds.VERDICT,), limit=20)
+    runs = list(view.runs) if view else storage.recent(config, (kinds.RUN,), limit=10)
+    verdicts = list(view.verdicts) if view else storage.recent(config, (kinds.VERDICT,), limit=20)
     # With cluster:, the collector that matters is the leader, wherever it runs.
     alive = (view.leader is not None) if view else pid is not None
     running = running_run(state, config, now, alive)
@@ -102,7 +102,7 @@ def load_state(config: Config) -> State:
         from .cluster.view import read_state
 
         return read_state(config)
-    return store.load(config).state
+    return storage.load(config).state
 
 
 def running_run(state: State, config: Config, now: float, collector_alive: bool) -> Optional[Dict[str, Any]]:

@@ -5,19 +5,21 @@ which adds crash injection, see below) against configs written into
 ``tmp_path``, reads journals the way an auditor would (line by line, counting
 what does not parse), and always reaps the collectors it starts.
 
-Crash injection without a hook in the product: ``python fault_fixtures.py
-POINT COUNT DELAY -- escalator-args...`` patches a few module functions of
-escalator_handlers in that process only and then runs ``escalator``.  The
-COUNT-th time the collector passes POINT it SIGKILLs itself:
+Crash injection without a hook in the product and without patching it:
+``python fault_fixtures.py POINT COUNT DELAY -- escalator-args...`` runs
+``escalator`` with a :class:`CrashingSystem` (the operating system the
+collector and its storage see, handed to ``cli.main(system=...)``, as
+supervisor's tests swap its options object).  The COUNT-th time the
+collector passes POINT it SIGKILLs itself:
 
-``taken``           after spool.take returned files (read, nothing journalled yet)
+``taken``           after the spool was taken (renamed; nothing journalled yet)
 ``journal[.KIND]``  after a journal append (of a batch with a KIND record) was fsynced
 ``torn[.KIND]``     in the middle of a journal append: part of the batch is written
 ``finish``          while removing taken spool files (the first is gone, the rest not)
 ``finished``        after the taken spool files were removed
-``saved``           after a state snapshot was written
+``saved``           after a state snapshot was written (and its directory fsynced)
 ``save-torn``       while writing a snapshot (a half-written temporary file)
-``step``            DELAY seconds after a step process started (during the step)
+``step``            DELAY seconds after a step process was spawned (during the step)
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from escalator_handlers.spool import TAKEN_PREFIX
+from escalator_handlers.system import System
 from spool_fixtures import wait_for  # noqa: F401 (the fault tests import it from here)
 
 BIN = Path(sys.executable).parent
@@ -158,87 +162,97 @@ def faulty(point: str, count: int, delay: float, *args: str) -> List[str]:
     return [sys.executable, str(HERE / "fault_fixtures.py"), point, str(count), f"{delay:.3f}", "--", *args]
 
 
-def _install(point: str, count: int, delay: float) -> None:
-    from escalator_handlers import journal, spool_reader, store
-    from escalator_handlers.steps import runner
+def _kind(line: bytes) -> str:
+    try:
+        return str(json.loads(line).get("kind"))
+    except (ValueError, AttributeError):
+        return "?"  # the rest of a line a short write left (never seen on a regular file)
 
-    seen = {"n": 0}
 
-    def hit(*names: str) -> bool:
-        if point not in names:
+class CrashingSystem(System):
+    """The real operating system, except that the COUNT-th time the collector passes
+    POINT (module docstring) it SIGKILLs itself.  Handed to ``cli.main(system=...)``,
+    so the product's own code paths reach it: nothing is patched."""
+
+    def __init__(self, point: str, count: int, delay: float, *, journal: str, state: str, spool: str) -> None:
+        self.point, self.count, self.delay = point, count, delay
+        self.journal, self.state, self.spool = (os.path.abspath(p) for p in (journal, state, spool))
+        self.seen = 0
+        self.paths: Dict[int, str] = {}          # open fd -> path, to tell the journal from the rest
+        self.kinds: Dict[int, List[str]] = {}    # journal fd -> kinds of the batch being written
+
+    def hit(self, *names: str) -> bool:
+        if self.point not in names:
             return False
-        seen["n"] += 1
-        return seen["n"] == count
+        self.seen += 1
+        return self.seen == self.count
 
+    @staticmethod
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)  # never reached
 
-    orig_take = spool_reader.take
+    def open(self, path: str, flags: int, mode: int = 0o777, *, dir_fd: Optional[int] = None) -> int:
+        fd = super().open(path, flags, mode, dir_fd=dir_fd)
+        self.paths[fd] = os.path.abspath(path)
+        return fd
 
-    def take(spool_dir):
-        paths = orig_take(spool_dir)
-        if paths and hit("taken"):
-            die()
-        return paths
+    def close(self, fd: int) -> None:
+        self.paths.pop(fd, None)
+        self.kinds.pop(fd, None)
+        super().close(fd)
 
-    orig_finish = spool_reader.finish
+    def write(self, fd: int, data: bytes) -> int:
+        path = self.paths.get(fd)
+        if path == self.journal:
+            kinds = sorted({_kind(line) for line in bytes(data).split(b"\n") if line.strip()})
+            self.kinds[fd] = kinds
+            if self.hit("torn", *(f"torn.{k}" for k in kinds)):
+                cut = random.Random(self.delay).randint(1, len(data) - 1)
+                super().write(fd, bytes(data[:cut]))  # part of the batch reaches the disk
+                super().fsync(fd)
+                self.die()
+        elif path is not None and path.startswith(self.state + ".tmp.") and self.hit("save-torn"):
+            super().write(fd, b'{"journal": {"dev": ')  # a half-written temporary snapshot
+            self.die()
+        return super().write(fd, data)
 
-    def finish(paths):
-        if paths and hit("finish"):
-            os.unlink(paths[0])
-            die()
-        orig_finish(paths)
-        if paths and hit("finished"):
-            die()
+    def fsync(self, fd: int) -> None:
+        super().fsync(fd)
+        path = self.paths.get(fd)
+        if path == self.journal and fd in self.kinds:
+            kinds = self.kinds.pop(fd)
+            if self.hit("journal", *(f"journal.{k}" for k in kinds)):
+                self.die()  # the batch is durable, nothing after it happened
+        elif path == self.spool and self.hit("finished"):
+            self.die()      # the taken spool files are removed, durably
+        elif path == os.path.dirname(self.state) and self.hit("saved"):
+            self.die()      # a snapshot is written, durably
 
-    orig_append = journal.append
+    def rename(self, src: str, dst: str) -> None:
+        super().rename(src, dst)
+        if os.path.basename(dst).startswith(TAKEN_PREFIX) and self.hit("taken"):
+            self.die()      # the spool is taken, nothing journalled yet
 
-    def append(path, records):
-        records = list(records)
-        kinds = sorted({str(r.get("kind")) for r in records})
-        if records and hit("torn", *(f"torn.{k}" for k in kinds)):
-            data = "".join(journal.dumps(r) + "\n" for r in records).encode("ascii")
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data
-            cut = random.Random(delay).randint(1, len(data) - 1)
-            os.write(fd, data[:cut])
-            os.fsync(fd)
-            die()
-        end = orig_append(path, records)
-        if records and hit("journal", *(f"journal.{k}" for k in kinds)):
-            die()
-        return end
+    def unlink(self, path: str) -> None:
+        super().unlink(path)
+        if os.path.basename(path).startswith(TAKEN_PREFIX) and self.hit("finish"):
+            self.die()      # the first taken file is gone, the rest not
 
-    orig_save = store.save
-
-    def save(cfg, state, position):
-        if hit("save-torn"):
-            with open(f"{cfg.state_path}.tmp.{os.getpid()}", "w") as f:
-                f.write('{"journal": {"dev": ')
-            die()
-        orig_save(cfg, state, position)
-        if hit("saved"):
-            die()
-
-    orig_run_process = runner.run_process
-
-    def run_process(argv, **kw):
-        if hit("step"):
-            threading.Timer(delay, die).start()
-        return orig_run_process(argv, **kw)
-
-    spool_reader.take, spool_reader.finish = take, finish
-    journal.append, store.save, runner.run_process = append, save, run_process
+    def spawn(self, argv, **popen):
+        proc = super().spawn(argv, **popen)
+        if self.hit("step"):
+            threading.Timer(self.delay, self.die).start()  # during the step
+        return proc
 
 
 if __name__ == "__main__":
     # python fault_fixtures.py POINT COUNT DELAY -- escalator-args...
     _point, _count, _delay, _sep, *_args = sys.argv[1:]
     assert _sep == "--"
-    _install(_point, int(_count), float(_delay))
     from escalator_handlers.cli import main
+    from escalator_handlers.config import load_config
 
-    sys.exit(main(_args))
+    _cfg = load_config(_args[_args.index("--config") + 1])
+    sys.exit(main(_args, system=CrashingSystem(_point, int(_count), float(_delay), journal=_cfg.journal,
+                                               state=_cfg.state_path, spool=_cfg.spool)))

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import pytest
 
-from escalator_handlers import __version__, spool, spool_reader, store
+from escalator_handlers import __version__, spool, spool_reader, storage
 from escalator_handlers.collector import Collector
 from escalator_handlers.control import control
 from escalator_handlers.config import Config, load_config
@@ -116,7 +116,7 @@ def collect_at(cfg: Config, now: float) -> None:
     """One pass of `escalator collect` with its clock at ``now``: take the spool,
     decide, run steps, journal, until only waiting is left (the wait is skipped)."""
     c = Collector(cfg, clock=lambda: now)
-    c._acquire()
+    c.storage.leadership.acquire(1.0)
     try:
         c._recover()
         # The debounce runs on the collector's clock: these tests' events were taken
@@ -130,19 +130,19 @@ def collect_at(cfg: Config, now: float) -> None:
             pass
     finally:
         c._save()
-        c._release()
+        c.storage.leadership.release()
 
 
 def ingest_at(cfg: Config, now: float) -> None:
     """A collector with its clock at ``now`` takes the spool into the journal, deciding nothing."""
     c = Collector(cfg, clock=lambda: now)
-    c._acquire()
+    c.storage.leadership.acquire(1.0)
     try:
         c._recover()
         c.ingest()
     finally:
         c._save()
-        c._release()
+        c.storage.leadership.release()
 
 
 def operator(cfg: Config, kind: str, **fields) -> None:
@@ -185,7 +185,7 @@ def wait_for(predicate, timeout: float = 10.0):
 
 
 def journal_runs(cfg: Config) -> list:
-    return store.recent_records(cfg, ("run",))
+    return storage.recent(cfg, ("run",))
 
 
 # --- OK ------------------------------------------------------------------------------

@@ -291,7 +291,8 @@ def test_event_appended_while_the_collector_releases_its_lock_is_still_acted_on(
                      "foreach": "host"}]}],
         [{"host": "late", "level": "vm"}], quiescence=0.1)
     c = Collector(load_config(str(site.config)), str(site.config))
-    release = c._release
+    lead = c.storage.leadership
+    release = lead.release
     probes = []
 
     def release_then_append() -> None:
@@ -301,7 +302,7 @@ def test_event_appended_while_the_collector_releases_its_lock_is_still_acted_on(
                                            "state": "DOWN", "state_type": "HARD", "attempt": 1,
                                            "downtime": 0, "output": ""})
             probes.append(spool.collector_running(str(site.spool)))
-    c._release = release_then_append
+    lead.release = release_then_append
     site.event("early", "DOWN")   # unmapped: journalled, nothing to do, so the collector leaves
     assert c.run() == 0
     assert probes == [None]       # the handler saw no collector (and would have spawned one) ...
@@ -568,26 +569,27 @@ def test_logrotate_snippet_rotates_the_journal_and_the_state_follows(site: Site)
 
 
 def test_a_busy_collector_writes_its_snapshot_at_intervals_and_a_restart_still_folds_exactly(
-        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+        site: Site) -> None:
     # Issue 14: the snapshot (O(checks) to write) is no longer rewritten after every
     # cycle; the journal is the write-ahead log, so a start folds what came after it.
-    from escalator_handlers import spool, store
+    from escalator_handlers import spool, storage
     from escalator_handlers.collector import Collector
     from escalator_handlers.config import load_config
     from escalator_handlers.planning.state import State
+    from escalator_handlers.system import System
 
     site.write_config([{"name": "vm", "steps": [{"shell": "true"}]}], [{"host": "never-*", "level": "vm"}])
     cfg = load_config(str(site.config))
     writes = []
-    real_save = store.save
 
-    def save(config, state, position):
-        writes.append(position.offset)
-        real_save(config, state, position)
+    class Recording(System):   # the OS the collector sees: every snapshot put in place is noted
+        def replace(self, src: str, dst: str) -> None:
+            super().replace(src, dst)
+            if dst == cfg.state_path:
+                writes.append(dst)
 
-    monkeypatch.setattr(store, "save", save)
-    c = Collector(cfg, str(site.config))
-    c._acquire()
+    c = Collector(cfg, str(site.config), system=Recording())
+    c.storage.leadership.acquire(1.0)
     try:
         c._recover()
         for i in range(20):   # twenty cycles, each taking in an event of its own
@@ -598,9 +600,9 @@ def test_a_busy_collector_writes_its_snapshot_at_intervals_and_a_restart_still_f
         assert len(writes) == 1, writes   # the first cycle's; the next one is due in SNAPSHOT_EVERY
         live = c.state.to_json()
     finally:
-        c._release()
+        c.storage.leadership.release()
     # No final save (as after a SIGKILL): a start folds the journal after the old snapshot.
-    loaded = store.load(cfg)
+    loaded = storage.load(cfg)
     scratch = State(cfg)
     for rec in site.records():
         scratch.apply(rec)

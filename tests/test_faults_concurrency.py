@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from escalator_handlers import spool, spool_reader, store
+from escalator_handlers import spool, spool_reader, storage
 from escalator_handlers.config import load_config
 from fault_fixtures import (
     ESCALATOR, Daemon, clean_env, escalator, lock_holder, of_kind, read_journal, wait_for, write_config,
@@ -87,7 +87,7 @@ def test_64_handler_processes_x_200_events_against_a_running_collector(tmp_path)
     assert not lost and torn == 0 and duplicated == 0 and len(events) == total
     assert spool_reader.pending(str(tmp_path / "spool")) == []
     # The state: each check's latest event (the writer's last for that service), exactly once.
-    state = store.load(load_config(str(conf))).state
+    state = storage.load(load_config(str(conf))).state
     assert len(state.checks) == WRITERS * 10
     for p in range(WRITERS):
         for s in range(10):

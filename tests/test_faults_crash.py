@@ -37,7 +37,7 @@ from typing import Counter, Dict, List, Tuple
 
 import pytest
 
-from escalator_handlers import journal as journalmod, spool, spool_reader, store
+from escalator_handlers import journal as journalmod, spool, spool_reader, storage
 from escalator_handlers.config import load_config
 from escalator_handlers.steps.run_plan import unsent_notifications
 from escalator_handlers.planning.state import State
@@ -251,7 +251,7 @@ def audit_final(t: Trial) -> Dict[str, int]:
     scratch = State(cfg)
     for r in records:
         scratch.apply(r)
-    loaded = store.load(cfg)
+    loaded = storage.load(cfg)
     assert comparable(loaded.state) == comparable(scratch), where
     for step, reason in cut_short:
         assert f"{step} (running" in reason, f"{where}: {step} was cut short, the journal says: {reason}"
@@ -349,12 +349,12 @@ def test_a_record_torn_at_any_byte_is_either_folded_now_or_never(tmp_path, cut):
     line = journalmod.dumps({"time": time.time(), "kind": "pause", "reason": "torn", "id": "x-1"}).encode()
     with open(t.journal, "ab") as f:
         f.write(line if cut == "before-newline" else line[:len(line) // 2])
-    seen_now = store.load(cfg).state.paused
+    seen_now = storage.load(cfg).state.paused
     feed(t, 1)
     assert escalator("collect", "--config", str(conf)).returncode in (0, 1)
-    seen_later = store.load(cfg).state.paused
+    seen_later = storage.load(cfg).state.paused
     (tmp_path / "state.json").unlink()
-    seen_from_scratch = store.load(cfg).state.paused
+    seen_from_scratch = storage.load(cfg).state.paused
     assert seen_now == seen_later == seen_from_scratch
 
 

@@ -30,10 +30,15 @@ from .base import cli
 __all__ = ["cli", "main"]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Console entry point: exactly one place that turns errors into exit codes."""
+def main(argv: Optional[List[str]] = None, system: Optional[object] = None) -> int:
+    """Console entry point: exactly one place that turns errors into exit codes.
+
+    ``system`` replaces the operating system the collector sees (a
+    :class:`~escalator_handlers.system.System`; crash tests inject faults with it).
+    """
     try:
-        rv = cli.main(args=argv, prog_name="escalator", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="escalator", standalone_mode=False,
+                      obj={"system": system} if system is not None else None)
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -79,5 +79,5 @@ def cli(ctx: click.Context, config: Optional[str], local: bool) -> None:
     """Monitoring-driven operations: act on failing Nagios/Icinga checks."""
     from ..display import use_local
 
-    ctx.obj = {"config": config}
+    ctx.ensure_object(dict)["config"] = config  # main() may have put the System there
     use_local(True if local else None)

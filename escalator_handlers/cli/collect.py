@@ -28,5 +28,8 @@ def collect(config: Optional[str], daemon: bool, dry_run: bool, verbose: int, qu
 
         return ClusterCollector(cfg, path, daemon=daemon, dry_run=dry_run).run()
     from ..collector import Collector
+    from ..system import REAL
 
-    return Collector(cfg, path, daemon=daemon, dry_run=dry_run).run()
+    # main(system=...) hands a test's System down (crash injection); else the real one.
+    system = (click.get_current_context().find_root().obj or {}).get("system") or REAL
+    return Collector(cfg, path, daemon=daemon, dry_run=dry_run, system=system).run()

@@ -185,11 +185,11 @@ def run_level(config: Optional[str], level: str, hosts: List[str], dry_run: bool
 
 def _await_answer(cfg: Config, rid: str, timeout: float) -> Optional[dict]:
     """The journal's answer to a request: its `start`, or the skipped `run` that refused it."""
-    from .. import store
+    from .. import storage
 
     deadline = time.monotonic() + timeout
     while True:
-        for rec in store.recent_records(cfg, (kinds.START, kinds.RUN), limit=50):
+        for rec in storage.recent(cfg, (kinds.START, kinds.RUN), limit=50):
             if rec.get("request") == rid:
                 return rec
         if time.monotonic() >= deadline:

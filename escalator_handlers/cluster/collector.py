@@ -30,7 +30,7 @@ from ..config import Config
 from ..errors import EscalatorError
 from ..planning.planner import RunPlan
 from ..planning.state import State
-from ..store import Loaded
+from ..storage import Recovered as Loaded
 from .etcd import Etcd, EtcdUnavailable
 from .forward import forward_once, spool_lock
 from .leader import Leadership

@@ -33,7 +33,8 @@ from ..config import Config
 from ..errors import EscalatorError
 from ..journal import dumps
 from ..planning.state import State
-from ..store import Loaded, Position
+from ..storage import Recovered as Loaded
+from ..storage.local import Position
 from .etcd import KV, Etcd, delete_op, put_op, same_create_revision
 
 log = logging.getLogger("escalator")

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .. import spool
 from ..config import Config
 from ..planning.state import State
-from ..store import Loaded
+from ..storage import Recovered as Loaded
 from .etcd import Etcd
 from .store import ClusterStore, Keys
 

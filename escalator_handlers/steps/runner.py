@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ..config import SshOptions, Step
 from ..errors import StepError
+from ..system import REAL, System
 from . import chef as chefmod
 from .result import StepResult, TailBuffer
 from .shell import Gate, Outcome, fmt_seconds, run_process, stop_message
@@ -54,8 +55,10 @@ class StepRunner:
 
     def __init__(self, *, env: Optional[Mapping[str, str]] = None,
                  cancel: Optional[threading.Event] = None, kill_grace: float = 2.0,
-                 lock_retry_interval: float = 5.0, gate: Optional[Gate] = None) -> None:
+                 lock_retry_interval: float = 5.0, gate: Optional[Gate] = None,
+                 system: System = REAL) -> None:
         self._env = dict(env or {})
+        self._system = system
         self._gate = gate
         self._cancel = cancel if cancel is not None else threading.Event()
         self.kill_grace = kill_grace
@@ -149,7 +152,7 @@ class StepRunner:
         if plan.argv is not None:
             env = {**os.environ, **self._env, **plan.env}
             return run_process(plan.argv, env=env, timeout=timeout, tail=tail,
-                               cancel=self._cancel, kill_grace=self.kill_grace, gate=self._gate)
+                               cancel=self._cancel, kill_grace=self.kill_grace, gate=self._gate, system=self._system)
         assert plan.target is not None and plan.remote is not None
         why = self._gate() if self._gate is not None else None
         if why:

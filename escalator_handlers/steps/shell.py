@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
+from ..system import REAL, System
 from .result import TailBuffer
 
 log = logging.getLogger("escalator_handlers.steps")
@@ -126,8 +127,8 @@ def _child_gate(gate: Gate) -> Callable[[], None]:
 
 def run_process(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
                 tail: TailBuffer, cancel: Optional[threading.Event] = None,
-                kill_grace: float = 2.0, gate: Optional[Gate] = None) -> Outcome:
-    """Run ``argv`` to completion, timeout or cancel; output goes into ``tail``.
+                kill_grace: float = 2.0, gate: Optional[Gate] = None, system: System = REAL) -> Outcome:
+    """Run ``argv`` (started through ``system``) to completion, timeout or cancel; output goes into ``tail``.
 
     ``gate``, when given, is asked just before the start and again in the
     child between fork and exec: a reason from it means the process is not
@@ -138,7 +139,7 @@ def run_process(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
     if why:
         return Outcome(None, f"not started: {why}")
     try:
-        proc = subprocess.Popen(
+        proc = system.spawn(
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True, env=dict(env), close_fds=True,
             preexec_fn=_child_gate(gate) if gate is not None else None)

@@ -1,0 +1,321 @@
+"""The storage seam on local files: one node, one collector per spool.
+
+- :class:`LocalIntake`: the spool directory (:mod:`escalator_handlers.spool`
+  writes it: the handler's hot path); taken files are removed only when
+  acknowledged, and the spool's wake-up FIFO wakes the collector.
+- :class:`LocalJournal`: ``journal.jsonl`` (:mod:`escalator_handlers.journal`),
+  followed across logrotate's renames (``journal.jsonl.1``, ``.2.gz``...).  A
+  position is (device, inode, offset).
+- :class:`LocalSnapshot`: ``state.json``, the fold plus the position it
+  covers, replaced atomically (write, fsync, rename, fsync the directory), so
+  a crash leaves either the old or the new one and the journal covers the rest.
+  Due every ``SNAPSHOT_EVERY`` seconds: its cost grows with the number of
+  checks, the journal's with the number of events.
+- :class:`LocalLeadership`: ``collector.lock`` (a filelock) in the spool, with
+  ``collector.pid`` beside it for ``status`` and ``check_escalator``.
+
+Writes, fsyncs, renames and removals go through the
+:class:`~escalator_handlers.system.System` given to :func:`open_local`
+(crash tests hand in one that kills the process half-way).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from .. import journal, spool, spool_reader
+from ..config import Config
+from ..errors import EscalatorError, LockedError
+from ..planning.state import State
+from ..system import REAL, System
+from .seam import Batch, PositionLost, ReadStats, Storage, Taken
+
+log = logging.getLogger("escalator")
+
+#: A running collector writes the snapshot at most this often (seconds), and
+#: when it stops; a start folds the journal written since.
+SNAPSHOT_EVERY = 60.0
+
+
+@dataclass
+class Position:
+    """How far into which journal file the state has folded."""
+
+    dev: int = 0
+    ino: int = 0
+    offset: int = 0
+
+
+class LocalIntake:
+    """The spool directory's collector side."""
+
+    def __init__(self, spool_dir: str, mode: int, system: System = REAL) -> None:
+        self.spool_dir = spool_dir
+        self.mode = mode
+        self.system = system
+        self._wake_fd = -1
+
+    def prepare(self) -> None:
+        spool.check_spool_dir(self.spool_dir, create=True, mode=self.mode)
+
+    def open(self) -> None:
+        if self._wake_fd < 0:
+            self._wake_fd = spool_reader.open_wakeup(self.spool_dir)
+
+    def gather(self) -> None:
+        pass  # the handlers write the spool itself
+
+    def take(self) -> Batch:
+        paths = spool_reader.take(self.spool_dir, self.system)
+        if not paths:
+            return Batch()
+        items = tuple(Taken(os.path.basename(path), lineno, rec, raw)
+                      for path in paths for lineno, rec, raw in spool_reader.read_records(path))
+        return Batch(items, tuple(paths))
+
+    def acknowledge(self, batch: Batch) -> None:
+        if batch.token:
+            spool_reader.finish(list(batch.token), self.system)
+
+    def pending(self) -> bool:
+        return spool_reader.pending_stats(self.spool_dir)[0] > 0
+
+    def wakeup_fd(self) -> int:
+        return self._wake_fd
+
+    def close(self) -> None:
+        if self._wake_fd >= 0:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
+
+
+class LocalJournal:
+    """``journal.jsonl``: appended by the lock holder only, so appends need no lock of their own."""
+
+    def __init__(self, path: str, system: System = REAL) -> None:
+        self.path = path
+        self.system = system
+
+    def append(self, records: Sequence[Mapping[str, Any]], batch: Optional[Batch] = None) -> Optional[Position]:
+        end = journal.append(self.path, records, self.system)
+        ident = journal.identity(self.path)
+        return Position(ident[0], ident[1], end) if ident is not None else None
+
+    def is_new(self) -> bool:
+        return journal.is_new(self.path)
+
+    def create(self) -> None:
+        if not os.path.exists(self.path):
+            journal.create(self.path)
+
+    def read(self, since: Optional[Position], stats: Optional[ReadStats] = None) -> Iterator[Tuple[Position, dict]]:
+        stats = stats if stats is not None else ReadStats()
+        segments = self._segments(since)
+        if segments is None:
+            raise PositionLost(f"the journal file the state snapshot ends in is gone (compressed or removed "
+                               f"by logrotate) from {os.path.dirname(os.path.abspath(self.path))}")
+        raw = journal.ReadStats()
+        try:
+            for path, offset in segments:
+                ident = journal.identity(path) if not path.endswith(".gz") else None
+                last = offset
+                try:
+                    for last, rec in journal.read(path, offset, raw):
+                        yield (Position(ident[0], ident[1], last) if ident else None), rec
+                except (OSError, EOFError) as exc:  # EOFError: a .gz cut short
+                    raise EscalatorError(f"cannot read journal {path}: "
+                                         f"{getattr(exc, 'strerror', None) or exc}") from None
+                if ident is not None:
+                    # Where the next read starts, even when this file held nothing new
+                    # (so the position leaves a rotated file behind).
+                    stats.end = Position(ident[0], ident[1], last)
+        finally:
+            stats.corrupt += raw.corrupt
+
+    def _segments(self, pos: Optional[Position]) -> Optional[List[Tuple[str, int]]]:
+        """(file, offset) pairs to read after ``pos``, oldest first; None when ``pos`` is in
+        no journal file any more."""
+        path = self.path
+        ident = journal.identity(path)
+        current = [(path, 0)] if ident is not None else []
+        if pos is None or pos.ino == 0:
+            # No snapshot (or one taken before any journal existed): every rotated journal
+            # (.N.gz included) and the current one.  logrotate's `create` makes a new, empty
+            # journal at once, so "the journal exists" says nothing about the rotated ones.
+            return [(p, 0) for p in journal.rotated(path)] + current
+        if ident == (pos.dev, pos.ino):
+            size = os.path.getsize(path)
+            return [(path, pos.offset if pos.offset <= size else 0)]
+        older = journal.rotated(path)
+        for i, p in enumerate(older):
+            if not p.endswith(".gz") and journal.identity(p) == (pos.dev, pos.ino):
+                # Rotated (maybe several times) since the snapshot: that file from where the
+                # snapshot ends, then every newer one.
+                return [(p, pos.offset)] + [(q, 0) for q in older[i + 1:]] + current
+        return None
+
+    def recent(self, kinds: Tuple[str, ...], limit: int = 20, max_bytes: int = 4 << 20) -> List[dict]:
+        """Reads at most ``max_bytes`` from the end of the current journal file."""
+        path = self.path
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return []
+        start = max(0, size - max_bytes)
+        out: List[dict] = []
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                if start:
+                    f.readline()  # skip a partial line
+                offset = f.tell()
+            for _, rec in journal.read(path, offset):
+                if rec.get("kind") in kinds:
+                    out.append(rec)
+                    if len(out) > limit:
+                        out.pop(0)
+        except OSError as exc:
+            raise EscalatorError(f"cannot read journal {path}: {exc.strerror or exc}") from None
+        return out
+
+
+class LocalSnapshot:
+    """``state.json``: replaced whole and atomically, at most every ``SNAPSHOT_EVERY`` seconds."""
+
+    def __init__(self, path: str, system: System = REAL) -> None:
+        self.path = path
+        self.system = system
+        self._saved_at: Optional[float] = None   # the system's monotonic time of the last save
+
+    def load(self, config: Config) -> Optional[Tuple[State, Position]]:
+        try:
+            with open(self.path, encoding="ascii") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            # A damaged snapshot is not fatal: the journal holds the truth.
+            log.warning("ignoring unreadable state snapshot %s (%s); rebuilding from the journal", self.path, exc)
+            return None
+        if not isinstance(data, dict) or "state" not in data:
+            return None
+        try:
+            return State.from_json(config, data["state"]), Position(**data.get("journal", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring incompatible state snapshot %s (%s)", self.path, exc)
+            return None
+
+    def due(self) -> bool:
+        return self._saved_at is None or self.system.monotonic() - self._saved_at >= SNAPSHOT_EVERY
+
+    def save(self, state: State, position: Optional[Position]) -> None:
+        path = self.path
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        tmp = f"{path}.tmp.{os.getpid()}"
+        data = json.dumps({"journal": (position or Position()).__dict__, "state": state.to_json()},
+                          ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        system = self.system
+        try:
+            fd = system.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+            try:
+                spool.write_at_end(fd, 0, data, system.write)
+                system.fsync(fd)
+            finally:
+                system.close(fd)
+            system.replace(tmp, path)
+            dfd = system.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                system.fsync(dfd)
+            finally:
+                system.close(dfd)
+        except OSError as exc:
+            try:
+                system.unlink(tmp)
+            except OSError:
+                pass
+            raise EscalatorError(f"cannot write state snapshot {path}: {exc.strerror}") from None
+        self._saved_at = system.monotonic()
+
+
+class LocalLeadership:
+    """``collector.lock`` in the spool: held for as long as the collector runs."""
+
+    def __init__(self, spool_dir: str) -> None:
+        self.spool_dir = spool_dir
+        self._lock: Any = None
+
+    def _filelock(self) -> Any:
+        if self._lock is None:
+            import filelock  # not at import time: status and the plugins load this module too
+
+            self._lock = filelock.FileLock(os.path.join(self.spool_dir, spool.LOCK), timeout=1.0)
+        return self._lock
+
+    def acquire(self, timeout: float = 1.0) -> bool:
+        import filelock
+
+        lock = self._filelock()
+        try:
+            lock.acquire(timeout=timeout)
+        except filelock.Timeout:
+            raise LockedError(lock.lock_file, spool.collector_running(self.spool_dir)) from None
+        self._write_pid()
+        return True
+
+    def _write_pid(self) -> None:
+        try:
+            with open(os.path.join(self.spool_dir, spool.PID), "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            # Only informational (the lock decides who runs): a full disk must not stop us
+            # before we get to say what really matters, that the journal cannot be written.
+            log.warning("cannot write %s/%s: %s", self.spool_dir, spool.PID, exc.strerror)
+
+    def check(self) -> Optional[str]:
+        return None  # a flock is held until released: nobody else can have become the leader
+
+    def announce(self, what: Mapping[str, Any]) -> None:
+        pass  # the journal's run ``start`` and the lock say it all
+
+    def previous(self) -> Optional[dict]:
+        return None
+
+    def facts(self) -> dict:
+        return {}
+
+    def tenure_record(self, now: float) -> Optional[dict]:
+        return None
+
+    def holder(self) -> Optional[str]:
+        pid = spool.collector_running(self.spool_dir)
+        return f"pid {pid}" if pid else None
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                os.unlink(os.path.join(self.spool_dir, spool.PID))
+            except OSError:
+                pass
+            self._lock.release()
+
+    def close(self) -> None:
+        self.release()
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None and self._lock.is_locked
+
+
+def open_local(config: Config, system: System = REAL) -> Storage:
+    """The local-files backend for ``config`` (nothing is opened or created yet)."""
+    return Storage(LocalIntake(config.spool, config.spool_mode, system), LocalJournal(config.journal, system),
+                   LocalSnapshot(config.state_path, system), LocalLeadership(config.spool))
+
+
+__all__ = ["LocalIntake", "LocalJournal", "LocalLeadership", "LocalSnapshot", "Position", "SNAPSHOT_EVERY",
+           "open_local"]
