@@ -8,13 +8,12 @@ decide, journal the decision, carry out any run.  Idle, it sleeps in
 select() on the intake's wake-up descriptor until the next event or the
 planner's next wake-up time: no busy polling.
 
-It talks to its storage only through the seam in :mod:`.storage` (intake,
-journal, snapshot, leadership), so the same code runs on local files and on
-etcd.  Crash safety: every effect is journalled before the intake entry
-behind it is acknowledged; a run is journalled as ``start`` before its first
-step, so a collector that dies mid-run is found out by its successor and the
-run is closed with a ``run`` record saying which steps were and were not done
-(and which may still be running).
+It talks to its storage only through :mod:`.storage` (intake, journal,
+snapshot, leadership): the same code runs on local files and on etcd.
+Crash safety: every effect is journalled before the intake entry behind it
+is acknowledged; a run's ``start`` is journalled before its first step, so
+a successor closes a run its collector died in with a ``run`` record saying
+which steps were done, which not, and which may still be running.
 """
 
 from __future__ import annotations
@@ -25,21 +24,20 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, Container, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 from . import defaults as default
 from .config import Config, load_config
-from .confirm import recovered_since, seed_events
-from .errors import ConfigError, EscalatorError
-from .kinds import CONTROL_KINDS
-from .event import Event, arrival_record, check_name
-from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
-from .planning.loop import MAX_DECISIONS, settle
-from .planning.planner import Decision, RunPlan, required_level
-from .planning.state import State
 from .display import log_level, log_line, plural, safe
-from .storage import Batch, LeadershipLost, Recovered, Storage, StorageUnavailable, Taken, open_storage, recover
-from .system import REAL, System
+from .errors import ConfigError, EscalatorError
+from .monitoring.link import MonitoringLink, recovered_since, seed_events
+from .planning.loop import MAX_DECISIONS, settle, stop_reason
+from .planning.planner import Decision, RunPlan
+from .planning.state import State
+from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
+from .storage import (Batch, LeadershipLost, Recovered, Storage, StorageUnavailable, intake_records, open_storage,
+                      recover)
+from .system import REAL, Signals, System
 
 log = logging.getLogger("escalator")
 
@@ -49,41 +47,6 @@ ACK_POLL = default.ACK_POLL
 DAEMON_RECHECK = 60.0
 #: A standby (another collector leads) tries for the leadership this often.
 CAMPAIGN_EVERY = 1.0
-
-
-def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> List[dict]:
-    """Journal records for taken (source, line, record or None, raw text) items.
-
-    Events (oldest first), then operator actions, then ``rejected`` records for
-    lines that are not events; ids in ``seen`` (journalled before a crash, the
-    spool entry outlived it) are skipped.
-    """
-    events: List[dict] = []
-    controls: List[dict] = []
-    rejected: List[dict] = []
-    for where, lineno, rec, raw in items:
-        if rec is None:
-            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
-                             "reason": "not a complete JSON record", "text": raw[:2000]})
-            continue
-        rid = rec.get("id")
-        if rid is not None and rid in seen:
-            continue
-        if rec.get("kind") in CONTROL_KINDS:
-            controls.append(dict(rec, time=float(rec.get("time") or now)))
-            continue
-        try:
-            ev = Event.from_dict(rec)
-        except (ValueError, TypeError) as exc:
-            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
-                             "reason": str(exc)[:500], "text": raw[:2000]})
-            continue
-        record, why = arrival_record(ev, rec, now)
-        if why:
-            log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
-        events.append(record)
-    events.sort(key=lambda r: r["time"])
-    return events + controls + rejected
 
 
 class Collector:
@@ -109,8 +72,8 @@ class Collector:
         self.state = State(config)
         self.position: object = None
         self._batch: Optional[Batch] = None      # taken, being journalled (acknowledged with it)
-        self._sig_r = self._sig_w = -1
-        self._feedback = None
+        self.signals = Signals(self._on_stop, self._on_hup)
+        self.monitoring = MonitoringLink(config, dry_run)
         self._said_unavailable = False
 
     # -- lifecycle ---------------------------------------------------------
@@ -119,7 +82,7 @@ class Collector:
         """Collect until nothing is pending (or forever with ``daemon``); exit status."""
         intake, lead = self.storage.intake, self.storage.leadership
         intake.prepare()
-        self._install_signals()  # at once: a SIGHUP right after the lock must not kill us
+        self.signals.install()  # at once: a SIGHUP right after the lock must not kill us
         try:
             intake.open()
             while not self.stopping:
@@ -149,11 +112,8 @@ class Collector:
         finally:
             self._save()
             lead.close()
-            self._restore_signals()
+            self.signals.restore()
             intake.close()
-            for fd in (self._sig_r, self._sig_w):
-                if fd >= 0:
-                    os.close(fd)
         if self.stop_signal == signal.SIGINT:
             return 130  # the shell convention for an interrupt (128 + 2), after the bookkeeping
         return 1 if self.failed_runs and not self.daemon else 0
@@ -213,25 +173,9 @@ class Collector:
         try:
             return self.storage.intake.pending()
         except EscalatorError:
-            return True
+            return True  # cannot tell: stay
 
     # -- signals -----------------------------------------------------------
-
-    def _install_signals(self) -> None:
-        self._old_handlers = {}
-        if threading.current_thread() is not threading.main_thread():
-            return
-        self._sig_r, self._sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._old_wakeup = signal.set_wakeup_fd(self._sig_w)
-        for sig, fn in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
-                        (signal.SIGHUP, self._on_hup)):
-            self._old_handlers[sig] = signal.signal(sig, fn)
-
-    def _restore_signals(self) -> None:
-        for sig, fn in self._old_handlers.items():
-            signal.signal(sig, fn)
-        if self._old_handlers:
-            signal.set_wakeup_fd(self._old_wakeup)
 
     def _on_stop(self, signum: int, frame: object) -> None:
         if self.acting:
@@ -260,7 +204,7 @@ class Collector:
         self.config = new
         self._record_config()
         self.state.remap(new)
-        self._feedback = None
+        self.monitoring.reconfigure(new)
         self.emit([{"time": self.clock(), "kind": "config", "outcome": "reloaded",
                     "reason": f"loaded {new.source}"}])
 
@@ -282,23 +226,12 @@ class Collector:
         for rec in unsent_notifications(loaded.tail, len(self.config.notify)):
             log.warning("the previous collector died before sending a notification; sending it now")
             self._notify(rec)
-        self._seed_from_status()
+        self.emit(seed_events(self.config, self.state))  # what status.dat knows better (missed while down)
 
     def _interrupted(self, open_run: dict) -> dict:
-        rec = interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config)
-        # The steps that may still be running: a kill stops escalator, not its steps
-        # (interrupted_run marks them "(running or next)": every host a foreach step had in flight).
-        rec["may_be_running"] = [w for w in rec.get("not_done", ()) if f"{w} (running or next)" in rec["reason"]]
-        facts = self.storage.leadership.facts()
-        if facts.get("node"):
-            node = open_run.get("node") or "another node"
-            rec["reason"] = rec["reason"].replace("the collector stopped during this run",
-                                                  f"the leader ({node}) stopped leading during this run")
-            rec["closed_by"] = facts["node"]
-        previous = self.storage.leadership.previous()
-        if previous and previous.get("run") == open_run.get("run"):
-            rec["last_step_start"] = previous.get("time")
-        return rec
+        lead = self.storage.leadership
+        return interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config,
+                               closed_by=lead.facts().get("node"), previous=lead.previous())
 
     def _save(self) -> None:
         """Write the snapshot now (leaving, handing over, tests)."""
@@ -308,18 +241,6 @@ class Collector:
             self.storage.snapshot.save(self.state, self.position)
         except EscalatorError as exc:
             log.error("%s", exc)  # the journal still has everything
-
-    def _checkpoint(self) -> None:
-        """The snapshot after a cycle, when the snapshot says it is due.
-
-        The journal is the write-ahead log: everything after the snapshot's
-        position is folded again at the next start, so the snapshot only saves
-        that start some work.  Written after every cycle it cost O(checks) per
-        cycle (288 ms and 10 MB at 100,000 checks), which made a big site's
-        cost per event grow with its size.
-        """
-        if self.storage.snapshot.due():
-            self._save()
 
     def emit(self, records: Sequence[dict]) -> None:
         """Journal records durably, fold them, then carry out their side effects."""
@@ -361,18 +282,7 @@ class Collector:
             self.acting = was
 
     def _tell(self, method: str, *args: object) -> None:
-        if self.dry_run or self.config.nagios is None or not (self.config.nagios.command_file
-                                                              or self.config.nagios.icinga_api):
-            return
-        from .monitoring.feedback import Feedback
-
-        if self._feedback is None:
-            self._feedback = Feedback.from_config(self.config.nagios)
-        try:
-            getattr(self._feedback, method)(*args)
-        except EscalatorError as exc:
-            self.emit([{"time": self.clock(), "kind": "feedback", "outcome": "failed",
-                        "reason": f"{method}: {exc}"[:2000]}])
+        self.emit(self.monitoring.tell(method, *args, now=self.clock()))
 
     # -- one cycle ---------------------------------------------------------
 
@@ -402,7 +312,10 @@ class Collector:
         if s.looping:
             log.error("planner did not settle after %d decisions; waiting", MAX_DECISIONS)
             return Decision(wake=self.clock() + self.config.quiescence)
-        self._checkpoint()
+        if self.storage.snapshot.due():
+            # Not after every cycle: a snapshot costs O(checks) (288 ms and 10 MB at 100,000), and the
+            # journal is the write-ahead log (a start folds what follows the snapshot).
+            self._save()
         if s.ran:
             return None
         d = s.decision
@@ -422,28 +335,18 @@ class Collector:
                               extra=self.storage.leadership.facts() or None)
         finally:
             self.acting = False
-        if rec.get("outcome") == "failed":
-            # A run cut short on purpose (SIGTERM, the operator's pause or hold, a more
-            # drastic level) is no failure of the run: `collect` exits 1 only for real ones.
-            if not self.stopping and not rec.get("superseded"):
-                self.failed_runs += 1
+        # A run cut short on purpose (SIGTERM, the operator's pause or hold, a more
+        # drastic level) is no failure of the run: `collect` exits 1 only for real ones.
+        if rec.get("outcome") == "failed" and not self.stopping and not rec.get("superseded"):
+            self.failed_runs += 1
 
     def _interrupt(self, plan: RunPlan) -> Optional[str]:
         """Asked before each step: a reason to stop the run there, or None to go on."""
         if self.stopping:
             return "collector stopping (signal)"
         self.ingest()
-        if self.state.paused is not None:
-            return "paused by operator"
-        held = [a.key for a in plan.checks if self.state.held(a.key) is not None]
-        if held:
-            return f"held by operator: {check_name(held[0])} (hold arrived during the run)"
-        req = required_level(self.state)
-        if req is not None and req < plan.start.index and plan.request is None:  # an operator's word stands
-            return (f"superseded: level {self.config.levels[req - 1].name} is now required, "
-                    f"more drastic than {plan.start.name}")
         lead = self.storage.leadership
-        why = lead.check()
+        why = stop_reason(self.state, self.config, plan) or lead.check()
         if why:
             return why
         run = self.state.open_run or {}
@@ -462,9 +365,7 @@ class Collector:
 
     def _sync_acks(self) -> bool:
         """Journal acknowledgements by people that appeared or went; True if any did."""
-        from .monitoring import acks
-
-        changes = acks.poll(self.config, self.state.acks, self.clock())
+        changes = self.monitoring.acks(self.state, self.clock())
         self.emit(changes)
         return bool(changes)
 
@@ -482,14 +383,11 @@ class Collector:
             return False
         return True
 
-    def _seed_from_status(self) -> None:
-        self.emit(seed_events(self.config, self.state))
-
     def _wait(self, until: Optional[float]) -> None:
         timeout = None if until is None else max(0.0, until - self.clock())
         if self.daemon and (timeout is None or timeout > DAEMON_RECHECK):
             timeout = DAEMON_RECHECK
-        fds = [fd for fd in (self.storage.intake.wakeup_fd(), self._sig_r) if fd >= 0]
+        fds = [fd for fd in (self.storage.intake.wakeup_fd(), self.signals.fd) if fd >= 0]
         try:
             ready, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:

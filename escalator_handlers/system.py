@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 
 class System:
@@ -75,7 +76,46 @@ class System:
         os.killpg(pgid, sig)
 
 
+class Signals:
+    """SIGTERM, SIGINT and SIGHUP for a long-running process, also delivered on a pipe.
+
+    The handlers run as Python signal handlers; the pipe (``fd``, non-blocking)
+    turns readable when any signal arrives, so a process asleep in select()
+    wakes at once.  Installed only from the main thread (Python's rule);
+    elsewhere nothing is installed and ``fd`` is -1.
+    """
+
+    def __init__(self, on_stop: Callable[[int, object], None], on_hup: Callable[[int, object], None]) -> None:
+        self._handlers = ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup))
+        self._old: Dict[int, Any] = {}
+        self._old_wakeup = -1
+        self._r = self._w = -1
+
+    @property
+    def fd(self) -> int:
+        return self._r
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old_wakeup = signal.set_wakeup_fd(self._w)
+        for sig, fn in self._handlers:
+            self._old[sig] = signal.signal(sig, fn)
+
+    def restore(self) -> None:
+        for sig, fn in self._old.items():
+            signal.signal(sig, fn)
+        if self._old:
+            signal.set_wakeup_fd(self._old_wakeup)
+        self._old = {}
+        for fd in (self._r, self._w):
+            if fd >= 0:
+                os.close(fd)
+        self._r = self._w = -1
+
+
 #: The real system, for callers that were not handed another one.
 REAL = System()
 
-__all__ = ["REAL", "System"]
+__all__ = ["REAL", "Signals", "System"]

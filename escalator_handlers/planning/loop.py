@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from ..config import Config
-from .planner import Decision, RunPlan, debounce_due, decide
+from ..event import check_name
+from .planner import Decision, RunPlan, debounce_due, decide, required_level
 from .state import State
 
 #: Decisions at one instant before the planner is taken to be looping (a bug).
@@ -94,6 +95,25 @@ def settle(state: State, config: Config, clock: Callable[[], float], record: Rec
             continue
         return Settled(d, False, False)
     return Settled(d, False, True)
+
+
+def stop_reason(state: State, config: Config, plan: RunPlan) -> Optional[str]:
+    """Between the steps of a run (new events folded): a reason to stop it there, or None.
+
+    The operator's pause or a hold on an asking check stops it; so does a
+    newly required level more drastic than the run's first (it is superseded:
+    the loop plans that level next), unless the run is an operator's request.
+    """
+    if state.paused is not None:
+        return "paused by operator"
+    held = [a.key for a in plan.checks if state.held(a.key) is not None]
+    if held:
+        return f"held by operator: {check_name(held[0])} (hold arrived during the run)"
+    req = required_level(state)
+    if req is not None and req < plan.start.index and plan.request is None:  # an operator's word stands
+        return (f"superseded: level {config.levels[req - 1].name} is now required, "
+                f"more drastic than {plan.start.name}")
+    return None
 
 
 class Simulation:

@@ -202,17 +202,29 @@ def _done_name(r: Mapping[str, Any]) -> str:
 
 
 def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[str, Any]],
-                    now: float, config: Config) -> dict:
-    """The `run` record closing a run whose collector died: what was and was not done."""
+                    now: float, config: Config, *, closed_by: Optional[str] = None,
+                    previous: Optional[Mapping[str, Any]] = None) -> dict:
+    """The `run` record closing a run whose collector died (or, in a cluster, whose
+    leader stopped leading; ``closed_by`` names the node closing it): what was and was
+    not done, and which steps may still be running there (a kill stops escalator, not
+    its steps).  ``previous`` is the step start the old leader last announced."""
     records = list(step_records)
     done = [_done_name(r) for r in records]
     pending, running, quiet = progress(dict(open_run, steps_done=records), config)
     not_done = [p.name for p in pending]
     said = [w + " (running or next)" for w in not_done[:running]] + not_done[running:]
-    reason = ("interrupted: the collector stopped during this run; steps completed: "
+    who = "the collector stopped" if closed_by is None else \
+        f"the leader ({open_run.get('node') or 'another node'}) stopped leading"
+    reason = (f"interrupted: {who} during this run; steps completed: "
               + (", ".join(done) or "none") + "; not run: " + (", ".join(said) or "none"))
-    return RunRecord.ended(open_run, now, "failed", reason=reason, quiescence_until=now + quiet, interrupted=True,
-                           steps_done=tuple(done), not_done=tuple(not_done)).to_record()
+    rec = RunRecord.ended(open_run, now, "failed", reason=reason, quiescence_until=now + quiet, interrupted=True,
+                          steps_done=tuple(done), not_done=tuple(not_done)).to_record()
+    rec["may_be_running"] = not_done[:running]
+    if closed_by is not None:
+        rec["closed_by"] = closed_by
+    if previous and previous.get("run") == open_run.get("run"):
+        rec["last_step_start"] = previous.get("time")
+    return rec
 
 
 def unsent_notifications(records: Iterable[Mapping[str, Any]], steps_per_notify: int) -> List[dict]:

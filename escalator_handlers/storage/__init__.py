@@ -38,7 +38,12 @@ raises neither.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+import logging
+from typing import TYPE_CHECKING, Container, Iterable, Iterator, List, Optional, Tuple
+
+from ..display import safe
+from ..event import Event, arrival_record, check_name
+from ..kinds import CONTROL_KINDS
 
 from .seam import (Batch, Intake, Journal, Leadership, LeadershipLost, Position, PositionLost, ReadStats,
                    Recovered, Snapshot, Storage, StorageUnavailable, Taken)
@@ -47,6 +52,43 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..planning.state import State
     from ..system import System
+
+log = logging.getLogger("escalator")
+
+
+def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> List[dict]:
+    """Journal records for taken (source, line, record or None, raw text) items.
+
+    Events (oldest first), then operator actions, then ``rejected`` records for
+    lines that are not events; ids in ``seen`` (journalled before a crash, the
+    spool entry outlived it) are skipped.
+    """
+    events: List[dict] = []
+    controls: List[dict] = []
+    rejected: List[dict] = []
+    for where, lineno, rec, raw in items:
+        if rec is None:
+            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
+                             "reason": "not a complete JSON record", "text": raw[:2000]})
+            continue
+        rid = rec.get("id")
+        if rid is not None and rid in seen:
+            continue
+        if rec.get("kind") in CONTROL_KINDS:
+            controls.append(dict(rec, time=float(rec.get("time") or now)))
+            continue
+        try:
+            ev = Event.from_dict(rec)
+        except (ValueError, TypeError) as exc:
+            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
+                             "reason": str(exc)[:500], "text": raw[:2000]})
+            continue
+        record, why = arrival_record(ev, rec, now)
+        if why:
+            log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
+        events.append(record)
+    events.sort(key=lambda r: r["time"])
+    return events + controls + rejected
 
 
 def open_storage(config: Config, system: Optional[System] = None) -> Storage:
@@ -93,9 +135,7 @@ def recover(storage: Storage, config: Config) -> Recovered:
     try:
         _fold(storage.journal.read(position, stats), state, tail, stats)
     except PositionLost as exc:
-        import logging
-
-        logging.getLogger("escalator").warning("%s; rebuilding the state from every journal record", exc)
+        log.warning("%s; rebuilding the state from every journal record", exc)
         state, position, tail, stats = State(config), None, [], ReadStats()
         _fold(storage.journal.read(None, stats), state, tail, stats)
     return Recovered(state, stats.end if stats.end is not None else position, tail, stats.corrupt)
@@ -109,15 +149,14 @@ def _fold(records: Iterator[Tuple[Position, dict]], state: State, tail: List[dic
             # A damaged or hand-edited record must not keep every collector from starting.
             stats.corrupt += 1
             import json
-            import logging
 
-            logging.getLogger("escalator").warning(
+            log.warning(
                 "journal: skipping a record that cannot be folded (%s: %s): %.200s",
                 type(exc).__name__, exc, json.dumps(rec, default=str))
             continue
         tail.append(rec)
 
 
-__all__ = ["Batch", "Intake", "Journal", "Leadership", "LeadershipLost", "Position", "PositionLost", "ReadStats",
+__all__ = ["intake_records", "Batch", "Intake", "Journal", "Leadership", "LeadershipLost", "Position", "PositionLost", "ReadStats",
            "Recovered", "Snapshot", "Storage", "StorageUnavailable", "Taken", "load", "open_storage", "recent",
            "recover"]
