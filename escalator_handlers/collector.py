@@ -27,6 +27,7 @@ import time
 from typing import Callable, Optional, Sequence
 
 from . import defaults as default
+from . import kinds
 from .config import Config, load_config
 from .display import log_level, log_line, plural, safe
 from .errors import ConfigError, EscalatorError
@@ -74,7 +75,7 @@ class Collector:
         self._batch: Optional[Batch] = None      # taken, being journalled (acknowledged with it)
         self.signals = Signals(self._on_stop, self._on_hup)
         self.monitoring = MonitoringLink(config, dry_run)
-        self._said_unavailable = False
+        self._said_unavailable = False  # said once per outage of the store, not every second
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -175,8 +176,6 @@ class Collector:
         except EscalatorError:
             return True  # cannot tell: stay
 
-    # -- signals -----------------------------------------------------------
-
     def _on_stop(self, signum: int, frame: object) -> None:
         if self.acting:
             log.info("signal %d: stopping after the current step's bookkeeping", signum)
@@ -195,7 +194,7 @@ class Collector:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("config reload failed, keeping the old config:\n%s", exc)
-            self.emit([{"time": self.clock(), "kind": "config", "outcome": "rejected",
+            self.emit([{"time": self.clock(), "kind": kinds.CONFIG, "outcome": "rejected",
                         "reason": str(exc)[:4000]}])
             return
         if new.spool != self.config.spool or new.journal != self.config.journal:
@@ -205,7 +204,7 @@ class Collector:
         self._record_config()
         self.state.remap(new)
         self.monitoring.reconfigure(new)
-        self.emit([{"time": self.clock(), "kind": "config", "outcome": "reloaded",
+        self.emit([{"time": self.clock(), "kind": kinds.CONFIG, "outcome": "reloaded",
                     "reason": f"loaded {new.source}"}])
 
     # -- state -------------------------------------------------------------
@@ -261,12 +260,12 @@ class Collector:
         for rec in records:
             kind = rec.get("kind")
             log.log(log_level(rec), "%s", log_line(rec))  # one line per decision (and event, with -v)
-            if kind == "notify":
+            if kind == kinds.NOTIFY:
                 self._notify(rec)
-            elif kind == "start":
+            elif kind == kinds.START:
                 self._tell("run_started", [(c["host"], c.get("service")) for c in rec.get("checks", ())],
                            rec.get("levels", []))
-            elif kind == "run" and rec.get("outcome") in ("ok", "failed", "skipped"):
+            elif kind == kinds.RUN and rec.get("outcome") in ("ok", "failed", "skipped"):
                 self._tell("run_finished", rec["outcome"] if rec["outcome"] != "skipped" else "held",
                            rec.get("reason") or rec.get("summary") or "")
 
@@ -296,7 +295,7 @@ class Collector:
             records = intake_records(batch.items, self.state.seen_ids, self.clock())
             self._batch = batch   # journalled with the records, acknowledged after them
             self.emit(records)
-            total += sum(1 for r in records if r["kind"] != "rejected")
+            total += sum(1 for r in records if r["kind"] != kinds.REJECTED)
             if not batch.more:
                 return total
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Container, Iterable, Iterator, List, Optional,
 
 from ..display import safe
 from ..event import Event, arrival_record, check_name
-from ..kinds import CONTROL_KINDS
+from .. import kinds
 
 from .seam import (Batch, Intake, Journal, Leadership, LeadershipLost, Position, PositionLost, ReadStats,
                    Recovered, Snapshot, Storage, StorageUnavailable, Taken)
@@ -68,19 +68,19 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
     rejected: List[dict] = []
     for where, lineno, rec, raw in items:
         if rec is None:
-            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
+            rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
                              "reason": "not a complete JSON record", "text": raw[:2000]})
             continue
         rid = rec.get("id")
         if rid is not None and rid in seen:
             continue
-        if rec.get("kind") in CONTROL_KINDS:
+        if rec.get("kind") in kinds.CONTROL_KINDS:
             controls.append(dict(rec, time=float(rec.get("time") or now)))
             continue
         try:
             ev = Event.from_dict(rec)
         except (ValueError, TypeError) as exc:
-            rejected.append({"time": now, "kind": "rejected", "file": where, "line": lineno,
+            rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
                              "reason": str(exc)[:500], "text": raw[:2000]})
             continue
         record, why = arrival_record(ev, rec, now)
@@ -114,11 +114,11 @@ def load(config: Config) -> Recovered:
         storage.leadership.close()
 
 
-def recent(config: Config, kinds: Tuple[str, ...], limit: int = 20) -> List[dict]:
-    """The last ``limit`` journal records of ``kinds``, for readers."""
+def recent(config: Config, of: Tuple[str, ...], limit: int = 20) -> List[dict]:
+    """The last ``limit`` journal records of the kinds ``of``, for readers."""
     storage = open_storage(config)
     try:
-        return storage.journal.recent(kinds, limit)
+        return storage.journal.recent(of, limit)
     finally:
         storage.leadership.close()
 
