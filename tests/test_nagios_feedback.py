@@ -23,9 +23,10 @@ import pytest
 from escalator_handlers.config import IcingaApi, NagiosFeedback
 from escalator_handlers.errors import EscalatorError
 from escalator_handlers.monitoring.icinga_api import IcingaClient
+from escalator_handlers.monitoring.link import recovered_since
 from escalator_handlers.monitoring.feedback import CommandFile, Feedback, FeedbackError, clean_text
 from escalator_handlers.monitoring.statusdat import (
-    parse_blocks, parse_status, status_events, still_failing,
+    parse_blocks, parse_status, status_events,
 )
 from icinga_fixtures import make_certs
 from nagios_fixtures import (
@@ -293,11 +294,45 @@ def test_status_events_seed_state_from_checked_checks_only(tmp_path):
     ]
 
 
-def test_still_failing_keeps_non_ok_and_unknown_checks(tmp_path):
+def _status_config(tmp_path: Path, status_file: Path):
+    """A config whose ``nagios.status_file`` is ``status_file``."""
+    import yaml
+
+    from escalator_handlers.config.load import load_config_text
+
+    data = {"spool": str(tmp_path / "spool"), "journal": str(tmp_path / "journal.jsonl"),
+            "levels": [{"name": "vm", "steps": [{"shell": "true"}]}], "checks": [{"host": "*", "level": "vm"}],
+            "nagios": {"status_file": str(status_file)}}
+    return load_config_text(yaml.safe_dump(data), str(tmp_path / "escalator.yaml"))
+
+
+def _failing_since(cfg, t: float, keys) -> "State":
+    from escalator_handlers.planning.state import State
+
+    state = State(cfg)
+    for host, service in keys:
+        state.apply({"time": t, "kind": "event", "host": host, "service": service,
+                     "state": "DOWN" if service is None else "CRITICAL", "state_type": "HARD",
+                     "attempt": 3, "downtime": 0, "output": ""})
+    return state
+
+
+def test_before_a_run_only_checks_ok_in_status_dat_since_we_heard_count_as_recovered(tmp_path):
+    # The collector's confirmation (monitoring.link.recovered_since): a check still failing there,
+    # one status.dat has not checked since our event, and one it does not know all still ask.
+    def block(service: str, state: int, last_check: int) -> str:
+        return (f"servicestatus {{\n\thost_name=web01\n\tservice_description={service}\n"
+                f"\tcurrent_state={state}\n\tstate_type=1\n\tcurrent_attempt=1\n\thas_been_checked=1\n"
+                f"\tlast_check={last_check}\n\tlast_state_change={last_check}\n"
+                f"\tscheduled_downtime_depth=0\n\tplugin_output=x\n\t}}\n\n")
     path = tmp_path / "status.dat"
-    path.write_text(SAMPLE_STATUS)
-    asked = [("web01", "HTTP"), ("web01", "Smoke test"), ("gone", "PING")]
-    assert still_failing(str(path), asked) == [("web01", "HTTP"), ("gone", "PING")]
+    path.write_text(block("HTTP", 2, 2000) + block("Smoke test", 0, 2000) + block("DNS", 0, 500))
+    cfg = _status_config(tmp_path, path)
+    asked = [("web01", "HTTP"), ("web01", "Smoke test"), ("web01", "DNS"), ("gone", "PING")]
+    state = _failing_since(cfg, 1000.0, asked)
+    fresh = recovered_since(cfg, state, asked)
+    assert [(r["host"], r["service"], r["state"], r["source"]) for r in fresh] == [
+        ("web01", "Smoke test", "OK", "status.dat")]
 
 
 def test_unreadable_status_file_is_an_escalator_error(tmp_path):
@@ -306,7 +341,7 @@ def test_unreadable_status_file_is_an_escalator_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_status_dat_written_by_real_nagios_parses(nagios):
+def test_status_dat_written_by_real_nagios_parses(nagios, tmp_path):
     cf = CommandFile(str(nagios.command_file))
     nagios.flip("CRITICAL", output="down for the test")
     nagios.wait_for(lambda: any(e["state_type"] == "HARD" for e in nagios.events()), what="HARD event")
@@ -328,7 +363,10 @@ def test_status_dat_written_by_real_nagios_parses(nagios):
     assert not status[(FEEDBACK_HOST, FEEDBACK_SERVICE)].checked  # passive, never reported
     keys = {e.key for e in status_events(str(nagios.status_file))}
     assert (HOST, SERVICE) in keys and (FEEDBACK_HOST, FEEDBACK_SERVICE) not in keys
-    assert still_failing(str(nagios.status_file), [(HOST, SERVICE), (HOST, None)]) == [(HOST, SERVICE)]
+    cfg = _status_config(tmp_path, nagios.status_file)
+    asked = [(HOST, SERVICE), (HOST, None)]
+    fresh = recovered_since(cfg, _failing_since(cfg, 0.0, asked), asked)
+    assert [(r["host"], r["service"]) for r in fresh] == [(HOST, None)]   # the service still fails
     comments = [(c.host, c.service, c.author, c.text) for c in parse_comments(str(nagios.status_file))]
     assert (HOST, SERVICE, "escalator", "escalator: running levels vm") in comments
 

@@ -4,7 +4,8 @@ Nagios sends an event handler nothing while a check stays in the same HARD
 problem state, and events are missed while escalator is down.  The
 collector therefore seeds its check-state store from ``status.dat`` at start
 (``status_events``) and, before acting, confirms that the checks that asked
-are still non-OK there (``still_failing``).
+have not recovered there since (``monitoring.link.recovered_since`` over
+``parse_status``).
 
 The format is blocks of ``name {`` / ``\\tkey=value`` / ``\\t}``.  Blocks this
 module does not know are skipped; Nagios rewrites the file by rename, so a
@@ -14,10 +15,10 @@ reader never sees half a file.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import EscalatorError
-from ..event import GOOD_STATES, CheckKey, Event
+from ..event import CheckKey, Event
 
 HOST_STATE_NAMES = {0: "UP", 1: "DOWN", 2: "UNREACHABLE"}
 SERVICE_STATE_NAMES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
@@ -140,23 +141,7 @@ def status_events(path: str) -> List[Event]:
     return [s.to_event() for s in parse_status(path).values() if s.checked]
 
 
-def still_failing(path: str, checks: Iterable[CheckKey]) -> List[CheckKey]:
-    """The ``checks`` that are not OK/UP in status.dat now.
-
-    A check status.dat does not know (renamed, or a different monitoring
-    system) cannot be confirmed either way and is kept, so a mismatch never
-    silently stops escalator from acting.
-    """
-    status = parse_status(path)
-    keep = []
-    for key in checks:
-        s = status.get(key)
-        if s is None or s.state not in GOOD_STATES:
-            keep.append(key)
-    return keep
-
-
 __all__ = [
     "CheckStatus", "StatusError", "parse_blocks", "read_status",
-    "parse_status", "status_events", "still_failing",
+    "parse_status", "status_events",
 ]
