@@ -38,7 +38,7 @@ from .planning.state import State
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
 from .storage import (Batch, LeadershipLost, Recovered, Storage, StorageUnavailable, intake_records, open_storage,
                       recover)
-from .system import REAL, Signals, System
+from .system import REAL, Signals, System, drain
 
 log = logging.getLogger("escalator")
 
@@ -392,8 +392,4 @@ class Collector:
         except InterruptedError:
             return
         for fd in ready:
-            try:
-                while os.read(fd, 4096):
-                    pass
-            except (BlockingIOError, InterruptedError):
-                pass
+            drain(fd)

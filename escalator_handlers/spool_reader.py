@@ -35,7 +35,7 @@ def open_wakeup(spool_dir: str) -> int:
     """For the collector: the wakeup FIFO, created if missing, opened read-write.
 
     Read-write so that select() never reports EOF when no handler has it
-    open; non-blocking so drain_wakeup() can empty it.
+    open; non-blocking so ``system.drain`` can empty it.
     """
     dfd = open_dir(spool_dir, False, DEFAULT_MODE)
     try:
@@ -63,19 +63,6 @@ def open_wakeup(spool_dir: str) -> int:
         return fd
     finally:
         os.close(dfd)
-
-
-def drain_wakeup(fd: int) -> int:
-    """Read every pending wake-up byte from *fd*; return how many there were."""
-    total = 0
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            return total
-        if not chunk:
-            return total
-        total += len(chunk)
 
 
 def _taken(spool_dir: str) -> list[str]:

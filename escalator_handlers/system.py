@@ -76,6 +76,19 @@ class System:
         os.killpg(pgid, sig)
 
 
+def drain(fd: int) -> int:
+    """Read every byte pending on the non-blocking ``fd`` (a wake-up FIFO or pipe); how many."""
+    total = 0
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return total
+        if not chunk:
+            return total
+        total += len(chunk)
+
+
 class Signals:
     """SIGTERM, SIGINT and SIGHUP for a long-running process, also delivered on a pipe.
 
@@ -118,4 +131,4 @@ class Signals:
 #: The real system, for callers that were not handed another one.
 REAL = System()
 
-__all__ = ["REAL", "Signals", "System"]
+__all__ = ["REAL", "Signals", "System", "drain"]

@@ -25,6 +25,7 @@ import filelock
 from .. import spool, spool_reader
 from ..config import Config
 from ..errors import EscalatorError
+from ..system import drain
 from .etcd import Etcd, put_op
 from .store import MAX_OPS, Keys
 
@@ -142,7 +143,7 @@ class Forwarder:
             except InterruptedError:
                 continue
             if ready:
-                spool_reader.drain_wakeup(wake)
+                drain(wake)
                 return
 
 
