@@ -23,7 +23,7 @@ def forward(config: Optional[str], daemon: bool, verbose: int) -> int:
     from ..cluster.etcd import Etcd
     from ..cluster.forward import Forwarder
 
-    etcd = Etcd(cfg.cluster.etcd)
+    etcd = Etcd(cfg.cluster.etcd, source=cfg.source)
     try:
         f = Forwarder(cfg, etcd)
         rv = f.run(daemon)

@@ -20,66 +20,61 @@ the spool's file lock (:mod:`.leader`):
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Callable, List, Optional, Sequence
 
-from .. import spool, spool_reader
+from .. import spool
 from ..collector import Collector, intake_records
 from ..config import Config
 from ..errors import EscalatorError
 from ..planning.planner import RunPlan
 from ..planning.state import State
-from ..storage import Recovered as Loaded
-from .etcd import Etcd, EtcdUnavailable
-from .forward import forward_once, spool_lock
-from .leader import Leadership
-from .store import MAX_OPS, ClusterStore, Deposed, Keys
+from ..storage import Batch, LeadershipLost, Recovered, StorageUnavailable, recover
+from .storage import open_cluster
 
 log = logging.getLogger("escalator")
 
-#: How often an idle leader looks for forwarded events, and a follower for a free leader key.
-POLL = 0.25
+#: How long a candidate waits for the leader key to go before it forwards its spool again
+#: (its spool's wake-up FIFO and the leader key's deletion end the wait at once).
+CANDIDATE_WAIT = 30.0
 
 
 class ClusterCollector(Collector):
     def __init__(self, config: Config, config_path: Optional[str] = None, *, daemon: bool = False,
                  clock: Callable[[], float] = time.time, dry_run: bool = False) -> None:
         super().__init__(config, config_path, daemon=daemon, clock=clock, dry_run=dry_run)
-        c = config.cluster
-        assert c is not None
-        self.etcd = Etcd(c.etcd, timeout=max(0.5, min(2.0, c.lease_ttl / 4)))
-        self.keys = Keys(c.prefix)
-        self.store = ClusterStore(config, self.etcd)
-        self.lead = Leadership(self.etcd, self.keys, c.node, "collect", c.lease_ttl)
+        assert config.cluster is not None
+        self.storage = open_cluster(config)
+        self.lead = self.storage.leadership
+        self.intake = self.storage.intake
         self.leading = False
-        self._consumed: List[str] = []
-        self._spool_lock = spool_lock(config)
+        self._batch: Optional[Batch] = None
         self._said_unavailable = False
 
     # -- lifecycle ---------------------------------------------------------
 
     def run(self) -> int:
-        spool.check_spool_dir(self.config.spool, create=True, mode=self.config.spool_mode)
+        self.intake.prepare()
         self._install_signals()
         try:
-            self._wake_fd = spool_reader.open_wakeup(self.config.spool)
+            self.intake.open()
+            self._wake_fd = self.intake.wakeup_fd()
             while not self.stopping:
-                self._forward_local()
+                self.intake.gather()
                 if not self.leading and not self._campaign():
                     if not self.daemon:
-                        leader = (self.lead.leader_seen or {}).get("node")
-                        log.info("node %s leads; nothing to do here", leader)
+                        log.info("%s leads; nothing to do here", self.lead.holder())
                         return 0
-                    self._wait(self.clock() + POLL)
+                    # The leader key's deletion, this node's spool and signals all wake this.
+                    self._wait(self.clock() + CANDIDATE_WAIT)
                     continue
                 if self.reload_requested:
                     self._reload()
                 try:
-                    if self.lead.token is None:
-                        raise Deposed("the lease expired")
+                    if not self.lead.held:
+                        raise LeadershipLost("the lease expired")
                     d = self.cycle()
-                except (Deposed, EtcdUnavailable) as exc:
+                except (LeadershipLost, StorageUnavailable) as exc:
                     self._lost(exc)
                     continue
                 if self.reload_requested or d is None:
@@ -90,39 +85,40 @@ class ClusterCollector(Collector):
         finally:
             if self.leading:
                 self._save_snapshot()
+            self.intake.close()
+            self._wake_fd = -1
             self.lead.close()
             self._restore_signals()
             self._close_fds()
-            self.etcd.close()
         return 1 if self.failed_runs and not self.daemon else 0
 
     def _close_fds(self) -> None:
         import os
 
-        for fd in (self._wake_fd, self._sig_r, self._sig_w):
+        for fd in (self._sig_r, self._sig_w):
             if fd >= 0:
                 os.close(fd)
-        self._wake_fd = self._sig_r = self._sig_w = -1
+        self._sig_r = self._sig_w = -1
 
     def _campaign(self) -> bool:
         try:
-            won = self.lead.campaign()
+            won = self.lead.acquire(0.0)
         except EscalatorError as exc:
             if not self.daemon:
                 raise  # a one-shot collect says so and exits 1; a daemon keeps trying
             if not self._said_unavailable:
                 log.warning("cannot campaign: %s", exc)
                 self._said_unavailable = True
+            self._wait(self.clock() + 1.0)
             return False
         self._said_unavailable = False
         if not won:
             return False
-        self.store.token, self.store.loaded = self.lead.token, False
         self.leading = True
         log.warning("node %s leads now (fencing token %s)", self.config.cluster.node, self.lead.token)
         try:
             self._recover()
-        except (Deposed, EtcdUnavailable) as exc:
+        except (LeadershipLost, StorageUnavailable) as exc:
             self._lost(exc)
             return False
         return True
@@ -130,84 +126,72 @@ class ClusterCollector(Collector):
     def _lost(self, exc: BaseException) -> None:
         log.warning("no longer the leader, acting stops here: %s", exc)
         self.leading = False
-        self.store.token, self.store.loaded = None, False
-        self.lead.step_down()
+        self.lead.release()
         self.state = State(self.config)  # the next leadership loads it afresh from etcd
-        self._consumed = []
-
-    def _wait(self, until: Optional[float]) -> None:
-        # Forwarded events arrive in etcd, not on this node's wake-up FIFO: look again soon.
-        super()._wait(min(until if until is not None else math.inf, self.clock() + POLL))
+        self._batch = None
 
     # -- storage -----------------------------------------------------------
 
-    def _load(self) -> Loaded:
-        return self.store.load()
+    def _load(self) -> Recovered:  # type: ignore[override]
+        return recover(self.storage, self.config)
 
     def _append(self, records: Sequence[dict]) -> None:
-        consumed, self._consumed = self._consumed, []
-        self.store.append(records, consumed)
+        batch, self._batch = self._batch, None
+        self.storage.journal.append(records, batch)
 
     def _save(self) -> None:
-        if self.leading and self.store.due_snapshot():
+        if self.leading and self.storage.snapshot.due():
             self._save_snapshot()
+
+    def _checkpoint(self) -> None:
+        self._save()
 
     def _save_snapshot(self) -> None:
         try:
-            self.store.save(self.state)
+            self.storage.snapshot.save(self.state, self.storage.journal.fence.seq)  # type: ignore[attr-defined]
         except EscalatorError as exc:
             log.warning("cannot write the snapshot to etcd: %s", exc)  # the journal has everything
 
     def _pending(self) -> bool:
         try:
-            return self.store.pending() > 0 or spool_reader.pending_stats(self.config.spool)[0] > 0
+            return self.intake.pending()
         except EscalatorError:
             return True
 
-    def _forward_local(self) -> None:
-        try:
-            forward_once(self.config, self.etcd, self.keys, self._spool_lock)
-        except EscalatorError as exc:
-            log.warning("cannot forward the local spool (it keeps the records): %s", exc)
-
     def ingest(self) -> int:
         """Move forwarded records from etcd into the journal (deleting their keys in the same write)."""
-        self._forward_local()
+        self.intake.gather()
         total = 0
         while True:
-            items = self.store.take()
-            if not items:
+            batch = self.intake.take()
+            if not batch.items:
                 return total
             seen = self.state.seen_ids
             # The key names the record (its id): a line that is no record is skipped by it too.
-            fresh = [(key, rec, raw) for key, rec, raw in items if key[len(self.keys.events):] not in seen]
-            records = intake_records(((key, 0, rec, raw) for key, rec, raw in fresh), seen, self.clock())
+            events = len(self.storage.leadership.fence.keys.events)  # type: ignore[attr-defined]
+            fresh = [t for t in batch.items if t.source[events:] not in seen]
+            records = intake_records(((t.source, t.line, t.record, t.raw) for t in fresh), seen, self.clock())
             for r in records:
                 if r["kind"] == "rejected":
-                    r["id"] = r["file"][len(self.keys.events):]
-            self._consumed = [key for key, _, _ in items]
+                    r["id"] = r["file"][events:]
+            self._batch = batch
             if records:
                 self.emit(records)
             else:
                 self._append([])
+            self.intake.acknowledge(batch)
             total += sum(1 for r in records if r["kind"] != "rejected")
-            if len(items) < MAX_OPS - 1:
+            if not batch.more:
                 return total
 
     # -- acting ------------------------------------------------------------
 
     def _recover(self) -> None:
-        running = None
-        try:
-            kv = self.etcd.get(self.keys.running)
-            running = kv.json() if kv is not None else None
-        except (EscalatorError, ValueError):
-            pass
-        self._running_before = running
+        self._running_before = self.lead.previous()
         super()._recover()
-        # In the journal, so `history` and the chaos test see every leadership and when it began.
-        self.emit([{"time": self.clock(), "kind": "leader", "node": self.config.cluster.node,
-                    "token": self.lead.token, "campaigned": self.lead.campaigned_at}])
+        rec = self.lead.tenure_record(self.clock())
+        if rec is not None:
+            self.emit([rec])
 
     def _interrupted(self, open_run: dict) -> dict:
         rec = super()._interrupted(open_run)
@@ -224,33 +208,24 @@ class ClusterCollector(Collector):
         return rec
 
     def _run_extra(self) -> Optional[dict]:
-        return {"node": self.config.cluster.node, "token": self.lead.token}
+        return self.lead.facts()
 
     def _step_gate(self) -> Optional[Callable[[], Optional[str]]]:
-        lead = self.lead
-
-        def gate() -> Optional[str]:
-            # Also run in the step's child between fork and exec, and for each host of a
-            # foreach step: a node frozen in between starts nothing once it wakes.
-            return None if lead.fresh() else "lost leadership: the lease was not renewed in time"
-        return gate
+        # Also run in the step's child between fork and exec, and for each host of a
+        # foreach step: a node frozen in between starts nothing once it wakes.
+        return self.lead.check
 
     def _interrupt(self, plan: RunPlan) -> Optional[str]:
         why = super()._interrupt(plan)
         if why:
             return why
-        if not self.lead.fresh():
-            return "lost leadership: the lease was not renewed in time"
         run = self.state.open_run or {}
         try:
-            self.store.mark_running({"node": self.config.cluster.node, "token": self.lead.token,
-                                     "run": run.get("run"), "time": self.clock()})
-        except (Deposed, EtcdUnavailable) as exc:
+            self.lead.announce({"run": run.get("run"), "time": self.clock()})
+        except (LeadershipLost, StorageUnavailable) as exc:
             return f"lost leadership: {exc}"
         # Checked again after the write, which may have waited: a frozen node starts nothing.
-        if not self.lead.fresh():
-            return "lost leadership: the lease was not renewed in time"
-        return None
+        return self.lead.check()
 
 
 __all__ = ["ClusterCollector"]

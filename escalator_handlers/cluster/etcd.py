@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import EscalatorError
+from ..storage import StorageUnavailable
 
 try:
     import etcd3gw
@@ -28,8 +29,38 @@ except ImportError:  # an optional dependency: only cluster mode needs it
 log = logging.getLogger("escalator")
 
 
-class EtcdUnavailable(EscalatorError):
-    """No member of the etcd cluster answered."""
+class EtcdUnavailable(StorageUnavailable):
+    """No member of the etcd cluster answered (the message names each URL and why)."""
+
+
+def why(exc: BaseException) -> str:
+    """What went wrong talking to a member, in words (never a bare exception class name)."""
+    text = str(getattr(exc, "detail_text", None) or exc)
+    low = text.lower()
+    for needle, words in (("connection refused", "connection refused: nothing listens there"),
+                          ("name or service not known", "unknown host name"),
+                          ("failed to resolve", "unknown host name"),
+                          ("temporary failure in name resolution", "the host name cannot be resolved now"),
+                          ("no route to host", "no route to the host"),
+                          ("network is unreachable", "network unreachable"),
+                          ("timed out", "no answer in time"),
+                          ("timeout", "no answer in time"),
+                          ("no leader", "the member has no raft leader (no quorum?)"),
+                          ("unhealthy", "the member says it is unhealthy"),
+                          ("connection reset", "the connection was reset"),
+                          ("connection aborted", "the connection was dropped"),
+                          ("remotedisconnected", "the connection was dropped")):
+        if needle in low:
+            return words
+    first = text.splitlines()[0][:200] if text.strip() else ""
+    return first or "no usable answer"
+
+
+def unavailable(failures: Sequence[Tuple[str, str]], source: str = "the config") -> EtcdUnavailable:
+    """The error for "no member answered", naming each URL tried and what to check."""
+    tried = "; ".join(f"{url} ({reason})" for url, reason in failures)
+    return EtcdUnavailable(f"cannot reach etcd at {tried}: check that etcd runs and listens there and "
+                           f"that cluster.etcd in {source} lists its client URLs")
 
 
 @dataclass(frozen=True)
@@ -104,10 +135,11 @@ class TxnResult:
 class Etcd:
     """Talks to the first member of ``urls`` that answers; moves on when one fails."""
 
-    def __init__(self, urls: Sequence[str], timeout: float = 2.0) -> None:
+    def __init__(self, urls: Sequence[str], timeout: float = 2.0, source: str = "the config") -> None:
         from urllib.parse import urlsplit
 
         self.urls = list(urls)
+        self.source = source          # the config file, for messages
         self.timeout = timeout
         self._clients = []
         for url in self.urls:
@@ -123,25 +155,34 @@ class Etcd:
 
     def call(self, path: str, body: dict) -> dict:
         """POST ``body`` to the gateway; fail over to the next member on a connection error."""
-        errors = []
+        failures: List[Tuple[str, str]] = []
         for i in range(len(self._clients)):
             n = (self._current + i) % len(self._clients)
             client = self._clients[n]
             try:
                 result = client.post(client.get_url(path), json=body)
             except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError) as exc:
-                errors.append(f"{self.urls[n]}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+                failures.append((self.urls[n], why(exc)))
                 continue
             except etcd_exc.Etcd3Exception as exc:
-                detail = getattr(exc, "detail_text", None) or str(exc)
+                detail = str(getattr(exc, "detail_text", None) or exc)
+                if not detail.lstrip().startswith("{"):
+                    # Not etcd's JSON: a web server, a proxy, an etcd without the v3 gateway.
+                    reason = (exc.args[0] if exc.args else "") or "an error"
+                    failures.append((self.urls[n], f"answers {str(reason)[:60]!r}, not as etcd's v3 JSON "
+                                                   "gateway: is this etcd's client URL?"))
+                    continue
                 if "leader" in detail or "timed out" in detail or "unhealthy" in detail:
                     # A member without quorum or mid-election: another member may answer.
-                    errors.append(f"{self.urls[n]}: {detail[:200]}")
+                    failures.append((self.urls[n], why(exc)))
                     continue
-                raise EscalatorError(f"etcd {self.urls[n]}{path}: {detail[:500]}") from None
+                raise EscalatorError(f"etcd at {self.urls[n]} refused {path}: {detail[:500]}") from None
+            except ValueError:  # not JSON: something else listens there
+                failures.append((self.urls[n], "the answer is not etcd's JSON: is this etcd's client URL?"))
+                continue
             self._current = n
             return result
-        raise EtcdUnavailable("etcd unavailable: " + "; ".join(errors))
+        raise unavailable(failures, self.source)
 
     # -- key-value -----------------------------------------------------------
 
@@ -200,5 +241,5 @@ class Etcd:
         return list(self.call("cluster/member/list", {}).get("members", ()))
 
 
-__all__ = ["KV", "Etcd", "EtcdUnavailable", "TxnResult", "b64", "delete_op", "put_op", "range_op",
+__all__ = ["KV", "Etcd", "EtcdUnavailable", "unavailable", "why", "TxnResult", "b64", "delete_op", "put_op", "range_op",
            "same_create_revision"]

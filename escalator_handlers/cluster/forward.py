@@ -27,7 +27,7 @@ from ..config import Config
 from ..errors import EscalatorError
 from ..system import drain
 from .etcd import Etcd, put_op
-from .store import MAX_OPS, Keys
+from .journal import MAX_OPS, Fence, Keys
 
 log = logging.getLogger("escalator")
 
@@ -92,10 +92,11 @@ class Forwarder:
         self.sent = 0
 
     def run(self, daemon: bool) -> int:
-        from .leader import Leadership
+        from .leader import EtcdLeadership
 
-        presence = Leadership(self.etcd, self.keys, self.config.cluster.node, "forward",
-                              self.config.cluster.lease_ttl)
+        # Only the lease and the presence key (P/members/<node>/forward): a forwarder never campaigns.
+        presence = EtcdLeadership(Fence(self.etcd, self.keys), self.config.cluster.node, "forward",
+                                  self.config.cluster.lease_ttl)
         old = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
         spool.check_spool_dir(self.config.spool, create=True, mode=self.config.spool_mode)
         wake = spool_reader.open_wakeup(self.config.spool) if daemon else -1
@@ -113,7 +114,7 @@ class Forwarder:
                     timeout = RECHECK if n >= 0 else 1.0
                 except EscalatorError as exc:
                     if not daemon:
-                        raise
+                        raise type(exc)(f"{exc} (nothing is lost: this node's spool keeps the records)") from None
                     log.warning("cannot forward (the spool keeps the records): %s", exc)
                     timeout, backoff = backoff, min(MAX_BACKOFF, backoff * 2)
                 if not daemon or self.stopping.is_set():

@@ -1,34 +1,40 @@
-"""Leadership: one collector acts, the others wait; a lapsed lease hands over.
+"""Leadership in etcd (the storage seam's ``Leadership``): one collector acts, the others wait.
 
 A node campaigns by creating ``P/leader`` under its lease with a
 create-if-absent transaction.  The key's ``create_revision`` is the node's
-fencing token: every write of the leader compares it (:mod:`.store`), so the
-writes of a leader that lost its lease are refused.
+fencing token: every write of the leader compares it (:class:`.journal.Fence`),
+so the writes of a leader that lost its lease are refused.
 
 A refused write cannot stop a step that the old leader was just about to
 start, though: a leader frozen (SIGSTOP, swap, a VM pause) past its lease
 wakes up believing it still leads.  So before each step the collector asks
-:meth:`Leadership.fresh`: was the lease renewed less than ``ttl - margin``
+:meth:`EtcdLeadership.check`: was the lease renewed less than ``ttl - margin``
 ago, by this process's monotonic clock, counted from when the renewal was
 *sent*?  etcd's lease cannot have expired before that moment.  A node that
 is frozen longer than that finds itself stale on waking and starts nothing.
 
-Each process also keeps ``P/members/<node>/<role>`` under its lease, so
-``status`` can say which nodes are alive.
+A candidate that lost waits on a watch of the leader key (:mod:`.watch`):
+the key's deletion (a lapsed lease, a leader stepping down) wakes it at once,
+and nothing is polled meanwhile.  Each process also keeps
+``P/members/<node>/<role>`` under its lease, so ``status`` can say which
+nodes are alive.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from .etcd import Etcd, delete_op, put_op, range_op, same_create_revision
-from .store import Keys
+from .journal import Deposed, Fence
+from .etcd import delete_op, put_op, range_op, same_create_revision
 
 log = logging.getLogger("escalator")
+
+LAPSED = "lost leadership: the lease was not renewed in time"
 
 
 def margin(ttl: float) -> float:
@@ -36,25 +42,35 @@ def margin(ttl: float) -> float:
     return max(0.5, ttl / 4)
 
 
-class Leadership:
+class EtcdLeadership:
     """A lease kept alive by a thread, the presence key, and (when won) the leader key."""
 
-    def __init__(self, etcd: Etcd, keys: Keys, node: str, role: str, ttl: float,
+    def __init__(self, fence: Fence, node: str, role: str, ttl: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.etcd = etcd
-        self.keys = keys
+        self.fence = fence
+        self.etcd = fence.etcd
+        self.keys = fence.keys
         self.node = node
         self.role = role
         self.ttl = int(ttl)
         self.clock = clock
         self.lease = 0
-        self.token: Optional[int] = None
         self.renewed = float("-inf")   # monotonic time the last successful renewal was sent
         self.leader_seen: Optional[dict] = None
         self.campaigned_at = 0.0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
+        self._watch: Any = None        # the leader-key watch, once a campaign was lost
+        self._pipe = (-1, -1)          # what that watch wakes
+
+    @property
+    def token(self) -> Optional[int]:
+        return self.fence.token
+
+    @property
+    def held(self) -> bool:
+        return self.fence.token is not None
 
     # -- the lease ----------------------------------------------------------
 
@@ -65,7 +81,7 @@ class Leadership:
                 return
             sent = self.clock()
             lease, granted = self.etcd.grant(self.ttl)
-            self.lease, self.renewed, self.token = lease, sent, None
+            self.lease, self.renewed, self.fence.token = lease, sent, None
             self.ttl = granted
         self.etcd.put(self._member_key(), {"node": self.node, "role": self.role, "pid": os.getpid(),
                                            "since": time.time()}, lease=lease)
@@ -84,7 +100,7 @@ class Leadership:
             sent = self.clock()
             try:
                 left = self.etcd.keepalive(lease)
-            except Exception as exc:  # noqa: BLE001 -- any failure: try again; fresh() runs out meanwhile
+            except Exception as exc:  # noqa: BLE001 -- any failure: try again; check() runs out meanwhile
                 log.debug("lease keepalive failed: %s", exc)
                 continue
             with self._lock:
@@ -93,20 +109,96 @@ class Leadership:
                 if left > 0:
                     self.renewed = max(self.renewed, sent)
                 else:
-                    if self.token is not None:
+                    if self.fence.token is not None:
                         log.warning("lease expired: no longer the leader")
-                    self.lease, self.token = 0, None
+                    self.lease, self.fence.token = 0, None
 
     def fresh(self) -> bool:
         """Whether we lead and etcd cannot have let our lease lapse for ``margin`` more seconds."""
-        return self.token is not None and self.clock() < self.renewed + self.ttl - margin(self.ttl)
+        return self.fence.token is not None and self.clock() < self.renewed + self.ttl - margin(self.ttl)
 
-    # -- leadership ---------------------------------------------------------
+    # -- the seam ----------------------------------------------------------
+
+    def acquire(self, timeout: float) -> bool:
+        """Campaign; when another node leads, wait up to ``timeout`` for its key to go (or for
+        this node's spool to need forwarding) and campaign once more.
+
+        From the first lost campaign on, a watch of the leader key also makes the intake's
+        wake-up descriptor readable when the key goes: a collector that waits on that
+        descriptor itself (to see signals too) may call ``acquire(0)``."""
+        if self.campaign():
+            return True
+        self._watch_leader()
+        if timeout <= 0:
+            return False
+        fds = [fd for fd in (self._pipe[0], self.fence.wake_fd) if fd >= 0]
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:
+            ready = []
+        for fd in ready:
+            _drain(fd)
+        return self.campaign()
+
+    def check(self) -> Optional[str]:
+        # Runs between fork and exec too: only arithmetic on what the threads keep, nothing raised.
+        return None if self.fresh() else LAPSED
+
+    def announce(self, what: Mapping[str, Any]) -> None:
+        """Write ``P/running`` (fenced): the step about to start, for a successor to name."""
+        if not self.fresh():
+            raise Deposed(LAPSED)
+        self.fence.txn([put_op(self.keys.running, dict(what, node=self.node, token=self.fence.token))])
+
+    def previous(self) -> Optional[dict]:
+        kv = self.etcd.get(self.keys.running)
+        try:
+            value = kv.json() if kv is not None else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def facts(self) -> dict:
+        return {"node": self.node, "token": self.fence.token} if self.fence.token is not None else {}
+
+    def tenure_record(self, now: float) -> Optional[dict]:
+        # In the journal, so `history` and the chaos test see every leadership and when it began.
+        return {"time": now, "kind": "leader", "node": self.node, "token": self.fence.token,
+                "campaigned": self.campaigned_at}
+
+    def holder(self) -> Optional[str]:
+        return (self.leader_seen or {}).get("node")
+
+    def release(self) -> None:
+        self.step_down()
+
+    def close(self) -> None:
+        """Step down, revoke the lease (removes the presence key), stop the threads."""
+        self.step_down()
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        for fd in self._pipe:
+            if fd >= 0:
+                os.close(fd)
+        self._pipe = (-1, -1)
+        if self._thread is not None:
+            self._thread.join(timeout=self.ttl)
+        if self.lease:
+            try:
+                self.etcd.revoke(self.lease)
+            except Exception as exc:  # noqa: BLE001
+                log.info("could not revoke the lease (%s); it lapses by itself", exc)
+            self.lease = 0
+        self.etcd.close()
+
+    # -- campaigning ------------------------------------------------------------
 
     def campaign(self) -> bool:
-        """Try once to become leader; True when we are (``token`` is set)."""
+        """Try once to become leader; True when we are (the fence has our token)."""
         self.ensure_lease()
-        if self.token is not None:
+        if self.fence.token is not None:
             return True
         # Taken before the request: the leadership cannot have begun earlier (the chaos test's bound).
         self.campaigned_at = time.time()
@@ -117,23 +209,21 @@ class Leadership:
         r = self.etcd.txn([same_create_revision(self.keys.leader, 0)],
                           [put_op(self.keys.leader, value, self.lease), put_op(term, value)],
                           [range_op(self.keys.leader)])
-        if r.succeeded:
+        kvs = r.ranges()[0] if not r.succeeded and r.ranges() else []
+        if r.succeeded or (kvs and kvs[0].lease == self.lease):
+            # Won, or our own key from before (same lease): it is still ours.
             with self._lock:
-                self.token = r.revision
-            self.leader_seen = value
+                self.fence.token = r.revision if r.succeeded else kvs[0].create_revision
+                self.fence.seq = None    # the journal's end is looked up before the first write
+            self.leader_seen = value if r.succeeded else kvs[0].json()
             return True
-        kvs = r.ranges()[0] if r.ranges() else []
         self.leader_seen = kvs[0].json() if kvs else None
-        if kvs and kvs[0].lease == self.lease:
-            # Our own key from before a restart of this object: it is still ours.
-            with self._lock:
-                self.token = kvs[0].create_revision
-            return True
         return False
 
     def step_down(self) -> None:
         """Stop leading: delete the leader key if it is still ours, so another node takes over at once."""
-        token, self.token = self.token, None
+        with self._lock:
+            token, self.fence.token = self.fence.token, None
         if token is None:
             return
         try:
@@ -141,18 +231,32 @@ class Leadership:
         except Exception as exc:  # noqa: BLE001 -- the lease runs out anyway
             log.info("could not delete the leader key (%s); it lapses with the lease", exc)
 
-    def close(self) -> None:
-        """Step down and revoke the lease (removes the presence key)."""
-        self.step_down()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.ttl)
-        if self.lease:
+    def _watch_leader(self) -> None:
+        """Start watching the leader key for its deletion (once)."""
+        from .watch import Watch
+
+        if self._watch is not None:
+            return
+        self._pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        w = self._pipe[1]
+
+        def wake() -> None:
             try:
-                self.etcd.revoke(self.lease)
-            except Exception as exc:  # noqa: BLE001
-                log.info("could not revoke the lease (%s); it lapses by itself", exc)
-            self.lease = 0
+                os.write(w, b"\0")
+            except OSError:
+                pass
+            self.fence.wake()
+        # A deletion between the lost campaign and the watch's start is covered by the wake
+        # every watch gives once it is established.
+        self._watch = Watch(self.etcd.urls, self.keys.leader, wake, filters=("NOPUT",))
 
 
-__all__ = ["Leadership", "margin"]
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+__all__ = ["LAPSED", "EtcdLeadership", "margin"]

@@ -15,14 +15,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from .. import spool
 from ..config import Config
 from ..planning.state import State
-from ..storage import Recovered as Loaded
+from ..storage import Recovered, recover
 from .etcd import Etcd
-from .store import ClusterStore, Keys
+from .journal import Keys
+from .storage import open_cluster
 
 
 @dataclass(frozen=True)
 class ClusterView:
-    loaded: Loaded
+    loaded: Recovered
     leader: Optional[dict]          # the leader key's value (node, pid, since) and token
     members: Tuple[dict, ...]       # processes whose lease is alive: node, role, pid, since
     pending: int                    # forwarded records the leader has not journalled yet
@@ -36,44 +37,41 @@ class ClusterView:
 
 
 def read(config: Config) -> ClusterView:
-    assert config.cluster is not None
-    etcd = Etcd(config.cluster.etcd)
+    """Everything ``status`` shows, read through the storage seam without leading."""
+    st = open_cluster(config)
+    fence = st.leadership.fence  # type: ignore[attr-defined]
     try:
-        st = ClusterStore(config, etcd)
-        keys = Keys(config.cluster.prefix)
-        loaded = st.load()
-        kv = etcd.get(keys.leader)
+        loaded = recover(st, config)
+        kv = fence.etcd.get(fence.keys.leader)
         leader = dict(kv.json(), token=kv.create_revision) if kv is not None else None
-        kvs, _, _ = etcd.get_prefix(keys.members)
+        kvs, _, _ = fence.etcd.get_prefix(fence.keys.members)
         members = []
         for m in kvs:
             try:
                 members.append(m.json())
             except ValueError:
                 continue
-        return ClusterView(loaded, leader, tuple(members), st.pending(), tuple(st.recent(("run",), 10)),
-                           tuple(st.recent(("verdict",), 5)))
+        return ClusterView(loaded, leader, tuple(members), fence.etcd.count_prefix(fence.keys.events),
+                           tuple(st.journal.recent(("run",), 10)), tuple(st.journal.recent(("verdict",), 5)))
     finally:
-        etcd.close()
+        st.leadership.close()
 
 
 def read_state(config: Config) -> State:
-    assert config.cluster is not None
-    etcd = Etcd(config.cluster.etcd)
+    st = open_cluster(config)
     try:
-        return ClusterStore(config, etcd).load().state
+        return recover(st, config).state
     finally:
-        etcd.close()
+        st.leadership.close()
 
 
 def journal_records(config: Config) -> List[dict]:
     """Every journal record kept in etcd, oldest first (for ``history``)."""
-    assert config.cluster is not None
-    etcd = Etcd(config.cluster.etcd)
+    st = open_cluster(config)
     try:
-        return [rec for _, rec in ClusterStore(config, etcd).records()]
+        return [rec for _, rec in st.journal.read(None)]
     finally:
-        etcd.close()
+        st.leadership.close()
 
 
 def record_action(config: Config, record: dict) -> str:
@@ -81,7 +79,7 @@ def record_action(config: Config, record: dict) -> str:
     assert config.cluster is not None
     rec = dict(record)
     rec["id"] = rec.get("id") or spool.new_id()
-    etcd = Etcd(config.cluster.etcd)
+    etcd = Etcd(config.cluster.etcd, source=config.source)
     try:
         keys = Keys(config.cluster.prefix)
         etcd.put(keys.event(rec["id"]), spool.encode(rec)[:-1])
