@@ -47,6 +47,8 @@ CONFIG = "config"
 FEEDBACK = "feedback"
 #: What ``escalator plan --json`` prints (never journalled).
 PLAN = "plan"
+#: Several nodes (``cluster:``): a node began leading (``node``, fencing ``token``).
+LEADER = "leader"
 #: The head of every journal file: the state older files and the snapshot held.
 CHECKPOINT = "checkpoint"
 
@@ -64,6 +66,6 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
 
 __all__ = [
     "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "CHECKPOINT", "DENY",
-    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
+    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "LEADER", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
     "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

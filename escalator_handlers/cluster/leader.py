@@ -29,6 +29,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping, Optional
 
+from .. import kinds
 from .journal import Deposed, Fence
 from .etcd import delete_op, put_op, range_op, same_create_revision
 
@@ -163,7 +164,7 @@ class EtcdLeadership:
 
     def tenure_record(self, now: float) -> Optional[dict]:
         # In the journal, so `history` and the chaos test see every leadership and when it began.
-        return {"time": now, "kind": "leader", "node": self.node, "token": self.fence.token,
+        return {"time": now, "kind": kinds.LEADER, "node": self.node, "token": self.fence.token,
                 "campaigned": self.campaigned_at}
 
     def holder(self) -> Optional[str]:

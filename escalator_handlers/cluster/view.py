@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import spool
+from .. import kinds, spool
 from ..config import Config
 from ..planning.state import State
 from ..storage import Recovered, recover
@@ -52,7 +52,7 @@ def read(config: Config) -> ClusterView:
             except ValueError:
                 continue
         return ClusterView(loaded, leader, tuple(members), fence.etcd.count_prefix(fence.keys.events),
-                           tuple(st.journal.recent(("run",), 10)), tuple(st.journal.recent(("verdict",), 5)))
+                           tuple(st.journal.recent((kinds.RUN,), 10)), tuple(st.journal.recent((kinds.VERDICT,), 5)))
     finally:
         st.leadership.close()
 
