@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import EscalatorError
-from ..storage import StorageUnavailable
+from ..storage.seam import StorageUnavailable
 
 try:
     import etcd3gw

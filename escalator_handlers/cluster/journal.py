@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Mapping, Option
 
 from ..display import safe
 from ..errors import EscalatorError
-from ..storage import Batch, LeadershipLost, PositionLost, ReadStats
+from ..storage.seam import Batch, LeadershipLost, PositionLost, ReadStats
 from .etcd import KV, Etcd, delete_op, put_op, range_op, same_create_revision
 
 if TYPE_CHECKING:

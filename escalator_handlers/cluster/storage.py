@@ -23,7 +23,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, List, Optional
 
-from ..storage import Batch, Storage, Taken
+from ..storage.seam import Batch, Storage, Taken
 from .etcd import Etcd
 from .journal import MAX_OPS, Consumed, EtcdJournal, EtcdSnapshot, Fence, Keys
 from .leader import EtcdLeadership
