@@ -13,6 +13,10 @@ Keys under the configured prefix ``P``:
 ``P/snapshot`` and ``P/snapshot-parts/<seq>/<i>``
     the fold of the journal up to batch ``seq``, in parts below etcd's
     request size; the pointer is written last, so a reader sees a whole one.
+``P/rejected/<id>``
+    forwarded lines that were no record, journalled as ``rejected``: a line
+    has no id the collector could skip when a forwarder sends it again, so
+    the intake skips the keys marked here (the last ``KEEP_REJECTED``).
 ``P/leader``, ``P/running``, ``P/members/<node>/<role>``, ``P/terms/<time>-<node>``
     see :mod:`.leader`; the leader keeps the last ``KEEP_TERMS`` terms.
 
@@ -51,6 +55,8 @@ SNAPSHOT_PART = 1 << 20
 KEEP_BATCHES = 2000
 #: Leaderships kept on record (``P/terms/``).
 KEEP_TERMS = 100
+#: Marks of rejected forwarded lines kept (``P/rejected/``); more are all dropped at a snapshot.
+KEEP_REJECTED = 1000
 #: A snapshot (and a compaction) after this many journal batches.
 SNAPSHOT_EVERY = 200
 
@@ -70,6 +76,11 @@ class Keys:
         self.parts = p + "/snapshot-parts/"
         self.members = p + "/members/"
         self.terms = p + "/terms/"
+        self.rejected = p + "/rejected/"
+
+    def rejected_mark(self, event_key: str) -> str:
+        """Where the journal notes that the line under ``event_key`` was journalled as rejected."""
+        return self.rejected + event_key[len(self.events):]
 
     def batch(self, seq: int) -> str:
         return f"{self.journal}{seq:012d}"
@@ -153,30 +164,33 @@ class EtcdJournal:
         transaction, delete the event keys of ``batch``.  Returns the last batch's seq."""
         f = self.fence
         consumed = batch.token if batch is not None and isinstance(batch.token, Consumed) else None
-        deletes = [delete_op(k) for k in consumed.keys] if consumed else []
+        consume_ops = [delete_op(k) for k in consumed.keys] if consumed else []
+        # A line that is no record, journalled as rejected: marked with its key's deletion.
+        consume_ops += [put_op(f.keys.rejected_mark(r["file"]), {"time": r.get("time")}) for r in records
+                    if r.get("kind") == "rejected" and str(r.get("file", "")).startswith(f.keys.events)]
         chunks = list(_chunks(records))
         if f.seq is None:
             f.seq = f.last_batch()
         if not chunks:
-            self._delete(deletes)
+            self._delete(consume_ops)
         for n, chunk in enumerate(chunks):
             seq = f.seq + 1
             ops = [put_op(f.keys.batch(seq), json.loads("[" + ",".join(chunk) + "]"))]
             last = n == len(chunks) - 1
             if last:
                 # Consumed keys go with the last batch: until it is in, they stay to be taken again.
-                ops += deletes[:MAX_OPS - 1]
+                ops += consume_ops[:MAX_OPS - 1]
             f.txn(ops, [same_create_revision(f.keys.batch(seq), 0)])
             f.seq = seq
             if last:
-                self._delete(deletes[MAX_OPS - 1:])
+                self._delete(consume_ops[MAX_OPS - 1:])
         if consumed is not None:
             consumed.deleted = True
         return f.seq
 
-    def _delete(self, deletes: Sequence[dict]) -> None:
-        for i in range(0, len(deletes), MAX_OPS):
-            self.fence.txn(deletes[i:i + MAX_OPS])
+    def _delete(self, consume_ops: Sequence[dict]) -> None:
+        for i in range(0, len(consume_ops), MAX_OPS):
+            self.fence.txn(consume_ops[i:i + MAX_OPS])
 
     def read(self, since: Optional[int], stats: Optional[ReadStats] = None) -> Iterator[Tuple[int, dict]]:
         """(batch seq, record) for every record in the batches after ``since``."""
@@ -269,6 +283,8 @@ class EtcdSnapshot:
         terms, _, _ = f.etcd.get_prefix(f.keys.terms, keys_only=True)
         if len(terms) > KEEP_TERMS:
             ops.append(delete_op(f.keys.terms, end=terms[-KEEP_TERMS].key))
+        if f.etcd.count_prefix(f.keys.rejected) > KEEP_REJECTED:
+            ops.append(delete_op(f.keys.rejected, prefix=True))
         f.txn(ops)
         if seq // SNAPSHOT_EVERY != old // SNAPSHOT_EVERY:
             # Deleted keys stay in etcd's history until compacted: keep it from growing without bound.

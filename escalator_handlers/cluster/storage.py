@@ -7,7 +7,9 @@ it drives the local files.  The four parts share one :class:`.journal.Fence`
 
 * :class:`EtcdIntake` (here): ``gather`` forwards this node's spool into
   ``P/events/`` (as ``escalator forward`` does, :mod:`.forward`), ``take``
-  reads the forwarded records oldest id first, ``acknowledge`` deletes their
+  reads the forwarded records oldest id first (a line that is no record
+  and was journalled as rejected before is left out: a forwarder's re-send),
+  ``acknowledge`` deletes their
   keys unless the journal's write deleted them already (it does, in the same
   fenced transaction), and ``wakeup_fd`` is the spool's wake-up FIFO, which
   a watch of ``P/events/`` (:mod:`.watch`) also makes readable while this
@@ -94,7 +96,11 @@ class EtcdIntake:
                 rec = json.loads(raw)
             except ValueError:
                 rec = None
-            items.append(Taken(kv.key, 0, rec if isinstance(rec, dict) else None, raw))
+            if not isinstance(rec, dict):
+                rec = None
+                if self.fence.etcd.get(self.fence.keys.rejected_mark(kv.key)) is not None:
+                    continue   # journalled as rejected before, sent again: deleted with this batch
+            items.append(Taken(kv.key, 0, rec, raw))
         return Batch(tuple(items), Consumed([kv.key for kv in kvs]), more=more)
 
     def acknowledge(self, batch: Batch) -> None:
