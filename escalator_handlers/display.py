@@ -196,6 +196,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
             return f"{t}  APPROVAL {rid} {safe(rec.get('outcome'))}: {safe(rec.get('reason'), 300)}"
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         return f"{t}  APPROVAL {rid} asked for levels {levels}; expires {when(rec.get('expires'))}"
+    if kind == kinds.LEADER:
+        return f"{t}  LEADER   node {safe(rec.get('node'))} leads (fencing token {safe(rec.get('token'))})"
     if kind == kinds.ACK:
         what = f"acknowledged by {safe(rec.get('author'))}: {safe(rec.get('comment'), 200)}" \
             if rec.get("outcome") == "set" else "acknowledgement removed"

@@ -269,7 +269,7 @@ def _grpc_calls(url: str) -> dict:
 
 
 def test_an_idle_leader_collector_sends_etcd_nothing_but_lease_renewals(tmp_path, etcd: EtcdCluster, nodes):
-    from cluster_fixtures import cluster_site, leader
+    from cluster_fixtures import cluster_site, records
     from daemon_fixtures import wait_for
     from spool_fixtures import sleeping_in_select
 
@@ -277,8 +277,8 @@ def test_an_idle_leader_collector_sends_etcd_nothing_but_lease_renewals(tmp_path
                      [{"host": "*", "level": "vm"}])
     nodes.append(a)
     proc = a.start()
-    wait_for(lambda: leader(etcd.urls).get("node") == "a" and "leads now" in a.log(proc), 20, "a leading",
-             lambda: a.log(proc), proc)
+    wait_for(lambda: records(etcd.urls, "leader"), 20, "a leading", lambda: a.log(proc), proc)
+    assert "node a leads (fencing token" in a.log(proc)
     wait_for(lambda: sleeping_in_select(proc.pid), 10, "the leader idle in select()", lambda: a.log(proc), proc)
     before = _grpc_calls(etcd.urls[0])
     # The clock: wait until the lease was renewed four times (about one TTL), then count.
