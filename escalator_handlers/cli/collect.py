@@ -23,10 +23,7 @@ def collect(config: Optional[str], daemon: bool, dry_run: bool, verbose: int, qu
     setup_logging(-1 if quiet else verbose + 1)
     path = config_path(config)
     cfg = load_config(path)
-    if cfg.cluster is not None:
-        from ..cluster.collector import ClusterCollector
-
-        return ClusterCollector(cfg, path, daemon=daemon, dry_run=dry_run).run()
+    # One collector either way: with cluster:, open_storage() hands it the etcd backend.
     from ..collector import Collector
     from ..system import REAL
 
