@@ -134,11 +134,12 @@ class EtcdLeadership:
             return False
         fds = [fd for fd in (self._pipe[0], self.fence.wake_fd) if fd >= 0]
         try:
-            ready, _, _ = select.select(fds, [], [], timeout)
+            select.select(fds, [], [], timeout)
         except InterruptedError:
-            ready = []
-        for fd in ready:
-            _drain(fd)
+            pass
+        # Only our own pipe is emptied: the intake's descriptor is the collector's to read (it
+        # returns at once from its own wait and forwards what this node's handler spooled).
+        _drain(self._pipe[0])
         return self.campaign()
 
     def check(self) -> Optional[str]:
