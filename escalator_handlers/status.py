@@ -98,10 +98,6 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
 
 def load_state(config: Config) -> State:
     """The collector's state as of its journal: local files, or etcd with ``cluster:``."""
-    if config.cluster is not None:
-        from .cluster.view import read_state
-
-        return read_state(config)
     return storage.load(config).state
 
 

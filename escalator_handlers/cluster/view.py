@@ -14,7 +14,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import kinds, spool
 from ..config import Config
-from ..planning.state import State
 from ..storage import Recovered, recover
 from .etcd import Etcd
 from .journal import Keys
@@ -57,14 +56,6 @@ def read(config: Config) -> ClusterView:
         st.leadership.close()
 
 
-def read_state(config: Config) -> State:
-    st = open_cluster(config)
-    try:
-        return recover(st, config).state
-    finally:
-        st.leadership.close()
-
-
 def journal_records(config: Config) -> List[dict]:
     """Every journal record kept in etcd, oldest first (for ``history``)."""
     st = open_cluster(config)
@@ -96,4 +87,4 @@ def record_action(config: Config, record: dict) -> str:
     return f"recorded in etcd; the leader ({node or 'unknown node'}) applies it"
 
 
-__all__: List[str] = ["ClusterView", "journal_records", "read", "read_state", "record_action"]
+__all__: List[str] = ["ClusterView", "journal_records", "read", "record_action"]
