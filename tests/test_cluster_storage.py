@@ -19,6 +19,7 @@ from escalator_handlers.cluster.etcd import Etcd
 from escalator_handlers.cluster.leader import margin
 from escalator_handlers.cluster.storage import PAGE, open_cluster
 from escalator_handlers.config import load_config_text
+from escalator_handlers.system import drain
 from escalator_handlers.storage import (LeadershipLost, PositionLost, ReadStats, StorageUnavailable, open_storage,
                                         recover)
 from etcd_fixtures import EtcdCluster
@@ -50,14 +51,6 @@ def leading(cfg):
 
 def readable(fd: int, timeout: float) -> bool:
     return bool(select.select([fd], [], [], timeout)[0])
-
-
-def drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 # -- journal ----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import time
 from typing import Any, Callable, Mapping, Optional
 
 from .. import kinds
+from ..system import drain
 from .journal import Deposed, Fence
 from .etcd import delete_op, put_op, range_op, same_create_revision
 
@@ -139,7 +140,7 @@ class EtcdLeadership:
             pass
         # Only our own pipe is emptied: the intake's descriptor is the collector's to read (it
         # returns at once from its own wait and forwards what this node's handler spooled).
-        _drain(self._pipe[0])
+        drain(self._pipe[0])
         return self.campaign()
 
     def check(self) -> Optional[str]:
@@ -251,14 +252,6 @@ class EtcdLeadership:
         # A deletion between the lost campaign and the watch's start is covered by the wake
         # every watch gives once it is established.
         self._watch = Watch(self.etcd.urls, self.keys.leader, wake, filters=("NOPUT",))
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
 
 
 __all__ = ["LAPSED", "EtcdLeadership", "margin"]
