@@ -261,29 +261,35 @@ def _grpc_calls(url: str) -> dict:
     return out
 
 
-def test_an_idle_leader_collector_sends_etcd_nothing_but_lease_renewals(tmp_path, etcd: EtcdCluster, nodes):
-    from cluster_fixtures import cluster_site, records
+def test_an_idle_leader_and_its_standby_send_etcd_nothing_but_lease_renewals(tmp_path, etcd: EtcdCluster, nodes):
+    from cluster_fixtures import cluster_site, leader, records
     from daemon_fixtures import wait_for
     from spool_fixtures import sleeping_in_select
 
-    a = cluster_site(tmp_path, "a", etcd.urls, [{"name": "vm", "steps": [{"shell": "true"}]}],
-                     [{"host": "*", "level": "vm"}])
-    nodes.append(a)
-    proc = a.start()
-    wait_for(lambda: records(etcd.urls, "leader"), 20, "a leading", lambda: a.log(proc), proc)
-    assert "node a leads (fencing token" in a.log(proc)
-    wait_for(lambda: sleeping_in_select(proc.pid), 10, "the leader idle in select()", lambda: a.log(proc), proc)
+    sites = [cluster_site(tmp_path, n, etcd.urls, [{"name": "vm", "steps": [{"shell": "true"}]}],
+                          [{"host": "*", "level": "vm"}]) for n in ("a", "b")]
+    nodes.extend(sites)
+    procs = [s.start() for s in sites]
+    wait_for(lambda: records(etcd.urls, "leader"), 20, "a leader", lambda: sites[0].log(procs[0]), procs[0])
+    first = leader(etcd.urls)["node"]
+    lead = procs[0] if first == "a" else procs[1]
+    assert f"node {first} leads (fencing token" in sites[0 if first == "a" else 1].log(lead)
+    for p in procs:
+        wait_for(lambda: sleeping_in_select(p.pid), 10, "idle in select()", proc=p)
     before = _grpc_calls(etcd.urls[0])
-    # The clock: wait until the lease was renewed four times (about one TTL), then count.
-    wait_for(lambda: _grpc_calls(etcd.urls[0]).get("LeaseKeepAlive", 0) >= before.get("LeaseKeepAlive", 0) + 4,
-             10, "four lease renewals", lambda: a.log(proc), proc)
+    # The clock: wait until the leases were renewed eight times (about one TTL each), then count.
+    wait_for(lambda: _grpc_calls(etcd.urls[0]).get("LeaseKeepAlive", 0) >= before.get("LeaseKeepAlive", 0) + 8,
+             10, "eight lease renewals")
     after = _grpc_calls(etcd.urls[0])
     grown = {m: after[m] - before.get(m, 0) for m in after if after[m] != before.get(m, 0)}
-    # The old collector looked for events every 0.25 s: 8 ranges per TTL.  Now: no range, no txn.
+    # The old collector looked for events every 0.25 s, a standby campaigned as often: ranges and txns.
+    # Now the leader sleeps on a watch of the events, the standby on one of the leader key.
     assert set(grown) == {"LeaseKeepAlive"}, grown
-    assert "Range" not in grown and "Txn" not in grown, grown
-    proc.terminate()
-    assert proc.wait(timeout=15) == 0
+    t0 = time.monotonic()
+    lead.terminate()
+    assert lead.wait(timeout=15) == 0
+    wait_for(lambda: leader(etcd.urls).get("node") not in (None, first), 10, "the standby leading")
+    assert time.monotonic() - t0 < 3.0                 # woken by the leader key's deletion, not a timer
 
 
 def test_etcd_unreachable_is_said_in_words_naming_each_url_and_what_to_check(tmp_path):

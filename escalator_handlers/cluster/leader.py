@@ -65,6 +65,7 @@ class EtcdLeadership:
         self._lock = threading.Lock()
         self._watch: Any = None        # the leader-key watch, once a campaign was lost
         self._pipe = (-1, -1)          # what that watch wakes
+        self._changed = True           # the leader key may have changed since the last lost campaign
 
     @property
     def token(self) -> Optional[int]:
@@ -128,7 +129,8 @@ class EtcdLeadership:
         From the first lost campaign on, a watch of the leader key also makes the intake's
         wake-up descriptor readable when the key goes: a collector that waits on that
         descriptor itself (to see signals too) may call ``acquire(0)``."""
-        if self.campaign():
+        self.ensure_lease()
+        if self._worth_campaigning() and self.campaign():
             return True
         self._watch_leader()
         if timeout <= 0:
@@ -141,7 +143,17 @@ class EtcdLeadership:
         # Only our own pipe is emptied: the intake's descriptor is the collector's to read (it
         # returns at once from its own wait and forwards what this node's handler spooled).
         drain(self._pipe[0])
-        return self.campaign()
+        return self._worth_campaigning() and self.campaign()
+
+    def _worth_campaigning(self) -> bool:
+        """False while the leader-key watch is up and saw no deletion since we last lost: the
+        key is still there, so a campaign would only cost etcd a transaction."""
+        w = self._watch
+        if self.fence.token is not None or w is None or not w.connected.is_set():
+            return True
+        with self._lock:
+            changed, self._changed = self._changed, False
+        return changed
 
     def check(self) -> Optional[str]:
         # Runs between fork and exec too: only arithmetic on what the threads keep, nothing raised.
@@ -244,6 +256,7 @@ class EtcdLeadership:
         w = self._pipe[1]
 
         def wake() -> None:
+            self._changed = True
             try:
                 os.write(w, b"\0")
             except OSError:
