@@ -10,7 +10,7 @@ level became required, pause, SIGTERM) and why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .. import kinds
@@ -217,14 +217,14 @@ def interrupted_run(open_run: Mapping[str, Any], step_records: Iterable[Mapping[
         f"the leader ({open_run.get('node') or 'another node'}) stopped leading"
     reason = (f"interrupted: {who} during this run; steps completed: "
               + (", ".join(done) or "none") + "; not run: " + (", ".join(said) or "none"))
-    rec = RunRecord.ended(open_run, now, "failed", reason=reason, quiescence_until=now + quiet, interrupted=True,
-                          steps_done=tuple(done), not_done=tuple(not_done)).to_record()
-    rec["may_be_running"] = not_done[:running]
+    ended = RunRecord.ended(open_run, now, "failed", reason=reason, quiescence_until=now + quiet, interrupted=True,
+                            steps_done=tuple(done), not_done=tuple(not_done))
+    extra: Dict[str, Any] = {"may_be_running": not_done[:running]}
     if closed_by is not None:
-        rec["closed_by"] = closed_by
+        extra["closed_by"] = closed_by
     if previous and previous.get("run") == open_run.get("run"):
-        rec["last_step_start"] = previous.get("time")
-    return rec
+        extra["last_step_start"] = previous.get("time")
+    return replace(ended, details={**ended.details, **extra}).to_record()
 
 
 def unsent_notifications(records: Iterable[Mapping[str, Any]], steps_per_notify: int) -> List[dict]:
