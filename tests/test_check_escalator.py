@@ -40,7 +40,8 @@ PLUGIN_SCRIPT = REPO / "plugins" / "check_escalator"
 # Nagios starts plugins with a small environment and no terminal.
 NAGIOS_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 PERF_IDLE = ("backlog=0;;;0 oldest_age=0s;120;600;0 runs_last_hour={runs};;;0;6 "
-             "failing={failing};;;0 quiescence_left={quiet}s;;;0")
+             "failing={failing};;;0 quiescence_left={quiet}s;;;0 "
+             "approvals_waiting=0;;;0 approval_age=0s;;;0")
 
 pytestmark = pytest.mark.integration
 
@@ -232,7 +233,8 @@ def test_backlog_older_than_w_is_warning(tmp_path):
     assert_line(done.stdout.rstrip("\n"),
                 "ESCALATOR WARNING - oldest ~90s (outside range 0:60), collector not running, "
                 "2 pending, 2 failing checks (level vm), no runs yet | backlog=2;;;0 "
-                "oldest_age=~90s;60;600;0 runs_last_hour=0;;;0;6 failing=2;;;0 quiescence_left=0s;;;0")
+                "oldest_age=~90s;60;600;0 runs_last_hour=0;;;0;6 failing=2;;;0 quiescence_left=0s;;;0 "
+                "approvals_waiting=0;;;0 approval_age=0s;;;0")
     assert done.returncode == 1
 
 
@@ -244,7 +246,8 @@ def test_backlog_older_than_c_is_critical(tmp_path):
     assert_line(done.stdout.splitlines()[0],
                 "ESCALATOR CRITICAL - oldest ~400s (outside range 0:300), collector not running, "
                 "1 pending, 1 failing check (level vm), no runs yet | backlog=1;;;0 "
-                "oldest_age=~400s;60;300;0 runs_last_hour=0;;;0;6 failing=1;;;0 quiescence_left=0s;;;0")
+                "oldest_age=~400s;60;300;0 runs_last_hour=0;;;0;6 failing=1;;;0 quiescence_left=0s;;;0 "
+                "approvals_waiting=0;;;0 approval_age=0s;;;0")
     assert done.returncode == 2
 
 
@@ -257,7 +260,8 @@ def test_backlog_count_thresholds(tmp_path):
     assert_line(done.stdout.rstrip("\n"),
                 "ESCALATOR WARNING - 3 pending (outside range 0:2), collector not running, oldest ~5s, "
                 "3 failing checks (level vm), no runs yet | backlog=3;2;10;0 oldest_age=~5s;;;0 "
-                "runs_last_hour=0;;;0;6 failing=3;;;0 quiescence_left=0s;;;0")
+                "runs_last_hour=0;;;0;6 failing=3;;;0 quiescence_left=0s;;;0 "
+                "approvals_waiting=0;;;0 approval_age=0s;;;0")
     assert done.returncode == 1
     assert run("--config", cfg.source, "--backlog-critical", "@3:5").returncode == 2
 
@@ -272,7 +276,8 @@ def test_events_waiting_with_no_collector_is_critical(tmp_path):
                 "ESCALATOR CRITICAL - collector not running with events waiting over 120s, "
                 "oldest ~400s (outside range 0:120), 2 pending, 2 failing checks (level vm), "
                 "no runs yet | backlog=2;;;0 "
-                "oldest_age=~400s;120;600;0 runs_last_hour=0;;;0;6 failing=2;;;0 quiescence_left=0s;;;0")
+                "oldest_age=~400s;120;600;0 runs_last_hour=0;;;0;6 failing=2;;;0 quiescence_left=0s;;;0 "
+                "approvals_waiting=0;;;0 approval_age=0s;;;0")
     assert done.returncode == 2
 
 
@@ -304,7 +309,8 @@ def test_live_collector_failed_run_is_critical_until_the_checks_recover(tmp_path
                 "ESCALATOR CRITICAL - last run failed ~0s ago, still failing: web01/Smoke test, "
                 f"collector running (pid {proc.pid}), 0 pending, 1 failing check (level deploy), "
                 "quiescence ~60s left | backlog=0;;;0 oldest_age=0s;120;600;0 runs_last_hour=1;;;0;6 "
-                "failing=1;;;0 quiescence_left=~60s;;;0")
+                "failing=1;;;0 quiescence_left=~60s;;;0 "
+                "approvals_waiting=0;;;0 approval_age=0s;;;0")
     assert done.returncode == 2
 
     spool_event(cfg, "web01", "Smoke test", "OK", time.time())
@@ -327,7 +333,8 @@ def test_failed_run_with_checks_still_failing_is_critical(tmp_path):
                         "collector not running with work due in ~50s, 0 pending, "
                         "1 failing check (level deploy), quiescence ~50s left | backlog=0;;;0 "
                         "oldest_age=0s;120;600;0 runs_last_hour=1;;;0;6 failing=1;;;0 "
-                        "quiescence_left=~50s;;;0")
+                        "quiescence_left=~50s;;;0 "
+                        "approvals_waiting=0;;;0 approval_age=0s;;;0")
     assert done.returncode == 2
     assert out[1] == "collector: not running (dead when events wait over 120s)"
     assert "failing: web01/Smoke test CRITICAL HARD -> deploy" in out

@@ -1,7 +1,8 @@
 """Nagios plugins shipped with escalator.
 
 ``check_escalator`` (:mod:`~escalator_handlers.plugins.check_escalator`, with
-the checks themselves in :mod:`~escalator_handlers.plugins.health`) reports
+the facts it reads in :mod:`~escalator_handlers.plugins.health_facts` and
+their judging in :mod:`~escalator_handlers.plugins.health`) reports
 the escalator's own health; ``check_cucumber``
 (:mod:`~escalator_handlers.plugins.check_cucumber`) runs cucumber/behave
 features with :mod:`~escalator_handlers.plugins.cucumber_runner` and reads

@@ -4,7 +4,7 @@ A nagiosplugin check over :func:`escalator_handlers.status.gather`: the
 resource and the contexts that judge it live in :mod:`.health`; this module
 holds the command line, :class:`HealthSummary` (the wording) and main::
 
-    ESCALATOR OK - idle, 0 pending, last run ok 5m ago | backlog=0;;;0 oldest_age=0s;120;600;0 runs_last_hour=1;;;0;6 failing=0;;;0 quiescence_left=0s;;;0
+    ESCALATOR OK - idle, 0 pending, last run ok 5m ago | backlog=0;;;0 oldest_age=0s;120;600;0 runs_last_hour=1;;;0;6 failing=0;;;0 quiescence_left=0s;;;0 approvals_waiting=0;;;0 approval_age=0s;;;0
 
 Non-OK items come first, worst first.  ``-w``/``-c`` apply to the age in
 seconds of the oldest spool entry not yet collected, ``--backlog-warning``
@@ -12,8 +12,9 @@ and ``--backlog-critical`` to their number.  Built in: CRITICAL when events
 have waited longer than ``--dead-after`` (default twice the config's
 quiescence plus 60 s) with no collector holding the lock, or when the last
 run failed and checks it was for still fail; WARNING while paused or holding
-levels or hosts.  ``-v`` lists failing checks, holds, the next action and the
-last run; ``-vv`` recent runs and verdicts; ``-vvv`` where everything lives.
+levels or hosts, and while a run waits for a person's approval
+(``--approval-critical`` on its age).  ``-v`` lists failing checks, holds,
+approvals with the command that answers them, the next action and the last run; ``-vv`` recent runs and verdicts; ``-vvv`` where everything lives.
 
 Following the Monitoring Plugins guidelines: exit 0-3, usage errors and
 unusable input UNKNOWN (3) with a one-line reason, ``-h`` and ``-V`` exit 3
@@ -32,7 +33,7 @@ from .. import __version__, defaults
 from ..status import last_run
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
-from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, clean, contexts
+from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, approval_lines, clean, contexts
 from ..display import format_record, plural
 
 __all__ = ["main", "build_check", "EscalatorCheck", "HealthSummary"]
@@ -109,6 +110,7 @@ def long_output(res: EscalatorHealth, verbosity: int) -> List[str]:
         out.append(f"held host: {clean(host, 80)}: {clean(why or '(no reason given)')}")
     for name in r.get("escalated_levels", ()):
         out.append(f"escalated level: {clean(name, 80)} (next run starts one level more drastic)")
+    out += approval_lines(r)
     last = last_run(r)
     if last:
         out.append("last run: " + _record(last))
@@ -156,7 +158,7 @@ def seconds(text: str) -> float:
 def _parser() -> _Parser:
     p = _Parser(prog=PROG, description=(
         "Report the escalator's own health from its spool, state and journal: events "
-        "waiting, collector alive, pause and holds, the last run's outcome."),
+        "waiting, collector alive, pause and holds, runs waiting for approval, the last run's outcome."),
         epilog="Ranges use the Monitoring Plugins syntax: 10, 10:, ~:10, 10:20, @10:20 "
                "(alert outside the range). Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
     p.add_argument("-C", "--config", metavar="PATH",
@@ -170,13 +172,16 @@ def _parser() -> _Parser:
                    help="WARNING when the number of pending events is outside RANGE")
     p.add_argument("--backlog-critical", metavar="RANGE",
                    help="CRITICAL when the number of pending events is outside RANGE")
+    p.add_argument("--approval-critical", metavar="RANGE",
+                   help="CRITICAL when the age in seconds of the oldest run waiting for approval is "
+                        "outside RANGE (any wait is WARNING)")
     p.add_argument("--dead-after", type=seconds, metavar="SECONDS",
                    help="CRITICAL when events have waited this long and no collector holds the "
                         f"lock (default: {defaults.DEAD_AFTER_QUIESCENCES} x the config's quiescence + {defaults.DEAD_AFTER_EXTRA:g})")
     p.add_argument("-t", "--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"give up with UNKNOWN after SECONDS (default {DEFAULT_TIMEOUT})")
     p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="long output: -v failing checks, holds, next action, last run; "
+                   help="long output: -v failing checks, holds, approvals, next action, last run; "
                         "-vv recent runs and verdicts; -vvv file locations")
     add_version(p, PROG, __version__)
     return p
@@ -195,7 +200,8 @@ def build_check(argv: Optional[Sequence[str]] = None) -> tuple[EscalatorCheck, i
     verbosity = min(args.verbose, 3)
     resource = EscalatorHealth(config_path(args.config), dead_after=args.dead_after,
                                timeout=args.timeout, clock=time.time)
-    check = EscalatorCheck(resource, *contexts(age, backlog), HealthSummary(verbosity), name=NAME)
+    check = EscalatorCheck(resource, *contexts(age, backlog, _range("--approval-critical", args.approval_critical)),
+                           HealthSummary(verbosity), name=NAME)
     return check, verbosity
 
 

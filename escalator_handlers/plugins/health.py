@@ -1,8 +1,7 @@
-"""The escalator's own health, judged for check_escalator (nagiosplugin parts).
+"""The escalator's own health, judged for check_escalator (nagiosplugin contexts).
 
-:class:`EscalatorHealth` is a nagiosplugin ``Resource``: it loads the config,
-asks :func:`escalator_handlers.status.gather` for the read-only status report
-and turns it into metrics.  The contexts judge them:
+:mod:`.health_facts` gathers the facts (:class:`EscalatorHealth`, the
+resource); the contexts here judge them:
 
 - ``backlog`` and ``oldest_age``: spool entries not yet collected and the age
   of the oldest, against ranges (``--backlog-*`` and ``-w``/``-c``);
@@ -10,11 +9,15 @@ and turns it into metrics.  The contexts judge them:
   with no collector holding the lock, or when the planner has work due now
   and nobody is there to do it; WARNING when work is scheduled for later
   and no collector waits for it;
+- ``approvals``: WARNING while a run waits for a person's approval (escalator
+  is healthy; a person must answer before the timeout denies the run);
+  ``approval_age``, the oldest one's wait in seconds, against
+  ``--approval-critical``;
 - ``holds``: WARNING while paused or while levels or hosts are held;
 - ``last_run``: CRITICAL when the last run failed and checks it was for are
   still failing;
-- ``failing``, ``quiescence_left``, ``runs_last_hour``: facts for the
-  status line and perfdata.
+- ``failing``, ``quiescence_left``, ``runs_last_hour``, ``approvals_waiting``:
+  facts for the status line and perfdata.
 
 Each context's Result hint is its status line item (see
 :class:`escalator_handlers.plugins.check_escalator.HealthSummary` for the order).
@@ -24,267 +27,35 @@ All text that came from monitoring or an operator goes through
 
 from __future__ import annotations
 
-import logging
-import signal
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
-from .. import defaults
-from ..status import last_run
-from ..display import safe
-from ..display import duration
+from ..event import iso_time
+from .health_facts import (ApprovalFacts, CollectorFacts, EscalatorHealth, HoldFacts, LastRunFacts, ago,
+                           approval_facts, clean, deadline)
 
-__all__ = ["EscalatorHealth", "contexts", "clean", "ago", "deadline", "ORDER", "PERF_ORDER", "LIST_LIMIT"]
+__all__ = ["EscalatorHealth", "contexts", "clean", "ago", "deadline", "approval_lines", "ORDER", "PERF_ORDER",
+           "LIST_LIMIT"]
 
 #: Items of the status line, in the order they appear when all are OK.
-ORDER = ("collector", "backlog", "oldest_age", "failing", "quiescence_left", "holds",
-         "last_run", "runs_last_hour")
-#: Perfdata order: the metrics an operator graphs, most telling first.
-PERF_ORDER = ("backlog", "oldest_age", "runs_last_hour", "failing", "quiescence_left")
+ORDER = ("collector", "approvals", "backlog", "oldest_age", "failing", "quiescence_left", "holds",
+         "last_run", "runs_last_hour", "approval_age")
+#: Perfdata order: the metrics an operator graphs, most telling first (new ones
+#: go last, so graphs built on the earlier order keep their columns).
+PERF_ORDER = ("backlog", "oldest_age", "runs_last_hour", "failing", "quiescence_left",
+              "approvals_waiting", "approval_age")
 #: How many names the status line spells out before "and N more".
 NAMES = 3
 #: Long output lines per list (Nagios keeps 8 kB of plugin output at most).
 LIST_LIMIT = 20
 
 
-def clean(text: Any, limit: int = 200) -> str:
-    """Printable, single line, bounded; ``|`` escaped (Nagios reads it as perfdata)."""
-    return safe("" if text is None else text, limit).replace("|", "\\x7c")
-
-
-def ago(seconds: float) -> str:
-    """A short duration: 45s, 5m, 3h, 2d."""
-    return duration(seconds, coarse=True)
-
-
 def _names(names: Sequence[str], what: str = "") -> str:
     shown = ", ".join(clean(n, 80) for n in names[:NAMES])
     more = len(names) - NAMES
     return shown + (f" and {more} more{what}" if more > 0 else "")
-
-
-@dataclass(frozen=True)
-class CollectorFacts:
-    running: bool
-    pid: Optional[int]
-    pending: int
-    oldest_age: float
-    next_in: Optional[float]     # planner's next wake-up, seconds from now
-    run_due: bool                # the planner would start a run now
-    dead_after: float
-    cluster: bool = False        # cluster: the collector that counts is the leader in etcd
-    leader: Optional[str] = None
-    missing: Tuple[str, ...] = ()  # the spool or journal does not exist: events would sit unseen
-    config_problem: str = ""       # the config file fails validation (the collector runs an older one)
-
-
-@dataclass(frozen=True)
-class HoldFacts:
-    paused: bool
-    pause_reason: str
-    levels: Tuple[Tuple[str, str], ...]
-    hosts: Tuple[Tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class LastRunFacts:
-    outcome: Optional[str]       # None: no run in the journal's recent records
-    age: Optional[float]
-    any_records: bool            # only skipped runs recently (vs none at all)
-    superseded: bool
-    still_failing: Tuple[str, ...]
-    running: Optional[str] = None  # the run in progress, e.g. "levels vm, deploy for 4s"
-
-
-def _collector_facts(report: Dict[str, Any], dead_after: float) -> CollectorFacts:
-    nxt = report.get("next") or {}
-    return CollectorFacts(
-        running=bool(report["collector"]["running"]), pid=report["collector"].get("pid"),
-        pending=int(report["spool"]["pending"]), oldest_age=float(report["spool"]["oldest_age"] or 0.0),
-        next_in=nxt.get("in"), run_due=bool(nxt.get("run")), dead_after=dead_after,
-        cluster="leader" in report, leader=report.get("leader"),
-        missing=tuple(report.get("missing") or ()), config_problem=report.get("config_problem") or "")
-
-
-def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
-    cur = report.get("running")
-    running = None
-    if cur:
-        step = cur.get("step") or {}
-        on = f" on {step['host']}" if step.get("host") else ""
-        running = (f"run of levels {', '.join(cur.get('levels') or ())} running for {ago(cur.get('for') or 0)}"
-                   + (f", step {step.get('where')}{on}" if step else "")
-                   + ("" if cur.get("collector_alive") else " (its collector is gone)"))
-    run = last_run(report)
-    if run is None:
-        return LastRunFacts(None, None, bool(report.get("last_runs")), False, (), running)
-    failing = {(f["host"], f.get("service")): f["check"] for f in report.get("failing") or ()}
-    asked = [(c.get("host"), c.get("service")) for c in run.get("checks") or () if isinstance(c, dict)]
-    # A run without its checks (older journal) is judged by everything failing now.
-    still = [failing[k] for k in asked if k in failing] if asked else list(failing.values())
-    try:
-        age: Optional[float] = float(report["time"]) - float(run["time"])
-    except (KeyError, TypeError, ValueError):
-        age = None
-    return LastRunFacts(str(run.get("outcome") or "failed"), age, True, bool(run.get("superseded")),
-                        tuple(still), running)
-
-
-def collector_needed(report: Dict[str, Any]) -> bool:
-    """Would a live collector have something to do (events pending, planner waiting)?"""
-    nxt = report.get("next") or {}
-    return bool(report["spool"]["pending"] or nxt.get("run") or nxt.get("in") is not None)
-
-
-class EscalatorHealth(nagiosplugin.Resource):
-    """Loads the config and the status report once; keeps both for the summary."""
-
-    name = "ESCALATOR"
-
-    def __init__(self, config_path: str, *, dead_after: Optional[float], timeout: int,
-                 clock: Callable[[], float]):
-        self.config_path = config_path
-        self.dead_after_option = dead_after
-        self.timeout = timeout
-        self.clock = clock
-        self.phase = "starting"
-        self.config: Any = None
-        self.report: Dict[str, Any] = {}
-        self.dead_after = 0.0
-        self.notes: List[str] = []
-
-    def probe(self) -> List[nagiosplugin.Metric]:
-        from ..errors import ConfigError, EscalatorError
-
-        handler = _NoteHandler(self.notes)
-        log = logging.getLogger("escalator")
-        log.addHandler(handler)
-        propagate, log.propagate = log.propagate, False  # warnings go to -v output, not stderr
-        try:
-            with deadline(self.timeout):
-                self._load()
-        except _Timeout:
-            raise nagiosplugin.CheckError(f"timed out after {self.timeout}s {self.phase}") from None
-        except ConfigError as exc:
-            lines = str(exc).splitlines() or ["?"]
-            more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-            raise nagiosplugin.CheckError(f"invalid config: {clean(lines[0], 400)}{more}") from None
-        except OSError as exc:
-            if exc.filename is None:
-                raise nagiosplugin.CheckError(f"{clean(exc, 300)} while {self.phase}") from None
-            raise nagiosplugin.CheckError(
-                f"cannot read {clean(exc.filename, 300)}: {exc.strerror}{_hint(exc)}") from None
-        except EscalatorError as exc:
-            raise nagiosplugin.CheckError(f"{clean(str(exc).splitlines()[0], 400)}{_hint(exc)}") from None
-        except Exception as exc:  # the promise: UNKNOWN with a reason, never a traceback
-            raise nagiosplugin.CheckError(
-                f"internal error while {self.phase}: {type(exc).__name__}: {clean(exc, 300)}") from None
-        finally:
-            log.removeHandler(handler)
-            log.propagate = propagate
-        return self._metrics()
-
-    def _load(self) -> None:
-        from ..errors import EscalatorError
-        from ..operator_config import load_for_operator
-        from ..status import gather, missing_paths
-
-        self.phase = f"loading config {self.config_path}"
-        # An invalid file must not blind the check while the collector runs its last good config.
-        op = load_for_operator(self.config_path)
-        self.config = cfg = op.config
-        self.phase = f"reading spool {cfg.spool} and journal {cfg.journal}"
-        try:
-            self.report = gather(cfg, self.clock())
-            if not self.report["collector"]["running"] and collector_needed(self.report):
-                # A collector exiting between our read of the journal and our probe of
-                # its lock would look dead; a second look sees what it wrote last.
-                self.report = gather(cfg, self.clock())
-            self.report["missing"] = missing_paths(cfg)
-        except (OSError, EscalatorError) as exc:
-            # What escalator records cannot be seen: as bad as missing (events may sit unseen).
-            self.report = _blind_report(self.clock(), _unreadable(exc))
-        if op.problems:
-            self.report["config_problem"] = f"config {cfg.source} is invalid: {op.problems[0]}"
-        self.dead_after = self.dead_after_option if self.dead_after_option is not None \
-            else defaults.DEAD_AFTER_QUIESCENCES * cfg.quiescence + defaults.DEAD_AFTER_EXTRA
-
-    def _metrics(self) -> List[nagiosplugin.Metric]:
-        r, limits = self.report, self.config.limits
-        m = nagiosplugin.Metric
-        return [
-            m("backlog", int(r["spool"]["pending"]), min=0, context="backlog"),
-            # max(0, ...): an event stamped by a clock ahead of ours is not negative-aged.
-            m("oldest_age", max(0, int(r["spool"]["oldest_age"] or 0)), "s", min=0,
-              context="oldest_age"),
-            m("runs_last_hour", int(r["runs_last_hour"]), min=0, max=limits.max_runs_per_hour,
-              context="fact"),
-            m("failing", len(r["failing"]), min=0, context="failing"),
-            m("quiescence_left", int(round(r["quiescence_left"] or 0)), "s", min=0,
-              context="quiescence_left"),
-            m("collector", _collector_facts(r, self.dead_after), context="collector"),
-            m("holds", HoldFacts(bool(r["paused"]), r.get("pause_reason") or "",
-                                 tuple(r["held_levels"].items()), tuple(r["held_hosts"].items())),
-              context="holds"),
-            m("last_run", _last_run_facts(r), context="last_run"),
-        ]
-
-
-def _unreadable(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"cannot read {clean(exc.filename, 300)}: {exc.strerror}{_hint(exc)}"
-    return f"{clean(str(exc).splitlines()[0] if str(exc) else exc, 400)}{_hint(exc)}"
-
-
-def _blind_report(now: float, why: str) -> Dict[str, Any]:
-    """The report when the spool or journal cannot be read: every figure zero, CRITICAL why."""
-    return {"time": now, "collector": {"running": False, "pid": None},
-            "spool": {"pending": 0, "oldest_age": None}, "runs_last_hour": 0, "failing": [],
-            "quiescence_left": 0, "paused": False, "pause_reason": None, "held_levels": {},
-            "held_hosts": {}, "last_runs": [], "next": {}, "missing": [why]}
-
-
-def _hint(exc: BaseException) -> str:
-    """What to do about a permission problem (the library wraps some OSErrors)."""
-    if isinstance(exc, PermissionError) or isinstance(exc.__context__, PermissionError):
-        return " (run the check as a user that may read the spool, state and journal)"
-    return ""
-
-
-class _Timeout(BaseException):
-    """Raised by the SIGALRM handler of :func:`deadline`; a BaseException so that
-    no ``except Exception`` in the code it interrupts swallows it."""
-
-
-@contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Raise _Timeout in the block after ``seconds`` (SIGALRM: interrupts a blocked
-    open() of a FIFO or a hung file system too)."""
-    def expire(signum: int, frame: object) -> None:
-        raise _Timeout()
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-class _NoteHandler(logging.Handler):
-    """Collects the library's log warnings (e.g. an unreadable snapshot) for -v."""
-
-    def __init__(self, notes: List[str]):
-        super().__init__(logging.WARNING)
-        self.notes = notes
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.notes.append(record.getMessage())
 
 
 # -- contexts ------------------------------------------------------------------
@@ -376,6 +147,40 @@ def _last_run(f: LastRunFacts) -> Tuple[Any, str]:
     return Ok, f"last run failed{when}, checks recovered"
 
 
+def _approvals(f: ApprovalFacts) -> Tuple[Any, str]:
+    if not f.waiting:
+        return Ok, ""
+    w, n = f.waiting[0], len(f.waiting)
+    more = f", and {n - 1} more" if n > 1 else ""
+    return Warn, (f"{n} run{'s' if n != 1 else ''} waiting for approval: {clean(w.id, 40)} "
+                  f"(levels {', '.join(clean(lv, 80) for lv in w.levels)}) asked {ago(w.waited)} ago, "
+                  f"times out in {ago(w.left)}{more}")
+
+
+def approval_lines(report: Dict[str, Any]) -> List[str]:
+    """Long output: each open request, and the command that answers one still waiting."""
+    now, out = float(report["time"]), []
+    waiting = {w.id for w in approval_facts(report).waiting}
+    for a in list(report.get("approvals") or ())[:LIST_LIMIT]:
+        rid = clean(a["id"], 40)
+        hosts = sorted({h for hs in (a.get("targets") or {}).values() for h in hs})
+        what = (f"levels {', '.join(clean(lv, 80) for lv in a.get('levels') or ())} for "
+                f"{', '.join(clean(h, 80) for h in hosts[:NAMES]) or '(no targets)'}"
+                + (f" and {len(hosts) - NAMES} more" if len(hosts) > NAMES else ""))
+        expires = float(a.get("expires") or 0)
+        if a.get("approved_by"):
+            out.append(f"approval: {rid} approved by {clean(a['approved_by'], 80)}: {what} "
+                       "(starts when the collector plans next)")
+        elif a["id"] in waiting:
+            out.append(f"approval: {rid} waiting {ago(now - float(a.get('asked') or now))}: {what}; "
+                       f"times out in {ago(expires - now)} ({iso_time(expires)}), then denied; "
+                       f"answer with `escalator approve {rid}` or `escalator deny {rid}`")
+        else:
+            out.append(f"approval: {rid} timed out {ago(now - expires)} ago: {what} "
+                       "(the collector denies it on its next pass)")
+    return out
+
+
 def _failing(n: int, resource: Any) -> str:
     if not n:
         return ""
@@ -383,8 +188,10 @@ def _failing(n: int, resource: Any) -> str:
     return f"{n} failing check{'s' if n != 1 else ''}" + (f" (level {clean(level, 80)})" if level else "")
 
 
-def contexts(age: Tuple[Any, Any], backlog: Tuple[Any, Any]) -> List[nagiosplugin.Context]:
-    """The contexts of check_escalator: (warning, critical) ranges for age and backlog."""
+def contexts(age: Tuple[Any, Any], backlog: Tuple[Any, Any],
+             approval_critical: Any = None) -> List[nagiosplugin.Context]:
+    """The contexts of check_escalator: (warning, critical) ranges for age and backlog,
+    the critical range for the age of the oldest run waiting for approval."""
     return [
         _Scalar("backlog", lambda n, _: f"{n} pending", *backlog),
         # Seconds, not ago(): this is the value -w/-c are written in.
@@ -395,4 +202,7 @@ def contexts(age: Tuple[Any, Any], backlog: Tuple[Any, Any]) -> List[nagiosplugi
         _Item("collector", _collector),
         _Item("holds", _holds),
         _Item("last_run", _last_run),
+        _Item("approvals", _approvals),
+        # Any wait is WARNING already (the item above); only CRITICAL is a range.
+        _Scalar("approval_age", lambda s, _: "", None, approval_critical),
     ]
