@@ -258,3 +258,36 @@ def test_the_shipped_forward_unit_verifies(tmp_path: Path) -> None:
         copy.write_text(text.replace("/usr/local/bin/escalator", ESCALATOR))
         r = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
+
+
+def test_check_escalator_on_any_node_warns_of_a_run_waiting_for_approval_in_etcd(
+        tmp_path: Path, etcd: EtcdCluster, nodes: List[Site]) -> None:
+    shared = tmp_path / "steps.txt"
+    gated = [dict(lv, approval={"timeout": "30m"}) for lv in levels(shared, "a")]
+    a, b = (cluster_site(tmp_path, n, etcd.urls, gated, CHECKS) for n in ("a", "b"))
+    nodes.extend((a, b))
+    a.start()
+    start_forwarder(b)
+    leader_node(etcd)
+    b.event("web1", "DOWN")
+    [req] = wait_for(lambda: [r for r in records(etcd.urls, "approval") if r.get("outcome") == "requested"],
+                     15, what="the approval request journalled in etcd")
+    rid = req["approval"]
+    plugin = str(Path(ESCALATOR).parent / "check_escalator")
+    health = subprocess.run([plugin, "--config", str(b.config), "-v"], capture_output=True, text=True)
+    first = health.stdout.splitlines()[0]
+    assert health.returncode == 1, health.stdout
+    assert first.startswith(f"ESCALATOR WARNING - 1 run waiting for approval: {rid} (levels vm) asked "), first
+    assert ", times out in 30m, leader a, " in first and " approvals_waiting=1;;;0 " in first, first
+    assert f"answer with `escalator approve {rid}` or `escalator deny {rid}`" in health.stdout
+    r = b.cli("approve", rid, "--config", str(b.config))
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: started(shared), 15, what="the approved run's step")
+    health = subprocess.run([plugin, "--config", str(b.config)], capture_output=True, text=True)
+    assert f"waiting for approval: {rid} " not in health.stdout, health.stdout  # web1, still DOWN, may ask anew
+    b.event("web1", "UP")
+    wait_for(lambda: not any(json.loads(b.cli("status", "--json", "--config", str(b.config)).stdout)[k]
+                             for k in ("failing", "approvals")), 15, what="web1 recovered, no request open")
+    health = subprocess.run([plugin, "--config", str(b.config)], capture_output=True, text=True)
+    assert "waiting for approval" not in health.stdout and " approvals_waiting=0;;;0 " in health.stdout, \
+        health.stdout
