@@ -387,6 +387,26 @@ def test_skipping_the_planner_for_events_that_change_nothing_changes_no_decision
         assert quick == slow
 
 
+@pytest.mark.parametrize("make_log,lines", [(busy_day_log, 20_000), (bad_day_log, 5_000)],
+                         ids=["busy", "meltdown"])
+def test_letting_events_by_until_the_planners_wake_up_changes_no_decision(tmp_path, monkeypatch,
+                                                                          make_log, lines):
+    """After an idle answer with a wake-up, replay lets events that touch no failing check by
+    without asking the planner again (planning.loop.Simulation, interlocks.stays_idle); asking
+    after each of them, as before, must give exactly the same records."""
+    from escalator_handlers.planning import loop
+
+    log = make_log(tmp_path / "day.log", lines=lines)
+    for cfg in (example_config(), example_config_with(limits={}, act_in_downtime=True),
+                example_config_with(state_types=["SOFT", "HARD"], max_delay="1m")):
+        quick, _ = replay_records(cfg, [log], show_events="changes")
+        monkeypatch.setattr(loop, "stays_idle", lambda state, config: False)
+        slow, _ = replay_records(cfg, [log], show_events="changes")
+        monkeypatch.undo()
+        assert any(r["kind"] == "start" for r in quick)
+        assert quick == slow
+
+
 def test_hosts_failing_one_by_one_on_a_held_level_cost_the_journal_a_constant_per_event(tmp_path):
     # Level vm exhausts its one attempt and is held; then 300 more hosts fail, each
     # decided on its own (a minute apart).  Each new failure reaches the journal, but

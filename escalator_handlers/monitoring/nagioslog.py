@@ -121,12 +121,12 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None,
     kinds, svc_states, host_states, types = _KINDS, _SVC_STATES, _HOST_STATES, _TYPES
     fast = _FAST_ALERT
     lineno = 0
-    used = ignored = 0
+    ignored = 0
+    bad_before = st.unparsed  # every line is used, ignored or bad: used is counted at the end
     for lineno, line in enumerate(f, 1):
         m = fast(line)
         if m is not None:  # most lines of a busy log: one regex match instead of a dozen steps
             ts, host, service, state, h_host, h_state, state_type, attempt, output = m.groups()
-            used += 1
             if host is not None:
                 yield (float(ts), host, service, state, state_type, int(attempt),
                        svc_dt.get((host, service), 0) if svc_dt else 0, output)
@@ -182,7 +182,6 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None,
                 continue
             d = host_dt[p[0]] = next_depth(host_dt.get(p[0], 0), p[1], p[2] if len(p) > 2 else "")
             yield (t, p[0], None, None, "HARD", 1, d, p[1])
-        used += 1
     st.lines += lineno
-    st.used += used
+    st.used += lineno - ignored - (st.unparsed - bad_before)
     st.ignored += ignored

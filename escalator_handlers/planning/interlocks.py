@@ -162,4 +162,14 @@ def next_due(state: Any, config: Config, now: float) -> Optional[float]:
     return min(times) if times else None
 
 
-__all__ = ["Ack", "Acks", "Aside", "KINDS", "due", "next_due", "set_aside"]
+def stays_idle(state: Any, config: Config) -> bool:
+    """Whether the planner's idle answer holds until its wake-up for as long as nothing is
+    folded but observations that leave every failing check as it was: none of the things
+    read with the clock or with the other checks is in play (operator holds and requests,
+    acknowledgements, approvals, per-host limits, backoff)."""
+    b = state.brakes
+    return not (state.holds or state.requests or state.acks.by_check or state.approvals.pending
+                or b.braked or b.counters or b.waits or config.limits.per_host is not None)
+
+
+__all__ = ["Ack", "Acks", "Aside", "KINDS", "due", "next_due", "set_aside", "stays_idle"]

@@ -37,6 +37,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config import Config
 from ..event import check_name
+from .interlocks import stays_idle
 from .planner import Decision, RunPlan, debounce_due, decide, required_level
 from .state import State
 
@@ -124,6 +125,14 @@ class Simulation:
     time: the same decisions as asking after every event, without asking tens
     of thousands of times a day of log (replay).  Eager (the default) asks at
     every event, as the collector does at every batch it takes in.
+
+    Lazy, it also takes the planner at its word: after an idle answer with a
+    wake-up, when ``interlocks.stays_idle`` and until the wake-up, asking again
+    gives the same answer unless a record was folded, an event was relevant
+    or an event touched a failing check (whose state a run or skip record
+    would list).  Until one of those, events are folded and nothing else
+    (``idle_until``); the first of them is taken in as if every event before
+    it had been, wake-up included (``_forget``).
     """
 
     def __init__(self, state: State, config: Config, record: Record, act: Act, *, start: float = 0.0,
@@ -139,6 +148,11 @@ class Simulation:
         self.lazy = lazy
         self.watch = watch
         self.last: Optional[Settled] = None
+        # Lazy: the planner's idle answer holds until then (class docstring); the
+        # debounce's due time then, and whether events were let by since.
+        self.idle_until: Optional[float] = None
+        self.idle_due: Optional[float] = None
+        self.let_by = False
 
     def clock(self) -> float:
         return self.now
@@ -149,7 +163,20 @@ class Simulation:
                                explain=self.explain, watch=self.watch)
         w = s.wake
         self.wake = w if w is not None and w > self.now else None
+        self.idle_until, self.let_by = None, False
+        if self.lazy and self.watch is None and self.wake is not None and not s.looping \
+                and stays_idle(self.state, self.config):
+            self.idle_until, self.idle_due = self.wake, debounce_due(self.state, self.config)
         return s
+
+    def _forget(self) -> None:
+        """The idle answer no longer holds.  Had the events let by been taken in, each would
+        have moved the wake-up to the debounce's due time (``_heard``): it is there if it
+        is still ahead (otherwise the clock passed it, and the planner said the same again)."""
+        due = self.idle_due
+        if self.let_by and due is not None and self.wake is not None and self.now < due < self.wake:
+            self.wake = due
+        self.idle_until, self.let_by = None, False
 
     def advance(self, t: float) -> None:
         """Let the clock run to ``t``, settling at every wake-up on the way."""
@@ -170,6 +197,7 @@ class Simulation:
         --since``): it is asked at the debounce's due time, or at once if checks fail."""
         if t > self.now:
             self.now = t
+        self.idle_until, self.let_by = None, False  # the state was folded without the loop
         due = debounce_due(self.state, self.config)
         if due is None:
             self.wake = self.now if self.state.problems else None
@@ -185,7 +213,15 @@ class Simulation:
             self.advance(t)
         elif t > self.now:
             self.now = t
-        relevant = self.state.observe(t, host, service, state, state_type, attempt, downtime, output)
+        st = self.state
+        relevant = st.observe(t, host, service, state, state_type, attempt, downtime, output)
+        if self.idle_until is not None:
+            if not relevant and ((cs := st.problems.get((host, service))) is None
+                                 or cs.state_type not in self.config.state_types  # rule 1, first
+                                 or not st.failing((host, service), cs)):
+                self.let_by = True  # the planner's idle answer holds (class docstring)
+                return False
+            self._forget()
         if not self.lazy:
             self.settle()
         elif relevant or self.wake is not None:
@@ -195,6 +231,8 @@ class Simulation:
     def record(self, t: float, rec: dict) -> None:
         """A record (an operator's pause, hold, ...) journalled at ``t``."""
         self.advance(t)
+        if self.idle_until is not None:
+            self._forget()
         self._record([rec])
         self._heard(True)
 

@@ -249,6 +249,7 @@ class SurveyCache:
         """Re-examine ``keys``; False when the order could differ from :func:`survey_all`'s."""
         problems, holds, failing, entries = state.problems, state.holds, state.failing, self.entries
         asking, fresh, covered = self.asking, self.fresh, self.covered
+        counted = state.config.state_types
         for key in keys:
             if key[1] == "":
                 # (host, "") sorts level with the host check (host, None): only
@@ -262,7 +263,8 @@ class SurveyCache:
                     if old[2].target:
                         self._count(key[0], old[2].level, -1)
             cs = problems.get(key)
-            if cs is None or not failing(key, cs):
+            # Rule 1's state type first: most changes between surveys are SOFT chatter.
+            if cs is None or cs.state_type not in counted or not failing(key, cs):
                 continue
             if cs.level is None:
                 where, skey, value = self.unmapped, (key[0], key[1] or ""), key
