@@ -158,6 +158,8 @@ def test_one_leader_acts_and_a_kill_mid_step_is_closed_not_rerun(tmp_path: Path,
     assert closed["closed_by"] == new["node"] and closed["node"] == first
     assert f"the leader ({first}) stopped leading during this run" in closed["reason"]
     assert closed["may_be_running"] == ["levels[0].steps[0]@web1"]
+    # When the killed leader announced that step (its fenced P/running write), just before it began.
+    assert 0 <= started(shared)[0][0] - closed["last_step_start"] < 2.0
     (start,) = [r for r in records(etcd.urls, "start") if r["run"] == closed["run"]]
     assert start["node"] == first and start["token"] == token
     # Not silently re-run: the next run is a new one, after the level's quiescence, by the new leader.
