@@ -250,6 +250,26 @@ def test_the_intake_wakes_a_leader_when_a_node_forwards_and_a_follower_when_the_
     a.leadership.close(), b.leadership.close()
 
 
+def test_a_watch_fails_over_when_its_member_dies_and_wakes_on_reconnecting(tmp_path, etcd3: EtcdCluster):
+    from daemon_fixtures import wait_for
+    from escalator_handlers.cluster.watch import Watch
+
+    wakes = []
+    w = Watch(etcd3.urls, "/t/events/", lambda: wakes.append(time.monotonic()), prefix=True)
+    try:
+        assert w.connected.wait(5)
+        n = len(wakes)
+        etcd3.kill(0)                                # the member the watch talks to
+        t0 = time.monotonic()
+        wait_for(lambda: w.connected.is_set() and len(wakes) > n, 10, "a reconnect to another member")
+        assert time.monotonic() - t0 < 5.0
+        n = len(wakes)
+        Etcd(etcd3.urls[1:]).put("/t/events/x", event(1))
+        wait_for(lambda: len(wakes) > n, 5, "a wake for a put after the fail-over")
+    finally:
+        w.stop()
+
+
 def _grpc_calls(url: str) -> dict:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
         text = r.read().decode()
