@@ -226,3 +226,18 @@ def test_the_fast_path_agrees_with_the_general_parser_on_odd_lines(kind, stamp, 
     line = f"[{stamp}] {kind}: {';'.join(fields)}{end}"
     fast, slow = _both_ways(line + "[1700000001] HOST ALERT: h;DOWN;HARD;1;x\n")
     assert fast == slow, line
+
+
+def test_each_line_keeps_its_own_time_when_the_general_parser_reads_a_line_in_between():
+    # The fast path converts a repeated timestamp once; a downtime alert (general parser) at
+    # another time between two alerts of the same second must not lend them its time.
+    text = ("[100] SERVICE ALERT: h;s;CRITICAL;SOFT;1;x\n"
+            "[200] SERVICE DOWNTIME ALERT: h;s;STARTED; Service has entered a period of scheduled downtime\n"
+            "[100] SERVICE ALERT: h;s;CRITICAL;SOFT;2;x\n"
+            "[100] HOST ALERT: h;DOWN;HARD;10;x\n"
+            "[100.5] HOST ALERT: h;UP;HARD;12;x\n")
+    obs, st = run(text)
+    assert [(o[0], o[5]) for o in obs] == [(100.0, 1), (200.0, 1), (100.0, 2), (100.0, 10), (100.5, 12)]
+    assert (st.used, st.ignored, st.unparsed) == (5, 0, 0)
+    fast, slow = _both_ways(text)
+    assert fast == slow

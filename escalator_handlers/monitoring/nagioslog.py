@@ -123,15 +123,23 @@ def parse(f: TextIO, stats: Optional[ParseStats] = None,
     lineno = 0
     ignored = 0
     bad_before = st.unparsed  # every line is used, ignored or bad: used is counted at the end
+    # A busy log writes many lines a second and few distinct attempts: convert each once.
+    last_ts, last_t = "", 0.0
+    attempts = {str(i): i for i in range(1, 11)}
     for lineno, line in enumerate(f, 1):
         m = fast(line)
         if m is not None:  # most lines of a busy log: one regex match instead of a dozen steps
             ts, host, service, state, h_host, h_state, state_type, attempt, output = m.groups()
+            if ts != last_ts:
+                last_ts, last_t = ts, float(ts)
+            n = attempts.get(attempt)
+            if n is None:
+                n = int(attempt)
             if host is not None:
-                yield (float(ts), host, service, state, state_type, int(attempt),
+                yield (last_t, host, service, state, state_type, n,
                        svc_dt.get((host, service), 0) if svc_dt else 0, output)
             else:
-                yield (float(ts), h_host, None, h_state, state_type, int(attempt),
+                yield (last_t, h_host, None, h_state, state_type, n,
                        host_dt.get(h_host, 0) if host_dt else 0, output)
             continue
         if line[:1] != "[":
