@@ -85,7 +85,8 @@ class Watch:
                 if self._stream(url):
                     backoff = BACKOFF     # it was up: try the same member again at once
                     continue
-            except (requests.RequestException, ValueError, KeyError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 -- a stream closed under its reader raises anything
+                # (urllib3 errors, AttributeError on a closed body...): the thread must go on or end cleanly.
                 if not self._stop.is_set():
                     log.debug("etcd watch on %s ended: %s", url, exc)
             finally:
