@@ -18,6 +18,7 @@ import pytest
 
 from escalator_handlers import storage
 from escalator_handlers.config import Config, load_config
+from escalator_handlers.control import control
 from escalator_handlers.plugins.health import contexts
 from escalator_handlers.plugins.health_facts import ApprovalFacts, Waiting
 from test_check_escalator import BIN, assert_line, check, collect_at, daemon, journal_runs, make_config, \
@@ -119,15 +120,18 @@ def test_denied_request_no_longer_waits_and_its_level_is_held(tmp_path):
     assert done.returncode == 1
 
 
-def test_approved_request_waits_for_the_collector_not_a_person(tmp_path):
+def test_approved_request_no_longer_waits_for_a_person(tmp_path):
     cfg, rid = asked_5m_ago(tmp_path)
+    # Paused, so that the collector `approve` starts cannot run it before the check looks.
+    control(cfg, {"kind": "pause", "time": time.time(), "user": "test", "reason": "change window"})
     assert escalator(cfg, "approve", rid).returncode == 0
     done = check(cfg, "-v")
     first = done.stdout.splitlines()[0]
-    assert "waiting for approval" not in first and " approvals_waiting=0;;;0 " in first, first
+    assert first.startswith("ESCALATOR WARNING - paused: change window, ") and "waiting for approval" not in first
+    assert " approvals_waiting=0;;;0 approval_age=0s;;;0" in first, first
     [line] = [x for x in done.stdout.splitlines() if x.startswith("approval: ")]
     assert line.startswith(f"approval: {rid} approved by ") and line.endswith(
-        ": levels vm, deploy for web01 (starts when the collector plans next)"), line
+        ": levels vm, deploy for web01 (the collector starts it)"), line
 
 
 def test_timed_out_request_no_longer_warns(tmp_path):

@@ -170,7 +170,7 @@ def approval_lines(report: Dict[str, Any]) -> List[str]:
         expires = float(a.get("expires") or 0)
         if a.get("approved_by"):
             out.append(f"approval: {rid} approved by {clean(a['approved_by'], 80)}: {what} "
-                       "(starts when the collector plans next)")
+                       "(the collector starts it)")
         elif a["id"] in waiting:
             out.append(f"approval: {rid} waiting {ago(now - float(a.get('asked') or now))}: {what}; "
                        f"times out in {ago(expires - now)} ({iso_time(expires)}), then denied; "
