@@ -109,21 +109,32 @@ def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
             # or a worker still holding the command FIFO open outlives stop().
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
+            for pid in _members(pgid):   # those in a process group of their own
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             killed, deadline = True, time.monotonic() + timeout
         time.sleep(0.02)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs (zombies waiting for init do not count)."""
+def _members(pgid: int) -> List[int]:
+    """Live processes of group or session ``pgid`` (zombies waiting for init do not count).
+    The session too: a daemon's helper that moved to a process group of its own still
+    holds what the daemon opened, the command FIFO included."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                # pid (comm) state ppid pgrp ...; comm may contain spaces.
+                # pid (comm) state ppid pgrp session ...; comm may contain spaces.
                 rest = f.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(rest[2]) == pgid and rest[0] != "Z":
-            return True
-    return False
+        if pgid in (int(rest[2]), int(rest[3])) and rest[0] not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group or session ``pgid`` still runs (see ``_members``)."""
+    return bool(_members(pgid))
