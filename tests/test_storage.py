@@ -52,6 +52,17 @@ def event(host: str, state: str = "DOWN", t: float = 1_800_000_000.0) -> dict:
             "state_type": "HARD", "attempt": 1, "downtime": 0, "output": ""}
 
 
+def _journal_and_save_two_events(s: Storage, cfg: Config) -> State:
+    """Journal two events, fold them, and save that state as the snapshot; the state."""
+    state = State(cfg)
+    recs = [event("a"), event("b", t=1_800_000_001.0)]
+    pos = s.journal.append(recs)
+    for r in recs:
+        state.apply(r)
+    s.snapshot.save(state, pos)
+    return state
+
+
 def test_journal_reads_back_in_order_from_any_position_it_handed_out(backend: Backend) -> None:
     s = backend.open()
     s.leadership.acquire(1.0)
@@ -72,12 +83,7 @@ def test_snapshot_loads_what_was_saved_and_recovery_folds_the_journal_after_it(b
     s.leadership.acquire(1.0)
     try:
         assert s.snapshot.load(cfg) is None
-        state = State(cfg)
-        recs = [event("a"), event("b", t=1_800_000_001.0)]
-        pos = s.journal.append(recs)
-        for r in recs:
-            state.apply(r)
-        s.snapshot.save(state, pos)
+        state = _journal_and_save_two_events(s, cfg)
         later = event("a", "UP", t=1_800_000_002.0)
         s.journal.append([later])
         loaded = s.snapshot.load(cfg)
@@ -172,12 +178,7 @@ def test_recovery_rebuilds_from_every_journal_file_when_the_snapshots_file_was_c
     backend = local_backend(tmp_path)
     cfg = backend.config
     s = backend.open()
-    state = State(cfg)
-    first = [event("a"), event("b", t=1_800_000_001.0)]
-    pos = s.journal.append(first)
-    for r in first:
-        state.apply(r)
-    s.snapshot.save(state, pos)
+    state = _journal_and_save_two_events(s, cfg)
     # logrotate with `create` and `compress`: journal.jsonl -> .1, a new journal, then .1 -> .1.gz
     os.rename(cfg.journal, cfg.journal + ".1")
     later = event("c", t=1_800_000_002.0)
