@@ -10,7 +10,6 @@ are read by ``event.parse_time``.  Records keep epoch seconds.
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
@@ -210,17 +209,19 @@ def format_record(rec: Mapping[str, Any]) -> str:
 
 
 #: How loud each record kind is in the collector's log (stderr, the systemd journal):
-#: decisions at INFO (shown by default), events at DEBUG (``collect -v``).
-_LOUD = {kinds.EVENT: logging.DEBUG, kinds.REJECTED: logging.WARNING, kinds.NOTIFY: logging.WARNING}
+#: decisions at INFO (shown by default), events at DEBUG (``collect -v``).  The
+#: logging levels by number: only the collector logs, and it imports logging itself.
+_DEBUG, _INFO, _WARNING = 10, 20, 30
+_LOUD = {kinds.EVENT: _DEBUG, kinds.REJECTED: _WARNING, kinds.NOTIFY: _WARNING}
 
 
 def log_level(rec: Mapping[str, Any]) -> int:
     kind = rec.get("kind", kinds.EVENT)
     if kind == kinds.STEP and rec.get("exit") not in (0, None) or rec.get("error"):
-        return logging.WARNING
+        return _WARNING
     if kind == kinds.RUN and rec.get("outcome") == "failed" or kind == kinds.CONFIG and rec.get("outcome") == "rejected":
-        return logging.WARNING
-    return _LOUD.get(kind, logging.INFO)
+        return _WARNING
+    return _LOUD.get(kind, _INFO)
 
 
 def log_line(rec: Mapping[str, Any]) -> str:

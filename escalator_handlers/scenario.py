@@ -33,7 +33,8 @@ from .config import Config
 from .errors import ConfigError, ConfigProblem, UsageError
 from .event import normalise_state, normalise_state_type
 from .replay import replay_items
-from .config.yamlnodes import BAD, Entries, Reader, document, is_null, join, line_of, p_duration, p_string
+from .config.yamlnodes import BAD, Entries, Reader, is_null, join, line_of, p_duration, p_string
+from .config.yamltext import document
 
 #: Where a scenario's clock starts (2027-01-15 08:00:00 UTC): fixed, so a
 #: scenario's timeline reads the same on every run.

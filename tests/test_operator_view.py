@@ -303,10 +303,12 @@ def test_every_option_of_every_command_has_help_text() -> None:
 
     from escalator_handlers.cli import cli
 
-    missing = [f"{name} {p.opts}" for name, cmd in [("escalator", cli), *cli.commands.items()]
+    ctx = click.Context(cli)
+    commands = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}  # imports them all
+    missing = [f"{name} {p.opts}" for name, cmd in [("escalator", cli), *commands.items()]
                for p in cmd.params if isinstance(p, click.Option) and not p.help]
-    assert missing == []
-    for name in cli.commands:
+    assert missing == [] and None not in commands.values()
+    for name in commands:
         r = subprocess.run([ESCALATOR, name, "--help"], capture_output=True, text=True, env=handler_env())
         assert r.returncode == 0 and "Usage: escalator " + name in r.stdout
 

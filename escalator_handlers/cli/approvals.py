@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from .base import cli, config_option, load, user
+from .base import config_option, load, user
 from .operator import kick
 
 
@@ -23,7 +23,7 @@ def _answer(config: Optional[str], kind: str, approval: str, reason: str) -> int
 
 def _command(kind: str, doc: str) -> click.Command:
     """``approve`` and ``deny`` take the same arguments and differ only in the record kind."""
-    @cli.command(name=kind, help=doc)
+    @click.command(name=kind, help=doc)
     @config_option
     @click.argument("approval", metavar="ID")
     @click.option("--reason", default="", help="why (journalled with your name)")

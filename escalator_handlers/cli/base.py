@@ -1,23 +1,32 @@
-"""What every ``escalator`` command shares: the click group, ``--config``, logging."""
+"""What every ``escalator`` command shares: ``--config``, time options, logging, the user.
+
+The group itself lives in :mod:`escalator_handlers.cli`, which imports each command's module
+only when that command runs; the command modules import this one, never the group.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import click
 
-from .. import __version__
-from ..config import DEFAULT_CONFIG_PATH, Config, config_path, load_config
+from ..defaults import CONFIG_PATH as DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 def load(path: Optional[str]) -> Config:
     """The config named by ``--config`` (or its environment/default fallbacks)."""
+    from ..config import config_path, load_config  # YAML: only for commands that read a config
+
     return load_config(config_path(path))
 
 
 def setup_logging(verbose: int) -> None:
+    import logging  # only the commands that log pay for it
+
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(logging.Formatter("escalator: %(levelname)s: %(message)s"))
@@ -67,17 +76,3 @@ def user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         return str(os.getuid())
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="escalator")
-@click.option("--config", "-C", "config", metavar="PATH", help=CONFIG_HELP)
-@click.option("--local", is_flag=True,
-              help="show times in local time with the UTC offset (default: UTC; also $ESCALATOR_LOCAL_TIME=1)")
-@click.pass_context
-def cli(ctx: click.Context, config: Optional[str], local: bool) -> None:
-    """Monitoring-driven operations: act on failing Nagios/Icinga checks."""
-    from ..display import use_local
-
-    ctx.ensure_object(dict)["config"] = config  # main() may have put the System there
-    use_local(True if local else None)

@@ -7,10 +7,10 @@ from typing import Optional
 import click
 
 from ..config import config_path, load_config
-from .base import cli, config_option, setup_logging
+from .base import config_option, setup_logging
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.option("--daemon", is_flag=True, help="keep running (for systemd); default: exit when nothing is pending")
 @click.option("--dry-run", is_flag=True,

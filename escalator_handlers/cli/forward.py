@@ -7,10 +7,10 @@ from typing import Optional
 import click
 
 from ..errors import UsageError
-from .base import cli, config_option, load, setup_logging
+from .base import config_option, load, setup_logging
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.option("--daemon", is_flag=True, help="keep forwarding (for systemd); default: forward once and exit")
 @click.option("-v", "--verbose", count=True, help="log every forwarded batch (-vv: and debug detail)")

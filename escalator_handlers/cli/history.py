@@ -8,10 +8,10 @@ from typing import Optional
 import click
 
 from ..errors import UsageError
-from .base import cli, config_option, load, time_option
+from .base import config_option, load, time_option
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.option("--host", metavar="GLOB", help="only what concerned hosts matching GLOB (targets, checks, holds)")
 @click.option("--level", metavar="NAME", help="only runs that included level NAME")

@@ -11,11 +11,11 @@ import click
 from .. import kinds
 from ..display import format_record, safe, when
 from ..errors import UsageError
-from .base import cli, config_option, load
+from .base import config_option, load
 from .operator import operator_config, operator_options
 
 
-@cli.command()
+@click.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
 @config_option
 @click.option("--explain", is_flag=True,
@@ -94,7 +94,7 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
     return 0
 
 
-@cli.command()
+@click.command()
 @config_option
 @click.argument("host")
 @click.argument("service", required=False)
@@ -133,7 +133,7 @@ def route(config: Optional[str], host: str, service: Optional[str], state: Optio
     return 0
 
 
-@cli.command()
+@click.command()
 @operator_options
 @click.option("--json", "as_json", is_flag=True, help="one JSON object (fields: see README, escalator status)")
 def status(config: Optional[str], spool: Optional[str], journal: Optional[str], as_json: bool) -> int:

@@ -20,7 +20,7 @@ from ..config import Config, config_path
 from ..display import safe
 from ..errors import EscalatorError, UsageError
 from ..operator_config import OperatorConfig, load_for_operator
-from .base import cli, config_option, load, user
+from .base import config_option, load, user
 
 
 def operator_options(f: Callable) -> Callable:
@@ -65,7 +65,7 @@ def _name_glob(what: str, value: Optional[str]) -> Optional[str]:
     return value
 
 
-@cli.command()
+@click.command()
 @operator_options
 @click.option("--reason", default="", help="why (shown in status and the journal)")
 def pause(config: Optional[str], spool: Optional[str], journal: Optional[str], reason: str) -> int:
@@ -73,7 +73,7 @@ def pause(config: Optional[str], spool: Optional[str], journal: Optional[str], r
     return _control(operator_config(config, spool, journal), {"kind": kinds.PAUSE, "reason": reason}, config)
 
 
-@cli.command()
+@click.command()
 @operator_options
 @click.option("--host", default=None, help="lift only this host's per-host limit (limits.per_host)")
 @click.option("--reason", default="", help="why (shown in the journal)")
@@ -86,7 +86,7 @@ def resume(config: Optional[str], spool: Optional[str], journal: Optional[str], 
     return _control(operator_config(config, spool, journal), rec, config)
 
 
-@cli.command()
+@click.command()
 @operator_options
 @click.option("--host", required=True, metavar="GLOB",
               help="hosts to keep hands off: a name or shell glob, as in check rules ('web-*')")
@@ -112,7 +112,7 @@ def hold(config: Optional[str], spool: Optional[str], journal: Optional[str], ho
     return _control(operator_config(config, spool, journal), rec, config)
 
 
-@cli.command()
+@click.command()
 @operator_options
 @click.option("--host", required=True, metavar="GLOB", help="the host glob exactly as given to `escalator hold`")
 @click.option("--service", metavar="GLOB", help="the service glob exactly as given to `escalator hold`")
@@ -133,7 +133,7 @@ def release(config: Optional[str], spool: Optional[str], journal: Optional[str],
     return _control(op, {"kind": kinds.RELEASE, "host": host, "service": service, "reason": reason}, config)
 
 
-@cli.command("run")
+@click.command("run")
 @config_option
 @click.option("--level", "-l", required=True, metavar="LEVEL",
               help="the level to run (name or 1-based position); every less drastic level follows")

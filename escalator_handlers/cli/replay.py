@@ -13,10 +13,10 @@ from .. import defaults, kinds
 from ..config import config_path, load_config
 from ..display import format_record, plural, safe
 from ..errors import ConfigError, UsageError
-from .base import cli, config_option, inherit_config, load, setup_logging, time_option
+from .base import config_option, inherit_config, load, setup_logging, time_option
 
 
-@cli.command()
+@click.command()
 @click.argument("config_file", required=False, metavar="[CONFIG]")
 @config_option
 def validate(config_file: Optional[str], config: Optional[str]) -> int:
@@ -52,7 +52,7 @@ def _hand_over(cfg, config: Optional[str], files: List[str], until: Optional[flo
     return 0
 
 
-@cli.command()
+@click.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=True))
 @config_option
 @click.option("--execute", is_flag=True,
@@ -110,7 +110,7 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
     return 0
 
 
-@cli.command("test")
+@click.command("test")
 @click.argument("paths", nargs=-1)
 @click.option("--config", "-C", "config", metavar="PATH", callback=inherit_config,
               help="config for every scenario (default: each file's config:, else $ESCALATOR_CONFIG, "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import socket
 from typing import Any, List, Optional
 
 from yaml.nodes import Node, SequenceNode
@@ -19,8 +18,10 @@ from .model import ClusterConfig
 from .yamlnodes import BAD, Entries, Reader, describe, join, p_string
 
 CLUSTER_KEYS = ("etcd", "prefix", "node", "lease_ttl")
-_NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
-_PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+# Patterns, not compiled ones: re compiles (and caches) them on first use, so a
+# config without cluster: costs nothing at import.
+_NODE_RE = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+_PREFIX_RE = r"^(/[A-Za-z0-9._-]+)+$"
 
 
 def parse_cluster(r: Reader, top: Entries) -> Optional[ClusterConfig]:
@@ -39,6 +40,8 @@ def parse_cluster(r: Reader, top: Entries) -> Optional[ClusterConfig]:
 
 
 def default_node() -> str:
+    import socket  # only a cluster: without node: needs it
+
     return socket.gethostname() or "localhost"
 
 
@@ -64,7 +67,7 @@ def _p_prefix(r: Reader, node: Node, path: str) -> Any:
     if v is BAD:
         return BAD
     v = v.rstrip("/") if v != "/" else v
-    if not _PREFIX_RE.match(v):
+    if not re.match(_PREFIX_RE, v):
         return r.error(node, path, "expected a key prefix such as /escalator or /site/escalator "
                        f"(starts with '/', letters, digits, '.', '_', '-'), {describe(node)}")
     return v
@@ -75,7 +78,7 @@ def _p_node(r: Reader, node: Node, path: str) -> Any:
     if v is BAD:
         return BAD
     v = str(v)
-    if len(v) > 200 or not _NODE_RE.match(v):
+    if len(v) > 200 or not re.match(_NODE_RE, v):
         return r.error(node, path, "expected a node name (letters, digits, '.', '_', ':', '@', '-'; "
                        f"no '/' or spaces), {describe(node)}")
     return v

@@ -5,7 +5,8 @@ file, the line, the key path (``levels[2].quiescence``) and what was
 expected, quoting the bad value.  ``validate`` returns those problems (it
 never raises, whatever the file holds); ``load_config`` raises ConfigError
 with all of them, or returns the frozen Config.  Steps and ``defaults``
-live in ``_configsteps``; the node-walking helpers in ``_yamlnodes``.
+live in ``config.steps``; the node-walking helpers in ``config.yamlnodes``,
+and ``config.yamltext`` turns the text into nodes.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATE
 from .cluster import parse_cluster
 from .humans import p_approval, p_backoff, p_per_host
 from .steps import StepDefaults, build_step, parse_defaults
-from .yamlnodes import (BAD, Entries, Reader, describe, document, join, line_of, p_bool,
-                         p_duration, p_positive_int, p_string, parse_duration)
+from .yamlnodes import (BAD, Entries, Reader, describe, join, line_of, p_bool, p_duration,
+                         p_positive_int, p_string, parse_duration)
+from .yamltext import document
 
 __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration", "validate"]
 

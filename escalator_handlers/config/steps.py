@@ -26,18 +26,20 @@ STEP_KEYS = KINDS + ("foreach", "concurrency", "timeout")
 DEFAULT_TIMEOUT = defaults.STEP_TIMEOUT
 DEFAULT_CONCURRENCY = defaults.CONCURRENCY
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Patterns for ssh and chef steps stay strings: re compiles (and caches) them on
+# first use, so a config of shell steps does not pay for them at start-up.
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*\Z"
 # These three mirror steps/template.py (the runner refuses what they reject;
 # tests/test_config.py checks that the two agree).
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_HOST = re.compile(r"[A-Za-z0-9_.:][A-Za-z0-9_.:-]*\Z")
-_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}\Z")
-_RUN_LIST_ITEM = re.compile(r"(?:(?:role|recipe)\[[^\[\]\s,]+\]|[^\s,\[\]]+)\Z")
+_HOST = r"[A-Za-z0-9_.:][A-Za-z0-9_.:-]*\Z"
+_USER = r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}\Z"
+_RUN_LIST_ITEM = r"(?:(?:role|recipe)\[[^\[\]\s,]+\]|[^\s,\[\]]+)\Z"
 
 
 def p_sudo(r: Reader, node: Node, path: str) -> Any:
     v = r.scalar(node, path, "true, false or a user name")
-    if isinstance(v, bool) or (isinstance(v, str) and _USER.match(v)):
+    if isinstance(v, bool) or (isinstance(v, str) and re.match(_USER, v)):
         return v
     if v is BAD:
         return BAD
@@ -46,7 +48,7 @@ def p_sudo(r: Reader, node: Node, path: str) -> Any:
 
 def p_user(r: Reader, node: Node, path: str) -> Any:
     v = r.string(node, path, "a user name")
-    if v is BAD or _USER.match(v):
+    if v is BAD or re.match(_USER, v):
         return v
     return r.error(node, path,
                    f"expected a user name (letters, digits, '.', '-', '_'), {describe(node)}")
@@ -65,7 +67,7 @@ def p_env(r: Reader, node: Node, path: str) -> Any:
     env: Dict[str, str] = {}
     for name, (k, v) in e.items.items():
         vpath = join(path, name)
-        if not _ENV_NAME.match(name):
+        if not re.match(_ENV_NAME, name):
             r.error(k, vpath,
                     f"expected an environment variable name (letters, digits, _), got {name!r}")
             continue
@@ -92,7 +94,7 @@ def p_proxy_jump(r: Reader, node: Node, path: str) -> Any:
         host, _, port = hostport.partition(":")
     else:
         host = hostport
-    ok = (_HOST.match(host) and (not user or _USER.match(user))
+    ok = (re.match(_HOST, host) and (not user or re.match(_USER, user))
           and port.isdigit() and 0 < int(port) < 65536)
     if ok:
         return v.strip()
@@ -112,7 +114,7 @@ def p_run_list(r: Reader, node: Node, path: str) -> Any:
         if item is BAD:
             continue
         item = item.strip()
-        if not _RUN_LIST_ITEM.match(item):
+        if not re.match(_RUN_LIST_ITEM, item):
             r.error(inode, ipath, "expected run-list items such as role[app] or "
                     f"recipe[cookbook::recipe], got {item!r}")
             continue
@@ -177,7 +179,7 @@ def scan_template(text: str) -> Tuple[List[str], List[str]]:
 def host_problem(template: str) -> Optional[str]:
     """Why ``template`` can never render to a host the runner accepts, or None."""
     rendered = _TOKEN.sub(lambda m: "h" if m.group(1) else m.group(0)[0], template)
-    if _HOST.match(rendered) and len(rendered) <= 255:
+    if re.match(_HOST, rendered) and len(rendered) <= 255:
         return None
     hint = "; the login name goes in user:" if "@" in rendered else ""
     return (f"expected a host name or address (letters, digits, '.', '-', '_', ':'; not starting "

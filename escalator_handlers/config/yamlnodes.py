@@ -10,7 +10,6 @@ typed getters return ``BAD`` (after recording why) when a value is unusable.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Tuple, Union
 
 import yaml
@@ -87,6 +86,8 @@ def suggest(name: str, allowed: Collection[str]) -> Optional[str]:
     lower = {a.lower(): a for a in allowed}
     if name.lower() in lower:
         return lower[name.lower()]
+    import difflib  # only for a key or value that is wrong
+
     close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -329,50 +330,3 @@ def p_positive_int(r: Reader, node: Node, path: str) -> Any:
 
 def p_port(r: Reader, node: Node, path: str) -> Any:
     return r.integer(node, path, minimum=1, maximum=65535)
-
-
-def compose(r: Reader, data: Union[str, bytes]) -> Optional[Node]:
-    """The node tree of a YAML document (None after recording why it cannot be read)."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            r.error(line, "", f"not valid UTF-8 text (byte 0x{data[exc.start]:02x})")
-            return None
-    try:
-        return yaml.compose(data, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(x for x in (exc.context, exc.problem) if x)
-        col = f" (column {mark.column + 1})" if mark else ""
-        hint = ""
-        if exc.problem and "mapping values are not allowed" in exc.problem:
-            hint = "; a value containing ': ' must be quoted"
-        elif exc.context and "flow" in exc.context and any(
-                f"'{c}'" in (exc.problem or "") for c in "{}[]"):
-            hint = ("; inside {...} or [...] a value containing {, }, [ or ] "
-                    "(a {template}, a role[name]) must be quoted")
-        elif exc.problem and "'\\t'" in exc.problem:
-            hint = "; YAML indents with spaces, not tabs"
-        r.error(mark.line + 1 if mark else None, "", f"YAML syntax error: {what}{col}{hint}")
-    except yaml.reader.ReaderError as exc:
-        line = data[:exc.position].count("\n") + 1
-        r.error(line, "", f"YAML cannot read this file: {exc.reason} "
-                f"(character {exc.character!r})")
-    except yaml.YAMLError as exc:
-        r.error(None, "", f"YAML error: {exc}")
-    except RecursionError:
-        r.error(None, "", "YAML nested too deeply to read")
-    return None
-
-
-def document(r: Reader, data: Union[str, bytes], expected: str) -> Optional[Node]:
-    """The root node of a non-empty YAML document; None after recording why there is none."""
-    root = compose(r, data)
-    if r.problems:
-        return None
-    if root is None or is_null(root):
-        r.error(None, "", f"the file is empty: expected {expected}")
-        return None
-    return root
