@@ -287,51 +287,45 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
     # Lazy: ask the planner only when an event can change its answer (a busy day of
     # log has mostly events that cannot); explain=False: replay never shows it.
     sim = Simulation(state, config, record, act, explain=False, lazy=True)
-    last_t: Optional[float] = None
-    observe = sim.observe
-    shown = show_events != "none"
-    windowed = since is not None or until is not None
-    replayed = 0  # a local: an attribute += per event costs replay's hot path
+    show = None
+    if show_events != "none":
+        def show(item: Item) -> None:
+            if _shown(state, item, show_events):
+                out({"time": item[0], "kind": kinds.EVENT, "host": item[1], "service": item[2],
+                     "state": item[3], "state_type": item[4], "attempt": item[5],
+                     "downtime": item[6], "output": item[7]})
     try:
-        for item in items:
-            t = item[0]
-            if windowed:
-                if until is not None and t > until:
-                    continue  # past the end of the simulated clock (read on only to count lines)
-                if since is not None and t < since:
-                    # Before the window: only the state the collector would have had then.
-                    if len(item) == 2:
-                        state.apply(dict(item[1]))
-                    else:
-                        stats.before += 1
-                        state.observe(*item)
-                    continue
-                if since is not None and sim.wake is None and sim.now < since:
-                    sim.resume(since)
-            last_t = t
-            if len(item) == 2:  # an operator's control record
-                sim.advance(t)
-                rec = dict(item[1])
-                rec["time"] = sim.now  # one older than the clock (logs are not quite in order) counts now
-                sim.record(sim.now, rec)
-                continue
-            replayed += 1
-            if shown:
-                sim.advance(t)  # the records due before the event come before it
-                if _shown(state, item, show_events):
-                    out({"time": t, "kind": kinds.EVENT, "host": item[1], "service": item[2],
-                         "state": item[3], "state_type": item[4], "attempt": item[5],
-                         "downtime": item[6], "output": item[7]})
-            if t >= sim.now:
-                observe(*item)  # the tuple as it is (sim.observe runs the clock): no slice to build
-            else:
-                observe(sim.now, *item[1:])  # older than the clock: it counts now
+        if since is not None or until is not None:
+            items = _window(items, sim, since, until, stats)
+        replayed, last_t = sim.feed(items, show)
+        stats.replayed += replayed
         if since is not None and sim.wake is None and sim.now < since:
             sim.resume(since)  # every event came before --since: act on the state they left
         sim.run_until(until if until is not None else (last_t or since or 0.0) + 86400.0)
     finally:
-        stats.replayed += replayed
         runner.close()
+
+
+def _window(items: Iterable[Item], sim: Simulation, since: Optional[float], until: Optional[float],
+            stats: SourceStats) -> Iterator[Item]:
+    """The items for the simulated clock between ``since`` and ``until``: a later one is
+    read only to be counted; an earlier one only builds the state the collector would
+    have had then (folded, no planner), and the clock starts at ``since``."""
+    state = sim.state
+    for item in items:
+        t = item[0]
+        if until is not None and t > until:
+            continue
+        if since is not None and t < since:
+            if len(item) == 2:
+                state.apply(dict(item[1]))
+            else:
+                stats.before += 1
+                state.observe(*item)
+            continue
+        if since is not None and sim.wake is None and sim.now < since:
+            sim.resume(since)
+        yield item
 
 
 def _shown(state: State, item: Any, mode: str) -> bool:

@@ -33,7 +33,7 @@ clock of ``execute``): the simulated clock does not move while they run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 from ..config import Config
 from ..event import check_name
@@ -216,9 +216,7 @@ class Simulation:
         st = self.state
         relevant = st.observe(t, host, service, state, state_type, attempt, downtime, output)
         if self.idle_until is not None:
-            if not relevant and ((cs := st.problems.get((host, service))) is None
-                                 or cs.state_type not in self.config.state_types  # rule 1, first
-                                 or not st.failing((host, service), cs)):
+            if not relevant and not st.observed_failing:
                 self.let_by = True  # the planner's idle answer holds (class docstring)
                 return False
             self._forget()
@@ -227,6 +225,67 @@ class Simulation:
         elif relevant or self.wake is not None:
             self._heard(True)
         return relevant
+
+    def feed(self, items: Iterable[Tuple[Any, ...]], show: Optional[Callable[[Tuple[Any, ...]], None]] = None
+             ) -> Tuple[int, Optional[float]]:
+        """Take in time-ordered ``items``: events as :meth:`observe`'s arguments, or an
+        operator's records as ``(time, record)`` (journalled at the clock's time, which
+        can be later than theirs: logs are not quite in order); return how many events
+        there were and the time of the last item.  ``show(event)`` sees each event after
+        the records due before it, before it is folded.
+
+        Replay's hot path: :meth:`observe` and :meth:`_heard` for every event, without a
+        call each (an event older than the clock counts at the clock's time, as there).
+        """
+        st = self.state
+        observe = st.observe
+        quiescence, max_delay = self.config.quiescence, self.config.max_delay
+        n = 0
+        last_t: Optional[float] = None
+        for item in items:
+            t = last_t = item[0]
+            if len(item) == 2:
+                self.advance(t)
+                self._operator_record(dict(item[1]))
+                continue
+            n += 1
+            if show is not None:
+                self.advance(t)  # the records due before the event come before it
+                show(item)
+            now = self.now
+            if t > now:
+                now = t
+            wake = self.wake
+            if wake is not None and wake <= now:
+                self.advance(now)
+            else:
+                self.now = now
+            if not self.lazy:
+                self.observe(now, *item[1:])
+                continue
+            relevant = observe(*item) if t >= now else observe(now, *item[1:])
+            if self.idle_until is not None:
+                if not relevant and not st.observed_failing:
+                    self.let_by = True  # the planner's idle answer holds (class docstring)
+                    continue
+                self._forget()
+            wake = self.wake
+            if relevant or wake is not None:
+                # _heard(True), with debounce_due inlined
+                burst, last = st.burst_start, st.last_event
+                if burst is None or last is None:
+                    due = now
+                else:
+                    due = last + quiescence
+                    if burst + max_delay < due:
+                        due = burst + max_delay
+                if wake is None or due < wake:
+                    self.wake = due
+        return n, last_t
+
+    def _operator_record(self, rec: dict) -> None:
+        rec["time"] = self.now
+        self.record(self.now, rec)
 
     def record(self, t: float, rec: dict) -> None:
         """A record (an operator's pause, hold, ...) journalled at ``t``."""

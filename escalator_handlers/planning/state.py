@@ -18,6 +18,7 @@ from .. import kinds
 from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
 from . import approvals, brakes, interlocks, statejson
+from . import observe as observe_mod
 from .runs import HELD_HOST, RunInfo, RunRecord, fold_verdict, runs_since
 from .statetypes import CheckState, Episode, Hold, hold_label, key_of, keys_of
 from .survey import SurveyCache
@@ -26,6 +27,8 @@ __all__ = ["RUN_HISTORY", "CheckState", "Episode", "Hold", "RunInfo", "RunRecord
 
 #: Runs kept in memory: enough for the hourly limit and `status`.
 RUN_HISTORY = 200
+
+_UNKNOWN = object()  # not in a cache yet
 
 
 #: Record kind -> the State attributes (parts) that fold it too.
@@ -60,8 +63,10 @@ class State:
         self.skip_checks: Set[CheckKey] = set()
         self.held_recorded: Set[CheckKey] = set()  # held checks a skipped record already listed
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
+        self.observed_failing = False              # whether the check observe() last folded fails
         self._rule_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[CheckRule]] = {}
-        self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[CheckRule, ...]] = {}
+        self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[Tuple[int, CheckRule], ...]] = {}  # (bit, rule)
+        self._host_rules: Dict[str, int] = {}
         # The planner's survey, kept up to date between decisions: derived data
         # this state owns (never journalled); observe() notes what to look at again.
         self.fresh_survey()
@@ -73,29 +78,30 @@ class State:
     # -- mapping -----------------------------------------------------------
 
     def rule_for(self, key: CheckKey, state: Optional[str]) -> Optional[CheckRule]:
-        """``config.rule_for``, remembered: replay maps tens of thousands of checks.
-
-        The rules that can match a service in a state are worked out once per
-        (service, state); only their host patterns are tried per host.
-        """
+        """``config.rule_for``, remembered: replay maps tens of thousands of checks."""
         ck = (key, state)
-        try:
-            return self._rule_cache[ck]
-        except KeyError:
-            pass
-        host, service = key
+        found = self._rule_cache.get(ck, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._rule_cache[ck] = self.match_rule(key[0], key[1], state)
+        return found
+
+    def match_rule(self, host: str, service: Optional[str], state: Optional[str]) -> Optional[CheckRule]:
+        """``config.rule_for`` in O(rules) bit tests: the rules that can match a service in a
+        state are worked out once per (service, state), those whose host pattern matches once
+        per host; the first rule in both maps the check."""
         sk = (service, state)
         rules = self._service_rules.get(sk)
         if rules is None:
             rules = self._service_rules[sk] = tuple(
-                r for r in self.config.checks if r.matches_service(service, state))
-        found = None
-        for rule in rules:
-            if rule.matches_host(host):
-                found = rule
-                break
-        self._rule_cache[ck] = found
-        return found
+                (1 << i, r) for i, r in enumerate(self.config.checks) if r.matches_service(service, state))
+        mask = self._host_rules.get(host)
+        if mask is None:  # bit i: rule i's host pattern matches
+            mask = self._host_rules[host] = sum(1 << i for i, r in enumerate(self.config.checks)
+                                                if r.matches_host(host))
+        for bit, rule in rules:
+            if mask & bit:
+                return rule
+        return None
 
     def level_for(self, key: CheckKey, state: Optional[str]) -> Optional[int]:
         rule = self._rule_cache.get((key, state), False)
@@ -129,7 +135,9 @@ class State:
         self.config = config
         self._rule_cache.clear()
         self._service_rules.clear()
+        self._host_rules.clear()
         for key, cs in self.checks.items():
+            cs.levels = None
             cs.level = self.level_for(key, cs.state) if not cs.good else None
 
     def failing(self, key: CheckKey, cs: CheckState) -> bool:
@@ -181,110 +189,8 @@ class State:
             for old in list(self.seen_ids)[:50_000]:
                 del self.seen_ids[old]
 
-    def observe(self, time: float, host: str, service: Optional[str], state: Optional[str],
-                state_type: str, attempt: int, downtime: int, output: str,
-                arrived: Optional[float] = None) -> bool:
-        """Fold one observed state (the hot path of replay).
-
-        ``time`` orders observations of a check; ``arrived`` (the collector's
-        clock when it took the event, default ``time``) drives the debounce, so
-        an event claiming another time can neither stall nor rush a decision.
-
-        Return whether it can change a decision: a check started or stopped failing
-        or changed level, a host's downtime changed, or a check that an episode or a
-        skip waits for recovered.  Replay asks an idle planner again only then.
-        """
-        key = (host, service)
-        self._note_changed(key)
-        config = self.config
-        counted = config.state_types
-        hide_downtime = not config.act_in_downtime
-        host_downtime = self.host_downtime
-        unreachable = self.unreachable if config.unreachable == "ignore" else ()
-        cs = self.checks.get(key)
-        if cs is None:
-            cs = self.checks[key] = CheckState()
-            cs.since = time
-            was_failing, old_level = False, None
-        elif time < cs.time:
-            # An older observation arriving late never overrides a newer one --
-            # except a HARD of the same problem: Nagios runs the SOFT and HARD
-            # handlers in the same second and their stamps can come out swapped
-            # (seen with a real Nagios 4).  Dropping the HARD would leave the
-            # check SOFT for good, since Nagios sends nothing more while it stays.
-            if state_type == "HARD" and state == cs.state and cs.state_type == "SOFT" \
-                    and state not in GOOD_STATES and state is not None:
-                cs.state_type = "HARD"
-                cs.attempt = max(cs.attempt, attempt)
-                return True
-            return False
-        else:
-            # self.failing(key, cs), inlined: this is the hot path of replay
-            old = cs.state
-            was_failing = old is not None and old not in GOOD_STATES and cs.state_type in counted \
-                and not (hide_downtime and (cs.downtime > 0 or host_downtime.get(host, 0) > 0)) \
-                and host not in unreachable
-            old_level = cs.level
-        good = state in GOOD_STATES
-        if state is not None:
-            if state_type == "SOFT" and cs.state_type == "HARD" and state == cs.state and not good:
-                # Same race, other order: HARD never goes back to SOFT without a
-                # recovery in between, so a SOFT of the same problem is the stale one.
-                state_type = "HARD"
-            if state != cs.state:
-                cs.since = time
-                cs.level = None if good else self.level_for(key, state)
-            cs.state = state
-            if good:
-                self.problems.pop(key, None)
-            else:
-                self.problems[key] = cs
-            cs.state_type = state_type
-            cs.attempt = attempt
-            cs.output = output
-        cs.downtime = downtime
-        cs.time = time
-        relevant = False
-        if service is None:
-            relevant = host_downtime.get(host, 0) != downtime
-            host_downtime[host] = downtime
-            if state is not None and (state == "UNREACHABLE") != (host in self.unreachable):
-                relevant = True
-                if state == "UNREACHABLE":
-                    self.unreachable.add(host)
-                else:
-                    self.unreachable.discard(host)
-        if good:
-            if self.episodes:
-                for ep in self.episodes.values():
-                    if key in ep.pending:
-                        ep.pending.discard(key)
-                        relevant = True
-            self.held_recorded.discard(key)
-            if key in self.skip_checks:
-                relevant = True
-                # The skip is news again only once all its checks recovered: one
-                # record per episode, not one per partial recovery.
-                self.skip_checks.discard(key)
-                if not self.skip_checks:
-                    self.last_skip = None
-        now_state = cs.state
-        failing = now_state is not None and now_state not in GOOD_STATES and cs.state_type in counted \
-            and not (hide_downtime and (downtime > 0 or host_downtime.get(host, 0) > 0)) \
-            and host not in unreachable
-        relevant = relevant or failing != was_failing or (failing and cs.level != old_level)
-        if relevant:
-            # Debounce counts only events that can change a decision: on a busy
-            # site OK and SOFT chatter would otherwise keep every burst open
-            # until max_delay and turn the debounce off.  A gap of a whole
-            # quiescence period starts a new burst.
-            clock = time if arrived is None else arrived
-            last = self.last_event
-            if last is None or self.burst_start is None or clock - last >= config.quiescence:
-                self.burst_start = clock
-            if last is None or clock > last:
-                self.last_event = clock
-        return relevant
+    #: Fold one observed state (replay's hot path, see its module).
+    observe = observe_mod.observe
 
     def _apply_request(self, rec: Mapping[str, Any]) -> None:
         self.requests.append(dict(rec))

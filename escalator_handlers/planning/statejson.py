@@ -82,7 +82,7 @@ CHECKPOINT_RUNS = 20
 #: What folding a checkpoint leaves as it was: the checks are merged (the checkpoint
 #: has only the failing ones), the ids seen and the derived caches are the fold's own.
 _KEPT = frozenset(("checks", "problems", "seen_ids", "survey_cache", "_note_changed", "config",
-                   "_rule_cache", "_service_rules"))
+                   "_rule_cache", "_service_rules", "_host_rules"))
 
 
 def worth_carrying(st: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 from collections import abc
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from ..event import GOOD_STATES, CheckKey
 
@@ -17,7 +17,7 @@ from ..event import GOOD_STATES, CheckKey
 class CheckState:
     """Latest observed state of one check."""
 
-    __slots__ = ("state", "state_type", "attempt", "downtime", "output", "time", "since", "level")
+    __slots__ = ("state", "state_type", "attempt", "downtime", "output", "time", "since", "level", "levels")
 
     def __init__(self) -> None:
         self.state: Optional[str] = None
@@ -28,6 +28,9 @@ class CheckState:
         self.time = 0.0
         self.since = 0.0
         self.level: Optional[int] = None  # mapped level for the current state
+        # Problem state -> its mapped level, remembered (State.observe): a busy log
+        # changes a check's state back and forth, and the config maps it alike each time.
+        self.levels: Optional[Dict[str, Optional[int]]] = None
 
     @property
     def good(self) -> bool:

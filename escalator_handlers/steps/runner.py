@@ -90,6 +90,8 @@ class StepRunner:
         """The would-be command line (dry runs).  Never raises: a step that
         could not run renders as ``(would fail: why)``."""
         try:
+            if step.kind == "shell" and step.command is not None:
+                return render_command(step.command, values)  # what _plan displays, without the plan
             return self._plan(step, values, display_only=True).display
         except StepError as exc:
             return f"(would fail: {exc})"

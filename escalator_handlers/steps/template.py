@@ -87,8 +87,12 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
             # Inside quotes the author meant one word: join lists first.
             value = " ".join(_words(_value(template, values, name)))
             out.append(quote + shlex.quote(value) + quote)
-        else:
-            out.append(_substitute("{" + name + "}", values, quote=True))
+        else:  # what _substitute("{name}", values, quote=True) gives, without a regex pass
+            value = _value(template, values, name)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                out.append(" ".join(shlex.quote(w) for w in _words(value)))
+            else:
+                out.append(shlex.quote(_words(value)[0]))
     return "".join(out)
 
 
