@@ -9,6 +9,7 @@ whose speed is measured) to what it needs.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -50,6 +51,20 @@ def test_no_command_module_defines_a_command_the_table_lacks() -> None:
         for attr, value in vars(module).items():
             if isinstance(value, click.Command):
                 assert (stem, attr) in listed, f"cli/{stem}.py defines {attr}: add it to COMMANDS"
+
+
+def test_no_command_module_imports_the_group() -> None:
+    # The group imports the command modules by name (importlib), an edge
+    # tests/test_layout.py cannot see: a command module importing the group
+    # back would be a cycle it misses.
+    for stem in CLI_MODULES + ["base"]:
+        tree = ast.parse((REPO / "escalator_handlers" / "cli" / f"{stem}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.level == 1 and node.module is None), f"cli/{stem}.py: from . import"
+                assert node.module != "escalator_handlers.cli", f"cli/{stem}.py imports the group"
+            elif isinstance(node, ast.Import):
+                assert "escalator_handlers.cli" not in [a.name for a in node.names], stem
 
 
 @pytest.mark.parametrize("width", [40, 80, 200])
