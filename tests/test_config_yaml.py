@@ -91,6 +91,7 @@ DIFFERING = [
     "spool: !\nlevels: [{steps: [{shell: echo}]}]\n",          # an empty non-specific tag: str or null
     "spool: ! \nlevels: [{steps: [{shell: echo}]}]\n",
     "? \nlevels: [{steps: [{shell: echo}]}]\n",                # an empty explicit key
+    "? a\n: b\nlevels: [{steps: [{shell: echo}]}]\n",
     "levels: " + "[" * 200 + "]" * 200 + "\n",                 # deep, but not for libyaml
     "levels: " + "[" * 600 + "]" * 600 + "\n",                 # too deep for PyYAML's parser
     "---",
@@ -100,6 +101,10 @@ DIFFERING = [
     "%YAML 1.1\n---\nlevels: [{steps: [{shell: echo}]}]\n",
     "levels: [{steps: [{shell: `echo`}]}]\n",
     "levels: [{steps: [{shell: @echo}]}]\n",
+    "levels: [{steps: [{shell: curl http://x/?a=b}]}]\n",     # '?' in a flow plain scalar: PyYAML refuses
+    "levels: [{name: a?, steps: [{shell: echo}]}]\n",
+    "levels: [{name: vm, quiescence:\n    , steps: [{shell: echo}]}]\n",  # libyaml: the null on line 2
+    "levels: [{name: vm, steps: [{shell: echo, timeout: # none\n  }]}]\n",
 ]
 
 
@@ -116,7 +121,8 @@ SCALARS = ["a", "web-*", "echo {host} >> /tmp/x", "'q: x'", '"d\\"q"', "30s", "1
            "x: y", "a #c", "a#b", "{x}", "[a]", "*anc", "&anc v", "<<", "|", ">", "|-\n  l1\n  l2",
            ">\n  f1\n\n  f2", "'multi\n  line'", '"e\\x41\\u00e9\\/"', "ssh -o X=y", "1.5", ".inf",
            "2001-12-14", "12:30:00", "é€", "\U0001F600", "a: b: c", "- x", "-x", "'", '"', "{", "}", "]",
-           ",", "---", "...", "echo hi!", "a?b", "user@host", "!!str x", "!x y", "%s", "? k", "\t", "|#"]
+           ",", "---", "...", "echo hi!", "a?b", "user@host", "!!str x", "!x y", "%s", "? k", "\t", "|#",
+           "\n  ", "#c\n  ", "x\n  "]
 TOKENS = ["a", "key", ": ", ":", "- ", "-", "\n", "\n  ", "\n    ", " ", "'", '"', "[", "]", "{", "}", ",",
           "#", " #", "&x ", "*x", "<<: ", "!!str ", "!!int ", "!", "?", "? ", "|", ">", "|-", ">+", "|2",
           "---", "...", "%", "\\", "\\n", "\\/", "1", "0o7", "1e3", "~", "null", "yes", "12:30", "é", "@",

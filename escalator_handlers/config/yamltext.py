@@ -3,13 +3,15 @@
 libyaml (when PyYAML was built with it) composes a config ten times faster
 than PyYAML's own parser, a few milliseconds of every command's start-up.  The
 two agree on the nodes, tags, values and lines of ordinary YAML, but not on
-all of it: libyaml takes a tab after a value and ``|#``, reads an empty ``!``
-node as a string, and reads nesting far deeper than PyYAML's recursive
-parser can.  So libyaml reads only a text that ``_NOT_FOR_LIBYAML`` does not
-match (tabs, odd line breaks, byte order marks, a token starting with
-``! ? % @ `` or a backquote, ``|`` or ``>`` followed by ``#``) into a tree at
-most ``_MAX_DEPTH`` deep; anything else, and anything libyaml refuses, PyYAML
-reads as before, so every error keeps PyYAML's words, line and column.
+all of it: libyaml takes a tab after a value, ``|#`` and ``[a?b]``, reads
+an empty ``!`` node as a string, puts a value left out in ``{key:`` then a
+line break on the next line, and reads nesting far deeper than PyYAML's
+recursive parser can.  So libyaml reads only a text that ``_NOT_FOR_LIBYAML``
+does not match (tabs, odd line breaks, byte order marks, any ``?``, a token
+starting with ``! % @`` or a backquote, ``|`` or ``>`` followed by ``#``) into
+a tree ``_agrees`` accepts; anything else, and anything libyaml
+refuses, PyYAML reads as before, so every error keeps PyYAML's words, line
+and column.
 tests/test_config_yaml.py compares the two parsers on generated YAML.
 """
 
@@ -24,7 +26,7 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from .yamlnodes import Reader, is_null
 
 _C_LOADER = getattr(yaml, "CSafeLoader", None)
-_NOT_FOR_LIBYAML = re.compile(r"[\t\r\x85\u2028\u2029\ufeff]|(?:^|[\s\[\]{},])[!?%@`]|[|>][-+0-9]*#",
+_NOT_FOR_LIBYAML = re.compile(r"[\t\r\x85\u2028\u2029\ufeff?]|(?:^|[\s\[\]{},])[!%@`]|[|>][-+0-9]*#",
                               re.MULTILINE)
 # PyYAML's parser recurses about three frames a level: past some hundreds of
 # levels it fails where libyaml does not.  No config comes near this.
@@ -40,12 +42,15 @@ def _fast(data: str) -> Optional[Node]:
     except Exception:  # noqa: BLE001 - whatever libyaml refuses, PyYAML says why
         return None
     # An empty document is PyYAML's to read: libyaml marks its null on another line.
-    return root if root is not None and not is_null(root) and _shallow(root) else None
+    return root if root is not None and not is_null(root) and _agrees(root) else None
 
 
-def _shallow(root: Node) -> bool:
-    """No node deeper than _MAX_DEPTH.  Pre-order walk, so an anchor is reached
-    before its aliases (which PyYAML does not descend into either)."""
+def _agrees(root: Node) -> bool:
+    """Nothing PyYAML would read otherwise: no node deeper than _MAX_DEPTH, no
+    value left out in a flow mapping with a line break after its ``:`` (libyaml
+    puts that null on the next line, PyYAML on the key's).  Pre-order walk, so
+    an anchor is reached before its aliases, which PyYAML does not descend into
+    either."""
     seen = set()
     stack = [(root, 1)]
     while stack:
@@ -55,7 +60,13 @@ def _shallow(root: Node) -> bool:
         if isinstance(node, ScalarNode) or id(node) in seen:
             continue
         seen.add(id(node))
-        children = node.value if isinstance(node, SequenceNode) else [n for pair in node.value for n in pair]
+        if isinstance(node, SequenceNode):
+            children = node.value
+        else:
+            if node.flow_style and any(is_null(v) and v.value == "" and v.start_mark.line != k.end_mark.line
+                                       for k, v in node.value):
+                return False
+            children = [n for pair in node.value for n in pair]
         stack.extend((child, depth + 1) for child in reversed(children))
     return True
 
