@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from gettext import gettext as _
 from typing import Dict, List, Optional, Tuple
 
 import click
@@ -33,7 +34,7 @@ __all__ = ["COMMANDS", "cli", "main"]
 
 #: name -> (module of this package, its attribute, summary for ``escalator --help``).
 #: The summary is the first paragraph of the command's help, whitespace joined;
-#: tests/test_cli.py checks that they agree.
+#: tests/test_cli_startup.py checks that they agree.
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "approve": ("approvals", "approve",
                 "Let the run waiting for approval ID start (`escalator status` lists them)."),
@@ -88,7 +89,7 @@ class LazyGroup(click.Group):
         commands = [(name, cmd) for name, cmd in commands if not cmd.hidden]
         if commands:
             limit = formatter.width - 6 - max(len(name) for name, _ in commands)
-            with formatter.section("Commands"):
+            with formatter.section(_("Commands")):  # click's words, translated as click does
                 formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in commands])
 
 
