@@ -407,6 +407,40 @@ def test_letting_events_by_until_the_planners_wake_up_changes_no_decision(tmp_pa
         assert quick == slow
 
 
+@pytest.mark.parametrize("make_log,lines", [(busy_day_log, 20_000), (bad_day_log, 5_000)],
+                         ids=["busy", "meltdown"])
+def test_taking_a_steady_answer_as_given_changes_no_decision(tmp_path, monkeypatch, make_log, lines):
+    """While a run's quiescence lasts (rule 6) the planner's answer is steady: replay does not
+    ask it again before the wake-up unless a record was folded or a held or escalated
+    level's checks all recovered (planning.loop.Simulation._wake_up); asking, as before,
+    must give exactly the same records."""
+    from escalator_handlers.planning import loop
+
+    log = make_log(tmp_path / "day.log", lines=lines)
+    for cfg in (example_config(), example_config_with(limits={}, act_in_downtime=True),
+                example_config_with(state_types=["SOFT", "HARD"], max_delay="1m")):
+        quick, _ = replay_records(cfg, [log], show_events="changes")
+        monkeypatch.setattr(loop.Simulation, "_wake_up", loop.Simulation.settle)
+        slow, _ = replay_records(cfg, [log], show_events="changes")
+        monkeypatch.undo()
+        assert any(r["kind"] == "start" for r in quick)
+        assert quick == slow
+
+
+def test_a_steady_answer_ends_when_a_held_levels_checks_recover():
+    # The bundled outage holds level account (exhausted) and releases it when its checks
+    # recover: the release is a record at the same time whether or not replay asked the
+    # planner at every wake-up in between.
+    from escalator_handlers.planning import loop
+
+    quick, _ = replay_records(example_config(), [EXAMPLE_LOG])
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(loop.Simulation, "_wake_up", loop.Simulation.settle)
+        slow, _ = replay_records(example_config(), [EXAMPLE_LOG])
+    assert [r["kind"] for r in quick if r["kind"] == "release"] == ["release"]
+    assert quick == slow
+
+
 def test_hosts_failing_one_by_one_on_a_held_level_cost_the_journal_a_constant_per_event(tmp_path):
     # Level vm exhausts its one attempt and is held; then 300 more hosts fail, each
     # decided on its own (a minute apart).  Each new failure reaches the journal, but

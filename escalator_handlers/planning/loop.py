@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 from ..config import Config
 from ..event import check_name
 from .interlocks import stays_idle
-from .planner import Decision, RunPlan, debounce_due, decide, required_level
+from .planner import Decision, RunPlan, debounce_due, decide, releases_due, required_level
 from .state import State
 
 #: Decisions at one instant before the planner is taken to be looping (a bug).
@@ -153,6 +153,8 @@ class Simulation:
         self.idle_until: Optional[float] = None
         self.idle_due: Optional[float] = None
         self.let_by = False
+        # Lazy: the last answer is steady (``Decision.steady``) until then, unless a record is folded.
+        self.steady_until: Optional[float] = None
 
     def clock(self) -> float:
         return self.now
@@ -163,11 +165,24 @@ class Simulation:
                                explain=self.explain, watch=self.watch)
         w = s.wake
         self.wake = w if w is not None and w > self.now else None
-        self.idle_until, self.let_by = None, False
+        self.idle_until, self.let_by, self.steady_until = None, False, None
         if self.lazy and self.watch is None and self.wake is not None and not s.looping \
                 and stays_idle(self.state, self.config):
             self.idle_until, self.idle_due = self.wake, debounce_due(self.state, self.config)
+            if s.decision.steady:
+                self.steady_until = self.wake
         return s
+
+    def _wake_up(self) -> None:
+        """Settle at the wake-up ``now`` -- or, before a steady answer's wake-up when no level's
+        checks all recovered since, take the planner's answer as given: it would say the same
+        again (``Decision.steady``), and this leaves everything as :meth:`settle` would."""
+        until = self.steady_until
+        if until is None or self.now >= until or releases_due(self.state):
+            self.settle()
+            return
+        self.wake = self.idle_until = until
+        self.idle_due, self.let_by = debounce_due(self.state, self.config), False
 
     def _forget(self) -> None:
         """The idle answer no longer holds.  Had the events let by been taken in, each would
@@ -182,7 +197,7 @@ class Simulation:
         """Let the clock run to ``t``, settling at every wake-up on the way."""
         while self.wake is not None and self.wake <= t:
             self.now = max(self.now, self.wake)
-            self.settle()
+            self._wake_up()
         if t > self.now:
             self.now = t
 
@@ -190,14 +205,14 @@ class Simulation:
         """Settle at every wake-up up to ``end``; the clock stops at the last one."""
         while self.wake is not None and self.wake <= end:
             self.now = max(self.now, self.wake)
-            self.settle()
+            self._wake_up()
 
     def resume(self, t: float) -> None:
         """Start the clock at ``t`` on a state folded without asking the planner (``replay
         --since``): it is asked at the debounce's due time, or at once if checks fail."""
         if t > self.now:
             self.now = t
-        self.idle_until, self.let_by = None, False  # the state was folded without the loop
+        self.idle_until, self.let_by, self.steady_until = None, False, None  # folded without the loop
         due = debounce_due(self.state, self.config)
         if due is None:
             self.wake = self.now if self.state.problems else None
@@ -292,6 +307,7 @@ class Simulation:
         self.advance(t)
         if self.idle_until is not None:
             self._forget()
+        self.steady_until = None  # a record can change any answer
         self._record([rec])
         self._heard(True)
 

@@ -79,6 +79,7 @@ class Decision:  # not frozen: replay makes hundreds of thousands, and a frozen 
     wake: Optional[float] = None     # ask again at this time, events or not
     why: str = ""
     explain: Tuple[str, ...] = ()
+    steady: bool = False  # rule 6's wait: the same answer until wake, unless records or releases_due()
 
 
 def required_level(state: State) -> Optional[int]:
@@ -88,6 +89,11 @@ def required_level(state: State) -> Optional[int]:
     braked = state.brakes.braked
     levels = [a.level for a in survey(state).asking if a.key[0] not in acked and a.key[0] not in braked]
     return min(levels) if levels else None
+
+
+def releases_due(state: State) -> bool:
+    """Whether the checks of a held or escalated level all recovered (``decide`` releases it)."""
+    return any((ep.held or ep.escalated) and not ep.pending for ep in state.episodes.values())
 
 
 def decide(state: State, config: Config, now: float, *, explain: bool = True) -> Decision:
@@ -130,7 +136,7 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
             return Decision(wake=last.quiet_until,
                             why=f"quiescence after run of {', '.join(last.levels)} "
                                 f"until {iso(last.quiet_until)} ({last.quiet_until - now:.0f}s left)"
-                            if explain else "")
+                            if explain else "", steady=True)
         return Decision(tuple(judge(state, config, last, now)), wake=now,
                         why="judging the last run")
 
@@ -390,5 +396,5 @@ def _skip(state: State, config: Config, now: float, code: str, level: Level,
     return Decision(tuple(recs), why=f"skipped: {reason}", explain=explain)
 
 
-__all__ = ["Asking", "Decision", "RunPlan", "debounce_due", "decide", "notify_record", "required_level",
-           "survey", "unreachable_checks"]
+__all__ = ["Asking", "Decision", "RunPlan", "debounce_due", "decide", "notify_record", "releases_due",
+           "required_level", "survey", "unreachable_checks"]
