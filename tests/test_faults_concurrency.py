@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -128,10 +130,17 @@ def test_two_collectors_started_at_once_exactly_one_acts(tmp_path):
     assert bad == 0 and len(of_kind(records, "start")) == 1 and len(of_kind(records, "event")) == 1
 
 
+def known_holder(spool_dir: Path) -> Optional[int]:
+    """The lock holder's pid once its pid file is written: between taking the lock and
+    writing the file, lock_holder says -1, and a test that wants the pid must wait on."""
+    pid = lock_holder(spool_dir)
+    return pid if pid is not None and pid > 0 else None
+
+
 def test_a_one_shot_collector_refuses_while_a_daemon_holds_the_lock(tmp_path):
     conf = write_config(tmp_path, QUIET_CONFIG)
     with Daemon(conf) as d:
-        pid = wait_for(lambda: lock_holder(tmp_path / "spool"), 15)
+        pid = wait_for(lambda: known_holder(tmp_path / "spool"), 15)
         r = escalator("collect", "--config", str(conf))
         assert r.returncode == 1
         assert f"another collector holds {tmp_path / 'spool' / 'collector.lock'} (pid {pid})" in r.stderr.decode()
@@ -155,7 +164,7 @@ def killed_daemon(tmp_path):
     sp = tmp_path / "spool"
     conf = write_config(tmp_path, STALE_CONFIG.format(marker=marker))
     with Daemon(conf) as d:
-        wait_for(lambda: lock_holder(sp), 15)
+        wait_for(lambda: known_holder(sp), 15)
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(10)
     return marker, sp, conf
