@@ -463,3 +463,13 @@ def test_hosts_failing_one_by_one_on_a_held_level_cost_the_journal_a_constant_pe
     assert all(r.get("continued") for r in skipped[1:]) and not skipped[0].get("continued")
     per_event = sum(len(x) + 1 for x in lines) / 301
     assert per_event < 2048, per_event
+
+
+def test_json_lines_are_what_json_dumps_writes():
+    from escalator_handlers.cli.replay import _json_line
+
+    line = _json_line()
+    for rec in ({"time": 1.5, "kind": "step", "output": "\u00e9\x00\"\\\n\u2028", "exit": None, "ok": True},
+                {"checks": [{"host": "h", "service": None, "level": "vm"}], "n": [1, 2.25, -0.0, 1e300 * 10]},
+                {"nan": float("nan"), "nested": {"a": {"b": []}}, "big": 10 ** 30}, {}):
+        assert line(rec) == json.dumps(rec, ensure_ascii=True)
