@@ -16,8 +16,8 @@ from escalator_handlers.planning.state import State
 def main(log: str, config: str) -> int:
     state = State(load_config(config))
     observe = state.observe
-    with open(log, encoding="utf-8", errors="replace") as f:
-        for item in nagioslog.parse(f):
+    with open(log, "rb") as f:  # as replay reads it (parse_file decodes in blocks)
+        for item in nagioslog.parse_file(f):
             observe(*item)
     return 0
 

@@ -3,17 +3,21 @@ hostile output, and what is ignored versus counted as unparsed."""
 
 from __future__ import annotations
 
+import gzip
 import io
 from pathlib import Path
+from typing import Iterable, Optional
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks import loggen
 from escalator_handlers.monitoring import nagioslog
-from escalator_handlers.monitoring.nagioslog import Downtimes, ParseStats, parse
+from escalator_handlers.monitoring.nagioslog import Downtimes, ParseStats, parse, parse_file
 
 DATA = Path(__file__).parent / "data" / "nagios-logs"
+EXAMPLES = Path(__file__).parent.parent / "nagios-conf" / "examples"
 
 
 def run(text: str):
@@ -193,39 +197,179 @@ def test_parse_is_lazy_and_accepts_any_text_stream():
     assert next(gen)[1] == "b"
 
 
-def _both_ways(text: str):
-    """parse() as shipped, and with its regex fast path switched off (the general parser alone)."""
-    fast_stats, slow_stats = ParseStats(), ParseStats()
-    fast = list(parse(io.StringIO(text), fast_stats))
+def definition(lines: Iterable[str], downtimes: Optional[Downtimes] = None):
+    """The general parser alone, a line at a time: what every line means by definition."""
+    st, dts, obs, n = ParseStats(), downtimes if downtimes is not None else Downtimes(), [], 0
+    for n, line in enumerate(lines, 1):
+        o = nagioslog._general(line, n, st, dts)
+        if o is not None:
+            obs.append(o)
+    st.lines, st.used, st.ignored = n, len(obs), n - len(obs) - st.unparsed
+    return obs, vars(st)
+
+
+def as_read(data: bytes) -> io.TextIOWrapper:
+    """``data`` as ``open(path, encoding="utf-8", errors="replace")`` reads it (replay's text)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")
+
+
+def shipped(data: bytes, block: Optional[int] = None):
+    """parse_file() on ``data`` (plain and gzip, read ``block`` bytes at a time) and parse() on its text."""
+    results = []
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(nagioslog, "_FAST_ALERT", lambda line: None)
-        slow = list(parse(io.StringIO(text), slow_stats))
-    return (fast, vars(fast_stats)), (slow, vars(slow_stats))
+        if block is not None:
+            m.setattr(nagioslog, "_BLOCK_BYTES", block)
+        for f in (io.BytesIO(data), gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(data))), as_read(data)):
+            stats = ParseStats()
+            obs = list((parse if isinstance(f, io.TextIOWrapper) else parse_file)(f, stats))
+            results.append((obs, vars(stats)))
+    return results
+
+
+def assert_as_defined(data: bytes, block: Optional[int] = None) -> None:
+    expected = definition(as_read(data))
+    for got in shipped(data, block):
+        assert got == expected
+    text = as_read(data).read()
+    streams = [lambda: io.StringIO(text)]  # splits lines at "\n" only, keeps "\r"
+    streams += [lambda nl=nl: io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline=nl)
+                for nl in ("", "\r", "\r\n")]  # at "\r" too, or only there
+    for stream in streams:
+        stats = ParseStats()
+        assert (list(parse(stream(), stats)), vars(stats)) == definition(stream())
 
 
 def test_the_fast_path_gives_what_the_general_parser_gives_on_every_real_log():
     logs = sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix != ".rst")
-    assert len(logs) >= 5
+    logs += sorted(EXAMPLES.glob("*.log"))
+    assert len(logs) >= 6
     for path in logs:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        fast, slow = _both_ways(text)
-        assert fast == slow, path
+        assert_as_defined(path.read_bytes())
 
 
-_FIELD = st.text(alphabet=st.sampled_from(list("ab;: ]\t[\\x\u00e9\u0663\u00b2")), max_size=6)
+def test_the_fast_path_gives_what_the_general_parser_gives_on_a_generated_busy_log(tmp_path):
+    # 10k checks, SOFT/HARD changes, downtimes, notifications: the benchmark's log, smaller.
+    loggen.write_log(str(tmp_path / "nagios.log"), 30000, hosts=300)
+    data = (tmp_path / "nagios.log").read_bytes()
+    assert_as_defined(data)
+    assert_as_defined(data.replace(b"\n", b"\r\n")[:-7], block=4093)   # CRLF, no last newline, odd blocks
+
+
+_ODD = st.text(alphabet=st.sampled_from(list("ab;: ]\t[\\x\u00e9\u0663\r\x0c\u2028")), max_size=4)
+
+
+def _field(*typical: str):
+    return st.one_of(*[st.sampled_from(typical)] * 4, _ODD)  # odd one time in five
+
+
+# Mostly well-formed lines with one or two odd fields: the fast path's edges.
+_LINE = st.builds(
+    lambda stamp, kind, fields, cut, end: f"[{stamp}] {kind}: "
+    f"{';'.join((fields[:1] + fields[2:] if 'HOST' in kind else fields)[:cut])}{end}",
+    stamp=_field("1700000000", "1700000000.5", "+17", "", "x", " 17", "0017", "9" * 15, "9" * 16, "9" * 400),
+    kind=_field(*nagioslog._KINDS, "SERVICE NOTIFICATION", "HOST EVENT HANDLER", "ALERT", ""),
+    fields=st.tuples(_field("web01", "Disk /: x", ""), _field("HTTP", ""),
+                     _field("OK", "CRITICAL", "DOWN", "UNREACHABLE", "STARTED", "STOPPED"),
+                     _field("SOFT", "HARD", "CANCELLED"), _field("1", "3", "10", "12", "0", "01", "\u0663", ""),
+                     _field("refused", "a;b", "", " Checkable has entered")),
+    cut=st.sampled_from([6] * 6 + list(range(6))),
+    end=st.sampled_from(["\n", "", ";\n", "\r\n", "\r", "\n\n"]))
+_BYTES = st.one_of(st.sampled_from([b"\xff", b"\xc3", b"\xc3\xa9", b"\xe2\x80", b"\r", b"\n", b"\x00"]),
+                   st.binary(max_size=4))
 
 
 @settings(max_examples=400, deadline=None)
-@given(kind=st.sampled_from(["SERVICE ALERT", "CURRENT SERVICE STATE", "INITIAL SERVICE STATE", "HOST ALERT",
-                             "CURRENT HOST STATE", "INITIAL HOST STATE", "SERVICE NOTIFICATION"]),
-       stamp=st.sampled_from(["1700000000", "1700000000.5", "+17", "", "x"]),
-       fields=st.lists(st.one_of(_FIELD, st.sampled_from(["OK", "CRITICAL", "DOWN", "UNREACHABLE", "SOFT",
-                                                          "HARD", "3", "\u0663", "12"])), max_size=7),
-       end=st.sampled_from(["\n", "", ";\n"]))
-def test_the_fast_path_agrees_with_the_general_parser_on_odd_lines(kind, stamp, fields, end):
-    line = f"[{stamp}] {kind}: {';'.join(fields)}{end}"
-    fast, slow = _both_ways(line + "[1700000001] HOST ALERT: h;DOWN;HARD;1;x\n")
-    assert fast == slow, line
+@given(lines=st.lists(st.one_of(_LINE, st.sampled_from(["[1700000001] HOST ALERT: h;DOWN;HARD;1;x\n",
+                                                        "[1700000001] SERVICE ALERT: h;s;OK;SOFT;2;y\n",
+                                                        "junk\n", "\n"])), max_size=12),
+       noise=st.lists(st.tuples(st.integers(0, 400), _BYTES), max_size=3),
+       block=st.sampled_from([1, 2, 3, 7, 64, 1 << 16]))
+def test_the_fast_path_agrees_with_the_general_parser_on_odd_lines(lines, noise, block):
+    # Odd lines and odd bytes (broken UTF-8, lone "\r", "\r\n" cut between two reads), in
+    # blocks of any size: the same observations, counts and line numbers as line by line.
+    data = bytearray("".join(lines).encode())
+    for at, junk in noise:
+        data[at:at] = junk
+    assert_as_defined(bytes(data), block)
+
+
+EDGES = [
+    "[1] SERVICE ALERT: web01;HTTP;OK;SOFT;;empty attempt", "[1] SERVICE ALERT: web01;HTTP;OK;SOFT;01;x",
+    "[1] SERVICE ALERT: web01;HTTP;OK;SOFT;\u0663;Arabic-Indic digit", "[1] HOST ALERT: h;UP;SOFT;0;x",
+    "[1] SERVICE ALERT: web01;HTTP;OK;SOFT;99999999999999999999999;x", "[1] SERVICE ALERT: web01;;OK;HARD;1;x",
+    "[1] SERVICE ALERT: ;HTTP;OK;HARD;1;x", "[1] HOST ALERT: ;DOWN;HARD;1;x", "[1] SERVICE ALERT: ;;OK;HARD;1;x",
+    "[1] SERVICE ALERT: w;s;OK;HAR;1;x", "[1] SERVICE ALERT: w;s;OK;HARDER;1;x", "[1] SERVICE ALERT: w;s;OK;hard;1;x",
+    "[1] SERVICE ALERT: w;s;OK;HARD ;1;x", "[1] SERVICE ALERT: w;s;OKAY;HARD;1;x", "[1] SERVICE ALERT: w;s; OK;HARD;1;x",
+    "[1] SERVICE ALERT: w;s;DOWN;HARD;1;x", "[1] HOST ALERT: w;OK;HARD;1;x", "[1] HOST ALERT: w;UNREACHABLE;SOFT;2;",
+    "[1] SERVICE ALERT: w;s;OK;HARD;1", "[1] SERVICE ALERT: w;s;OK;HARD;1;", "[1] HOST ALERT: w;DOWN;HARD;1",
+    "[" + "9" * 15 + "] HOST ALERT: h;DOWN;HARD;1;x", "[" + "9" * 16 + "] HOST ALERT: h;DOWN;HARD;1;x",
+    "[" + "9" * 400 + "] SERVICE ALERT: h;s;OK;HARD;1;x", "[" + "9" * 400 + "] SERVICE NOTIFICATION: a;b",
+    "[0] HOST ALERT: h;DOWN;HARD;1;x", "[007] HOST ALERT: h;DOWN;HARD;1;x", "[1.5] HOST ALERT: h;DOWN;HARD;1;x",
+    "[1e3] HOST ALERT: h;DOWN;HARD;1;x", "[ 1] HOST ALERT: h;DOWN;HARD;1;x", "[+1] HOST ALERT: h;DOWN;HARD;1;x",
+    "[-1] HOST ALERT: h;DOWN;HARD;1;x", "[1_0] HOST ALERT: h;DOWN;HARD;1;x", "[\u0661] HOST ALERT: h;DOWN;HARD;1;x",
+    "[1] SERVICE ALERT:w;s;OK;HARD;1;x", "[1]  SERVICE ALERT: w;s;OK;HARD;1;x", "[1] SERVICE  ALERT: w;s;OK;HARD;1;x",
+    "[1] service alert: w;s;OK;HARD;1;x", "[1] SERVICE ALERTS: w;s;OK;HARD;1;x", "[1]SERVICE ALERT: w;s;OK;HARD;1;x",
+    "[1] CURRENT SERVICE STATE: w;s;UNKNOWN;HARD;1;x", "[1] INITIAL HOST STATE: w;UNREACHABLE;HARD;1;x",
+    "[1] SERVICE ALERT: w;s;OK;HARD;1;a\rb\x0cc\x1cd\x85e\u2028f;g]h[2] SERVICE ALERT: w;s;CRITICAL;HARD;1;x",
+    "[1] SERVICE DOWNTIME ALERT: w;s;STARTED; x", "[1] HOST DOWNTIME ALERT: w;STOPPED;", "[1] HOST DOWNTIME ALERT: w",
+    "[1] SERVICE FLAPPING ALERT: w;s;STARTED; x", "[1] LOG ROTATION: DAILY", "[1]", "[1] ", "[", "[]", "[] x", "",
+    " ", "\x0c", "\u2028", "junk", "[1] SERVICE ALERT", "[1] SERVICE ALERT: ",
+]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_edge_lines_read_as_the_general_parser_reads_them(end):
+    for line in EDGES:
+        assert_as_defined((line + end).encode())
+        assert_as_defined(line.encode())              # as a last line without its newline
+    assert_as_defined(end.join(EDGES * 2).encode(), block=100)
+
+
+def test_lines_that_only_together_look_like_an_alert_stay_two_lines():
+    text = ("[1] SERVICE ALERT: web01\n"          # no fields: the next line must not complete it
+            "web01;HTTP;CRITICAL;HARD;1;refused\n"
+            "[2] HOST ALERT: web01\n"
+            "web01;DOWN;HARD;1;x\n"
+            "[3] SERVICE ALERT: web01;HTTP\n[4] LOG ROTATION: CRITICAL;HARD;1;y\n")
+    obs, st = run(text)
+    assert obs == [] and st.unparsed_lines == [1, 2, 3, 4, 5] and st.ignored == 1
+    assert_as_defined(text.encode())
+
+
+def test_an_element_of_a_line_iterable_is_one_line_whatever_it_holds():
+    lines = ["[1] HOST ALERT: a;DOWN;HARD;1;x\n[2] HOST ALERT: b;DOWN;HARD;1;y\n", "[3] HOST ALERT: c;UP;HARD;1;z"]
+    stats = ParseStats()
+    assert (list(parse(lines, stats)), vars(stats)) == definition(lines)
+    assert [o[1] for o in list(parse(lines))] == ["a", "c"] and stats.lines == 2
+
+
+def test_repeated_unparsed_lines_keep_their_own_line_numbers():
+    text = "junk\n[1] HOST ALERT: h;DOWN;HARD;1;x\njunk\n\n[2] LOG ROTATION: DAILY\njunk\njunk\n" * 3
+    obs, st = run(text)
+    assert st.unparsed_lines == [1, 3, 6, 7, 8, 10, 13, 14, 15, 17, 20, 21]
+    assert (st.lines, st.used, st.ignored, len(obs)) == (21, 3, 6, 3)
+
+
+def test_a_truncated_gzip_archive_gives_every_line_before_the_damage_then_fails_like_a_text_file():
+    loggen_text = "".join(f"[{1700000000 + i}] SERVICE ALERT: h{i % 7};s;CRITICAL;SOFT;1;{'x' * (i % 50)}\n"
+                          for i in range(20000))
+    broken = gzip.compress(loggen_text.encode())[:-500]
+
+    def until_error(it):
+        got = []
+        with pytest.raises(EOFError):
+            for o in it:
+                got.append(o)
+        return got
+
+    def text():
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=io.BytesIO(broken)), encoding="utf-8")
+
+    by_line = until_error(o for n, line in enumerate(text(), 1)
+                          for o in [nagioslog._general(line, n, ParseStats(), Downtimes())] if o is not None)
+    assert len(by_line) > 19000
+    assert until_error(parse_file(gzip.GzipFile(fileobj=io.BytesIO(broken)))) == by_line
+    assert until_error(parse(text())) == by_line
 
 
 def test_each_line_keeps_its_own_time_when_the_general_parser_reads_a_line_in_between():
@@ -239,5 +383,4 @@ def test_each_line_keeps_its_own_time_when_the_general_parser_reads_a_line_in_be
     obs, st = run(text)
     assert [(o[0], o[5]) for o in obs] == [(100.0, 1), (200.0, 1), (100.0, 2), (100.0, 10), (100.5, 12)]
     assert (st.used, st.ignored, st.unparsed) == (5, 0, 0)
-    fast, slow = _both_ways(text)
-    assert fast == slow
+    assert_as_defined(text.encode())
