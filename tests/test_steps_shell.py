@@ -182,6 +182,17 @@ def test_bad_template_fails_the_step_without_running(runner, tmp_path):
     assert runner.render(shell("echo {summary}"), {"summary": "a;b"}) == "echo 'a;b'"
 
 
+def test_a_dry_run_renders_as_the_runner_does(runner):
+    from escalator_handlers.steps.run_plan import DryRunner
+
+    dry = DryRunner()
+    for template, values in (("echo {nope}", {}), ("echo {host}", {"hosts": []}),
+                             ("echo {summary} \"{hosts}\" '{level}'", {"summary": "a;b $(x)", "hosts": ["h1", "h'2"],
+                                                                         "level": "v m"})):
+        assert dry.render(shell(template), values) == runner.render(shell(template), values)
+    dry.close()
+
+
 def test_foreach_runs_hosts_in_parallel_up_to_concurrency(runner, tmp_path):
     hosts = [f"node{i:02d}" for i in range(6)]
     step = shell(f"s=$(date +%s.%N); sleep 0.4; echo $s $(date +%s.%N) > {tmp_path}/{{host}}",

@@ -12,9 +12,20 @@ paramiko is imported here, so the handler's hot path must never import
 this package.
 """
 
+from typing import Any
+
 from .result import OUTPUT_TAIL, StepResult
-from .runner import StepRunner
 from .template import PLACEHOLDERS, render_command, values_env
 
 __all__ = ["OUTPUT_TAIL", "PLACEHOLDERS", "StepResult", "StepRunner",
            "render_command", "values_env"]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner (processes, threads, sockets, paramiko) only when something runs steps:
+    # replay renders its dry runs without it, and starts faster for that.
+    if name == "StepRunner":
+        from .runner import StepRunner
+
+        return StepRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

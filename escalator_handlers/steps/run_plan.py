@@ -15,8 +15,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .. import kinds
 from ..config import Config, Step
+from ..errors import StepError
 from ..planning.planner import RunPlan
 from ..planning.runs import RunRecord
+from .template import render_command
 
 Emit = Callable[[Sequence[dict]], None]
 
@@ -25,15 +27,23 @@ class DryRunner:
     """Stands in for ``steps.StepRunner``: renders, never runs."""
 
     def __init__(self) -> None:
-        from .runner import StepRunner
-
-        self._renderer = StepRunner()
+        self._renderer: Any = None
 
     def render(self, step: Step, values: Mapping[str, Any]) -> str:
+        if step.kind == "shell" and step.command is not None:
+            try:  # what StepRunner.render shows, without loading the runner
+                return render_command(step.command, values)
+            except StepError as exc:
+                return f"(would fail: {exc})"
+        if self._renderer is None:
+            from .runner import StepRunner
+
+            self._renderer = StepRunner()
         return self._renderer.render(step, values)
 
     def close(self) -> None:
-        self._renderer.close()
+        if self._renderer is not None:
+            self._renderer.close()
 
     def __enter__(self) -> "DryRunner":
         return self

@@ -91,7 +91,7 @@ class StepRunner:
         could not run renders as ``(would fail: why)``."""
         try:
             if step.kind == "shell" and step.command is not None:
-                return render_command(step.command, values)  # what _plan displays, without the plan
+                return render_command(step.command, values)  # what _plan displays (DryRunner too)
             return self._plan(step, values, display_only=True).display
         except StepError as exc:
             return f"(would fail: {exc})"
