@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from itertools import chain
@@ -149,9 +150,11 @@ def _first_time(path: str) -> float:
             end = raw.find(b"]")
             if raw[:1] == b"[" and end > 1:
                 try:
-                    return float(raw[1:end])
+                    t = float(raw[1:end])
                 except ValueError:
-                    pass
+                    continue
+                if math.isfinite(t):  # not "[nan]" or "[inf]", which the parser counts as unparsed
+                    return t
     return float("inf")
 
 

@@ -266,11 +266,11 @@ def _field(*typical: str):
 _LINE = st.builds(
     lambda stamp, kind, fields, cut, end: f"[{stamp}] {kind}: "
     f"{';'.join((fields[:1] + fields[2:] if 'HOST' in kind else fields)[:cut])}{end}",
-    stamp=_field("1700000000", "1700000000.5", "+17", "", "x", " 17", "0017", "9" * 15, "9" * 16, "9" * 400),
+    stamp=_field("1700000000", "1700000000.5", "+17", "", "x", " 17", "0017", "9" * 15, "9" * 16, "9" * 400, "nan"),
     kind=_field(*nagioslog._KINDS, "SERVICE NOTIFICATION", "HOST EVENT HANDLER", "ALERT", ""),
     fields=st.tuples(_field("web01", "Disk /: x", ""), _field("HTTP", ""),
                      _field("OK", "CRITICAL", "DOWN", "UNREACHABLE", "STARTED", "STOPPED"),
-                     _field("SOFT", "HARD", "CANCELLED"), _field("1", "3", "10", "12", "0", "01", "\u0663", ""),
+                     _field("SOFT", "HARD", "CANCELLED"), _field("1", "3", "10", "12", "0", "01", "\u0663", "\u00b2", ""),
                      _field("refused", "a;b", "", " Checkable has entered")),
     cut=st.sampled_from([6] * 6 + list(range(6))),
     end=st.sampled_from(["\n", "", ";\n", "\r\n", "\r", "\n\n"]))
@@ -314,6 +314,8 @@ EDGES = [
     "[1] SERVICE DOWNTIME ALERT: w;s;STARTED; x", "[1] HOST DOWNTIME ALERT: w;STOPPED;", "[1] HOST DOWNTIME ALERT: w",
     "[1] SERVICE FLAPPING ALERT: w;s;STARTED; x", "[1] LOG ROTATION: DAILY", "[1]", "[1] ", "[", "[]", "[] x", "",
     " ", "\x0c", "\u2028", "junk", "[1] SERVICE ALERT", "[1] SERVICE ALERT: ",
+    "[nan] HOST ALERT: h;DOWN;HARD;1;x", "[-inf] HOST ALERT: h;DOWN;HARD;1;x", "[nan] LOG ROTATION: DAILY",
+    "[1] SERVICE ALERT: w;s;OK;HARD;\u00b2;x", "[1] HOST ALERT: w;DOWN;HARD;" + "1" * 5000 + ";x",
 ]
 
 
@@ -323,6 +325,22 @@ def test_edge_lines_read_as_the_general_parser_reads_them(end):
         assert_as_defined((line + end).encode())
         assert_as_defined(line.encode())              # as a last line without its newline
     assert_as_defined(end.join(EDGES * 2).encode(), block=100)
+
+
+def test_times_and_attempts_no_clock_or_count_can_use_are_unparsed_not_fatal():
+    # float() reads "inf" and "nan", str.isdigit() takes "\u00b2" (which int() refuses), and
+    # int() refuses more than 4300 digits: each of these used to stop replay with a traceback.
+    obs, st = run("[inf] HOST ALERT: web01;DOWN;HARD;1;x\n"
+                  "[nan] SERVICE ALERT: web01;HTTP;CRITICAL;HARD;1;x\n"
+                  f"[{'9' * 400}] HOST ALERT: web01;DOWN;HARD;1;x\n"
+                  "[5] SERVICE ALERT: web01;HTTP;CRITICAL;HARD;\u00b2;x\n"
+                  f"[6] HOST ALERT: web01;DOWN;SOFT;{'1' * 5000};x\n"
+                  f"[7] HOST ALERT: web01;DOWN;SOFT;{'1' * 16};sixteen digits are a number\n"
+                  "[-inf] SERVICE DOWNTIME ALERT: web01;HTTP;STARTED; x\n"
+                  "[nan] LOG ROTATION: DAILY\n"
+                  "[8] SERVICE ALERT: web01;HTTP;OK;HARD;1;fine\n")
+    assert [(o[0], o[5]) for o in obs] == [(7.0, 1111111111111111), (8.0, 1)]
+    assert st.unparsed_lines == [1, 2, 3, 4, 5, 7] and st.ignored == 1
 
 
 def test_lines_that_only_together_look_like_an_alert_stay_two_lines():

@@ -157,6 +157,19 @@ def test_unparsed_lines_are_counted_and_never_fatal(tmp_path):
     assert story(records, 1000)[0] == (30, "run", ("deploy",), {"deploy": ("app",)})
 
 
+def test_a_log_line_with_an_impossible_time_or_attempt_is_unparsed_not_a_crash(tmp_path):
+    log = tmp_path / "nagios.log"
+    log.write_text("[inf] SERVICE ALERT: app;Smoke test;CRITICAL;HARD;1;no time\n"
+                   "[nan] HOST ALERT: app;DOWN;HARD;1;no time either\n"
+                   "[1000] SERVICE ALERT: app;Smoke test;CRITICAL;HARD;\u00b2;a digit int() refuses\n"
+                   f"[1000] SERVICE ALERT: app;Smoke test;CRITICAL;HARD;{'1' * 5000};too long for int()\n"
+                   "[1000] SERVICE ALERT: app;Smoke test;CRITICAL;HARD;1;fail\n", encoding="utf-8")
+    p = cli("replay", str(log), "--config", str(EXAMPLE_CONFIG), "-vv")
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "internal error" not in p.stderr
+    assert "replayed 1 event from 5 lines" in p.stderr
+    assert f"unparsed lines: {log}:1, {log}:2, {log}:3, {log}:4" in p.stderr
+
+
 def test_json_lines_event_file(tmp_path):
     f = tmp_path / "events.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in [

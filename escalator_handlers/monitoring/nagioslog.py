@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import math
 import re
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -111,21 +112,25 @@ def _general(line: str, lineno: int, st: ParseStats, dts: Downtimes) -> Optional
         return None
     if code is None:
         return None  # notifications, handler runs, "Nagios 4.4.6 starting..." and the like
+    if not math.isfinite(t):  # "[inf]", "[nan]", 400 digits: no clock can run to or from it
+        st.bad(lineno)
+        return None
     if line[-1:] == "\n":
         line = line[:-1]
     if code == 1:
         p = line[colon + 2:].split(";", 5)
-        if len(p) < 5 or p[2] not in _SVC_STATES or p[3] not in _TYPES or not p[4].isdigit():
+        n = _attempt(p[4]) if len(p) >= 5 else None
+        if n is None or p[2] not in _SVC_STATES or p[3] not in _TYPES:
             st.bad(lineno)
             return None
-        return (t, p[0], p[1], p[2], p[3], int(p[4]), dts.service.get((p[0], p[1]), 0),
-                p[5] if len(p) > 5 else "")
+        return (t, p[0], p[1], p[2], p[3], n, dts.service.get((p[0], p[1]), 0), p[5] if len(p) > 5 else "")
     if code == 2:
         p = line[colon + 2:].split(";", 4)
-        if len(p) < 4 or p[1] not in _HOST_STATES or p[2] not in _TYPES or not p[3].isdigit():
+        n = _attempt(p[3]) if len(p) >= 4 else None
+        if n is None or p[1] not in _HOST_STATES or p[2] not in _TYPES:
             st.bad(lineno)
             return None
-        return (t, p[0], None, p[1], p[2], int(p[3]), dts.host.get(p[0], 0), p[4] if len(p) > 4 else "")
+        return (t, p[0], None, p[1], p[2], n, dts.host.get(p[0], 0), p[4] if len(p) > 4 else "")
     if code == 3:
         p = line[colon + 2:].split(";", 3)
         if len(p) < 3 or p[2] not in DOWNTIME_WORDS:
@@ -140,6 +145,17 @@ def _general(line: str, lineno: int, st: ParseStats, dts: Downtimes) -> Optional
         return None
     d = dts.host[p[0]] = Downtimes.next_depth(dts.host.get(p[0], 0), p[1], p[2] if len(p) > 2 else "")
     return (t, p[0], None, None, "HARD", 1, d, p[1])
+
+
+def _attempt(text: str) -> Optional[int]:
+    """An attempt number, or None: digits only, and ones int() reads ("\u00b2" is a digit
+    it refuses, and so is a number of more than 4300 digits)."""
+    if not text.isdigit():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _by_last_letter(words: Sequence[str]) -> Dict[str, str]:
@@ -166,7 +182,7 @@ def _lines_matcher() -> Callable[..., List[Tuple[str, ...]]]:
     line of another kind (its text after "] " does not start with a kind and
     ": "), which the general parser ignores: (time, "", ...); (3) anything
     else, whole, in the last field, for the general parser: downtime alerts,
-    missing fields, times that are not 1-15 digits, foreign lines.  The
+    missing fields, times or attempts that are not 1-15 digits, foreign lines.  The
     matcher only recognises: it gives what the general parser would
     (``tests/test_nagioslog.py``).  Possessive repeats: backtracking into a
     field can never help.
@@ -178,7 +194,7 @@ def _lines_matcher() -> Callable[..., List[Tuple[str, ...]]]:
         rf"\[([0-9]{{1,15}}+)\] (?:"
         rf"(?:(?:{kinds(1)}): ([^;\n]*+);([^;\n]*+);(?:{'|'.join(SERVICE_STATES)})(?<=(.))"
         rf"|(?:{kinds(2)}): ([^;\n]*+);(?:{'|'.join(HOST_STATES)})(?<=(.)))"
-        rf";(?:SOFT|HARD)(?<=(.));([0-9]++);([^\n]*+)\n"
+        rf";(?:SOFT|HARD)(?<=(.));([0-9]{{1,15}}+);([^\n]*+)\n"
         rf"|(?!(?:{'|'.join(_KINDS)}): )[^\n]*+\n)"
         rf"|([^\n]*+\n)").findall
 
