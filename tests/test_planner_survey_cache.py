@@ -3,13 +3,15 @@ whatever happens in between, it must say exactly what a survey from scratch says
 
 from __future__ import annotations
 
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from escalator_handlers.planning.state import State
 from escalator_handlers.planning.survey import hosts_by_level, joined, survey, survey_all as _survey_all
-from planner_fixtures import example_config, example_config_with
+from planner_fixtures import EXAMPLE_CONFIG, example_config, example_config_with
 
+EXAMPLE_CHECKS = yaml.safe_load(EXAMPLE_CONFIG.read_text())["checks"]
 HOSTS = ["web01", "db01", "tier-web", "iaas-api"]  # iaas-api/IaaS API is no target (target: false)
 SERVICES = [None, "PING", "HTTP", "PostgreSQL", "Smoke test", "Disk /var", "IaaS API"]
 STATES = {None: ["UP", "DOWN", "UNREACHABLE", None], "svc": ["OK", "WARNING", "CRITICAL", "UNKNOWN", None]}
@@ -37,8 +39,11 @@ def same(state: State) -> None:
 @settings(max_examples=300, deadline=None)
 @given(steps, st.booleans())
 def test_incremental_survey_always_equals_a_survey_from_scratch(script, act_in_downtime):
-    configs = [example_config_with(act_in_downtime=act_in_downtime),
-               example_config_with(act_in_downtime=act_in_downtime, state_types=["SOFT", "HARD"])]
+    # HTTP WARNING asks for the level CRITICAL asks for, but makes no target: a check can
+    # keep its place in the survey and change whether its host is a target.
+    checks = [{"service": "HTTP", "state": "WARNING", "level": "converge", "target": False}] + EXAMPLE_CHECKS
+    configs = [example_config_with(act_in_downtime=act_in_downtime, checks=checks),
+               example_config_with(act_in_downtime=act_in_downtime, state_types=["SOFT", "HARD"], checks=checks)]
     state = State(configs[0])
     t = 1000.0
     for step in script:
@@ -80,4 +85,17 @@ def test_a_long_gap_between_surveys_and_a_host_downtime_change_are_seen():
     same(state)
     state.observe(3000.0, "web07", None, "UP", "HARD", 1, 0, "downtime over")
     assert ("web07", "HTTP") in [x.key for x in survey(state).asking]
+    same(state)
+
+
+def test_a_check_keeping_its_place_can_change_whether_its_host_is_a_target():
+    checks = [{"service": "HTTP", "state": "WARNING", "level": "converge", "target": False}] + EXAMPLE_CHECKS
+    state = State(example_config_with(checks=checks))
+    state.observe(1000.0, "web01", "HTTP", "WARNING", "HARD", 3, 0, "slow")
+    assert hosts_by_level(state, survey(state).asking) == {}     # asks, but web01 is no target
+    state.observe(1060.0, "web01", "HTTP", "CRITICAL", "HARD", 3, 0, "down")
+    assert hosts_by_level(state, survey(state).asking) == {5: 1}  # converge: now a target
+    same(state)
+    state.observe(1120.0, "web01", "HTTP", "WARNING", "HARD", 3, 0, "slow again")
+    assert hosts_by_level(state, survey(state).asking) == {}
     same(state)

@@ -111,7 +111,7 @@ class RunRecord:
             rec["start_level"] = self.start_level
         if self.targets is not None:
             rec["targets"] = {k: list(v) for k, v in self.targets.items()}
-        rec["checks"] = [dict(c) if isinstance(c, abc.Mapping) else list(c) for c in self.checks]
+        rec["checks"] = [dict(c) if type(c) is dict or isinstance(c, abc.Mapping) else list(c) for c in self.checks]
         for name in ("run", "request", "approval"):
             if getattr(self, name) is not None:
                 rec[name] = getattr(self, name)
@@ -177,7 +177,7 @@ def start_checks(checks: Iterable[Any], levels: Sequence[Level]) -> Tuple[CheckK
     """The checks mapped to the most drastic level among a run's checks."""
     names = {lv.name: lv.index for lv in levels}
     ranked = [(names.get(c.get("level"), 10**6), key_of(c)) for c in checks or ()
-              if isinstance(c, abc.Mapping)]
+              if type(c) is dict or isinstance(c, abc.Mapping)]
     if not ranked:
         return keys_of(checks)
     top = min(r for r, _ in ranked)

@@ -132,6 +132,9 @@ class SortedValues:
         self.keys.insert(i, skey)
         self.values.insert(i, value)
 
+    def replace(self, skey: tuple, value: Any) -> None:
+        self.values[bisect_left(self.keys, skey)] = value
+
     def remove(self, skey: tuple) -> None:
         i = bisect_left(self.keys, skey)
         del self.keys[i]
@@ -234,6 +237,14 @@ class SurveyCache:
         if not levels:
             del self.host_levels[host]
 
+    def _drop(self, key: CheckKey, old: Tuple[SortedValues, tuple, Any]) -> None:
+        """Take ``key``'s old entry out of its list (and of the counts)."""
+        old[0].remove(old[1])
+        if old[0] is self.asking:
+            self.fresh.discard(key)
+            if old[2].target:
+                self._count(key[0], old[2].level, -1)
+
     def joined(self, state: State) -> List[Asking]:
         """:func:`joined` of the cache's own asking list, in O(checks that joined)."""
         covered = state.skip_checks
@@ -255,16 +266,13 @@ class SurveyCache:
                 # (host, "") sorts level with the host check (host, None): only
                 # survey_all's order of failing settles that tie.
                 return False
-            old = entries.pop(key, None)
-            if old is not None:
-                old[0].remove(old[1])
-                if old[0] is asking:
-                    fresh.discard(key)
-                    if old[2].target:
-                        self._count(key[0], old[2].level, -1)
+            old = entries.get(key)
             cs = problems.get(key)
             # Rule 1's state type first: most changes between surveys are SOFT chatter.
             if cs is None or cs.state_type not in counted or not failing(key, cs):
+                if old is not None:
+                    del entries[key]
+                    self._drop(key, old)
                 continue
             if cs.level is None:
                 where, skey, value = self.unmapped, (key[0], key[1] or ""), key
@@ -276,6 +284,22 @@ class SurveyCache:
                     value = old[2]  # unchanged: an Asking costs half a microsecond to make
                 else:
                     value = Asking(key, cs.state or "", cs.state_type, cs.level, state.is_target(key, cs.state))
+            if old is not None:
+                if old[0] is where and old[1] == skey:
+                    # The same place in the same list (most re-examined checks): what
+                    # removing and adding it again would leave, without the bisections.
+                    if old[2] is not value:
+                        where.replace(skey, value)
+                        entries[key] = (where, skey, value)
+                        if where is asking and old[2].target != value.target:
+                            self._count(key[0], value.level, 1 if value.target else -1)
+                    if where is asking:
+                        if covered is not None and key not in covered:
+                            fresh.add(key)
+                        else:
+                            fresh.discard(key)
+                    continue
+                self._drop(key, old)
             where.add(skey, value)
             entries[key] = (where, skey, value)
             if where is asking:

@@ -52,14 +52,19 @@ class DryRunner:
         self.close()
 
 
-def run_values(plan: RunPlan, level_name: str, config: Config) -> Dict[str, Any]:
-    """Template values for the steps of one level of a run."""
+def run_values(plan: RunPlan, level_name: str, checks: List[str]) -> Dict[str, Any]:
+    """Template values for the steps of one level of a run (``checks``: :func:`check_names`)."""
     return {
         "level": level_name,
         "hosts": list(plan.targets.get(level_name, ())),
         "summary": plan.summary,
-        "checks": [f"{a.key[0]}/{a.key[1]}" if a.key[1] else a.key[0] for a in plan.checks],
+        "checks": checks,
     }
+
+
+def check_names(plan: RunPlan) -> List[str]:
+    """``{checks}``: the run's checks as host/service (host alone for a host check)."""
+    return [f"{a.key[0]}/{a.key[1]}" if a.key[1] else a.key[0] for a in plan.checks]
 
 
 def _step(now: float, run_id: Optional[str], level: str, where: str, host: Optional[str], **fields: Any) -> dict:
@@ -89,8 +94,9 @@ def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Calla
     emit([dict(opened, dry_run=True) if dry_run else opened])
     outcome, reason, superseded = ("dry-run" if dry_run else "ok"), None, False
     levels_run: List[str] = []
+    checks = check_names(plan)
     for level in plan.levels:
-        values = run_values(plan, level.name, config)
+        values = run_values(plan, level.name, checks)
         hosts = plan.targets.get(level.name, ())
         for step in level.steps:
             why = None if dry_run else interrupt()
