@@ -7,11 +7,17 @@ for the state fold.
 
 Downtime is derived from ``HOST/SERVICE DOWNTIME ALERT`` lines the way each
 daemon writes them (see :class:`Downtimes`); one :class:`Downtimes` passed to
-every file of a history carries it across rotated archives.  Other well-formed lines (notifications, event handler runs, external
-commands, start-up messages) are ignored; lines that are not Nagios log lines
-at all, or alerts with missing fields, are counted as unparsed with their line
-numbers.  Built for speed: it parses a million lines in about 1.3 s (see
-``benchmarks``).
+every file of a history carries it across rotated archives.  Other
+well-formed lines (notifications, event handler runs, external commands,
+start-up messages) are ignored; lines that are not Nagios log lines at all,
+or alerts with missing fields, are counted as unparsed with their line
+numbers; so are those whose time or attempt number no clock or count can use
+("[inf]", "[nan]", an attempt of "\u00b2").
+
+Built for speed: :func:`parse_file` matches a block of lines per regex call
+and reads a million-line log in about a second (``benchmarks``); the
+general parser, a line at a time, stays the definition of every line and
+reads the few the block matcher leaves to it.
 """
 
 from __future__ import annotations
