@@ -199,9 +199,8 @@ def _explain(s: Survey, levels: Sequence[Level], state: State) -> Tuple[str, ...
 def _hold_text(h) -> str:
     if h is None:
         return "(hold gone)"
-    who = f" by {h.user}" if h.user else ""
     until = f" until {iso_time(h.until)}" if h.until is not None else ""
-    return f"hold {h.label}{who}{until}" + (f" ({h.reason})" if h.reason else "")
+    return f"hold {h.label}{f' by {h.user}' if h.user else ''}{until}" + (f" ({h.reason})" if h.reason else "")
 
 
 def unreachable_checks(state: State) -> Dict[CheckKey, object]:
@@ -301,11 +300,12 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
                f"{'escalated after exhausting ' + levels[required - 1].name if start < required else 'failing'}")
     plan = RunPlan(tuple(run_levels), targets, asking, attempt, start < required, summary, explain,
                    tuple(s.unmapped))
-    gate = approvals.gate(state.approvals, config, plan.record(config, now), run_levels, now)
-    if gate.records or gate.wake is not None:
-        return Decision(gate.records, wake=gate.wake, why=gate.why, explain=explain)
-    if gate.approval:
-        plan = replace(plan, approval=gate.approval)
+    if state.approvals.pending or any(lv.approval is not None for lv in run_levels):  # else no gate
+        gate = approvals.gate(state.approvals, config, plan.record(config, now), run_levels, now)
+        if gate.records or gate.wake is not None:
+            return Decision(gate.records, wake=gate.wake, why=gate.why, explain=explain)
+        if gate.approval:
+            plan = replace(plan, approval=gate.approval)
     return Decision(run=plan, why=f"run levels {', '.join(lv.name for lv in run_levels)}", explain=explain)
 
 
