@@ -91,16 +91,8 @@ def observe(self: State, time: float, host: str, service: Optional[str], state: 
         was_failing = failing = False  # SOFT chatter (when only HARD counts) and recoveries
     self.observed_failing = failing
     relevant = failing != was_failing or (failing and cs.level != old_level)
-    if good:  # _recovered(), inline
-        if self.episodes:
-            for ep in self.episodes.values():
-                if key in ep.pending:
-                    ep.pending.discard(key)
-                    relevant = True
-        if self.held_recorded:
-            self.held_recorded.discard(key)
-        if self.skip_checks and key in self.skip_checks:
-            relevant = _skip_recovered(self, key)
+    if good and (self.episodes or self.held_recorded or self.skip_checks):
+        relevant = _recovered(self, key) or relevant
     if relevant or (failing and (state != old_state or state_type != old_type)):
         self._note_changed(key)
     if relevant:
@@ -218,18 +210,13 @@ def _recovered(self: State, key: CheckKey) -> bool:
     if self.held_recorded:
         self.held_recorded.discard(key)
     if self.skip_checks and key in self.skip_checks:
-        relevant = _skip_recovered(self, key)
+        relevant = True
+        # The skip is news again only once all its checks recovered: one
+        # record per episode, not one per partial recovery.
+        self.skip_checks.discard(key)
+        if not self.skip_checks:
+            self.last_skip = None
     return relevant
-
-
-def _skip_recovered(self: State, key: CheckKey) -> bool:
-    """A check the last skip listed recovered (relevant: a decision can change).  The skip
-    is news again only once all its checks recovered: one record per episode, not one
-    per partial recovery."""
-    self.skip_checks.discard(key)
-    if not self.skip_checks:
-        self.last_skip = None
-    return True
 
 
 def _debounce(self: State, clock: float) -> None:
