@@ -107,6 +107,8 @@ class Event:
             time = float(d["time"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not an event: missing or bad {exc}") from None
+        if not time - time == 0.0:  # NaN or infinite, without importing math (see parse_time)
+            raise ValueError(f"not an event: time must be a finite number of epoch seconds, not {time!r}")
         if not isinstance(host, str) or not host:
             raise ValueError("not an event: host must be a non-empty string")
         service = d.get("service")

@@ -115,6 +115,8 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                         rec = json.loads(raw)
                         kind = rec.get("kind", kinds.EVENT)
                         t = float(rec["time"])
+                        if not math.isfinite(t):  # "inf", NaN: no clock runs to or from it (as in nagioslog)
+                            raise ValueError("time")
                         if kind == kinds.EVENT:
                             host, service = rec["host"], rec.get("service") or None
                             if not isinstance(host, str):

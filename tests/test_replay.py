@@ -486,3 +486,15 @@ def test_json_lines_are_what_json_dumps_writes():
                 {"checks": [{"host": "h", "service": None, "level": "vm"}], "n": [1, 2.25, -0.0, 1e300 * 10]},
                 {"nan": float("nan"), "nested": {"a": {"b": []}}, "big": 10 ** 30}, {}):
         assert line(rec) == json.dumps(rec, ensure_ascii=True)
+
+
+def test_a_json_lines_event_with_an_impossible_time_is_unparsed(tmp_path):
+    f = tmp_path / "events.jsonl"
+    f.write_text(json.dumps(ev(1000, "web01", None, "DOWN")) + "\n"
+                 + "".join('{"time": %s, "host": "web02", "state": "DOWN"}\n' % t
+                           for t in ('"inf"', '"nan"', "NaN", "Infinity", "1e999")), encoding="utf-8")
+    p = cli("replay", str(f), "--config", str(EXAMPLE_CONFIG), "-vv")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert "replayed 1 event from 6 lines" in p.stderr
+    assert f"unparsed lines: {f}:2, {f}:3, {f}:4, {f}:5, {f}:6" in p.stderr
+    assert "????" not in p.stdout

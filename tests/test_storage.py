@@ -200,3 +200,19 @@ def test_recent_reads_the_last_records_of_the_kinds_asked_for(backend: Backend) 
         assert [r["host"] for r in s.journal.recent(("run",), limit=3)] == ["h3", "h5", "h7"]
     finally:
         s.leadership.release()
+
+
+def test_an_event_without_a_real_time_is_rejected_with_its_text_not_folded() -> None:
+    # A spool line from a foreign writer may carry NaN or Infinity (Python's json reads
+    # both): folded, such a time would make every later observation of the check "older"
+    # or stall the debounce.  It is journalled as rejected, with its text, like junk.
+    from escalator_handlers.storage import intake_records
+
+    now = 1_800_000_000.0
+    items = [("events.jsonl", n, dict(event("a"), time=t), f'{{"time": {t!r}, "host": "a"}}')
+             for n, t in enumerate((float("nan"), float("inf"), -float("inf")), 1)]
+    items.append(("events.jsonl", 4, event("b"), '{"host": "b"}'))
+    recs = intake_records(items, set(), now)
+    assert [r["kind"] for r in recs] == ["event", "rejected", "rejected", "rejected"]
+    assert recs[0]["host"] == "b"
+    assert all("finite" in r["reason"] and r["text"].startswith('{"time": ') for r in recs[1:])
