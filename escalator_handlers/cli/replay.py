@@ -91,7 +91,13 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
         return _hand_over(cfg, config, files, until)
     failed = [0]
     counts = {kinds.RUN: 0, kinds.VERDICT: 0, kinds.NOTIFY: 0}
-    write, dumps = sys.stdout.write, _json_line()
+    # Lines go out in blocks: with PYTHONUNBUFFERED (or a terminal) each write would be a system call.
+    pending: List[str] = []
+    write, dumps = pending.append, _json_line()
+
+    def flush() -> None:
+        sys.stdout.write("".join(pending))
+        pending.clear()
 
     def out(rec: dict) -> None:
         kind = rec.get("kind")
@@ -100,9 +106,14 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
         if kind == kinds.RUN and rec.get("outcome") == "failed":
             failed[0] += 1
         write(dumps(rec) + "\n" if as_json else format_record(rec) + "\n")
+        if len(pending) >= 256:
+            flush()
 
     mode = "all" if verbose else ("none" if as_json else "changes")
-    stats = _replay(cfg, files, out, until=until, since=since, show_events=mode)
+    try:
+        stats = _replay(cfg, files, out, until=until, since=since, show_events=mode)
+    finally:
+        flush()  # what was replayed before an error, too
     window = []
     if stats.before:
         window.append(f"{plural(stats.before, 'earlier event')} as the starting state")
