@@ -220,26 +220,10 @@ class Simulation:
             self.wake = max(self.now, due)
 
     def observe(self, t: float, host: str, service: Optional[str], state: Optional[str], state_type: str,
-                attempt: int, downtime: int, output: str) -> bool:
-        """An event observed at ``t`` (not before ``now``: the clock has run there already)."""
-        # The hot path of replay, hence advance() only when a wake-up is due.
-        wake = self.wake
-        if wake is not None and wake <= t:
-            self.advance(t)
-        elif t > self.now:
-            self.now = t
-        st = self.state
-        relevant = st.observe(t, host, service, state, state_type, attempt, downtime, output)
-        if self.idle_until is not None:
-            if not relevant and not st.observed_failing:
-                self.let_by = True  # the planner's idle answer holds (class docstring)
-                return False
-            self._forget()
-        if not self.lazy:
-            self.settle()
-        elif relevant or self.wake is not None:
-            self._heard(True)
-        return relevant
+                attempt: int, downtime: int, output: str) -> None:
+        """An event observed at ``t`` (one older than the clock counts at the clock's time):
+        :meth:`feed` of that one event."""
+        self.feed(((t, host, service, state, state_type, attempt, downtime, output),))
 
     def feed(self, items: Iterable[Tuple[Any, ...]], show: Optional[Callable[[Tuple[Any, ...]], None]] = None
              ) -> Tuple[int, Optional[float]]:
@@ -249,8 +233,8 @@ class Simulation:
         there were and the time of the last item.  ``show(event)`` sees each event after
         the records due before it, before it is folded.
 
-        Replay's hot path: :meth:`observe` and :meth:`_heard` for every event, without a
-        call each (an event older than the clock counts at the clock's time, as there).
+        Replay's hot path: :meth:`_heard` is inlined for each event (an event older than
+        the clock counts at the clock's time).
         """
         st = self.state
         observe = st.observe
@@ -275,10 +259,10 @@ class Simulation:
                 self.advance(now)
             else:
                 self.now = now
-            if not self.lazy:
-                self.observe(now, *item[1:])
-                continue
             relevant = observe(*item) if t >= now else observe(now, *item[1:])
+            if not self.lazy:
+                self.settle()  # eager: ask after every event, as the collector after each batch
+                continue
             if self.idle_until is not None:
                 if not relevant and not st.observed_failing:
                     self.let_by = True  # the planner's idle answer holds (class docstring)

@@ -14,7 +14,7 @@ Rule 7, judging a run, is in :mod:`~escalator_handlers.planning.verdicts`.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import Config, Level
 from ..display import iso
@@ -91,9 +91,9 @@ def required_level(state: State) -> Optional[int]:
     return min(levels) if levels else None
 
 
-def releases_due(state: State) -> bool:
-    """Whether the checks of a held or escalated level all recovered (``decide`` releases it)."""
-    return any((ep.held or ep.escalated) and not ep.pending for ep in state.episodes.values())
+def releases_due(state: State) -> List[str]:
+    """The held or escalated levels whose checks all recovered (``decide`` releases them)."""
+    return [name for name, ep in state.episodes.items() if (ep.held or ep.escalated) and not ep.pending]
 
 
 def decide(state: State, config: Config, now: float, *, explain: bool = True) -> Decision:
@@ -113,11 +113,8 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
             return Decision(tuple(expired), wake=now, why="operator holds expired")
     if state.episodes:
         # Holds and escalations end when the checks that caused them recovered (rule 7).
-        releases = [
-            {"time": now, "kind": "release", "level": name, "reason": "checks recovered"}
-            for name, ep in state.episodes.items()
-            if (ep.held or ep.escalated) and not ep.pending
-        ]
+        releases = [{"time": now, "kind": "release", "level": name, "reason": "checks recovered"}
+                    for name in releases_due(state)]
         if releases:
             return Decision(tuple(releases), wake=now, why="checks recovered: releasing held levels")
     due = interlocks.due(state, config, now)
