@@ -383,61 +383,63 @@ def test_a_day_of_log_replays_in_well_under_a_second(tmp_path, capsys):
     assert elapsed < 10.0      # about half a second here; generous so a slow CI stays green
 
 
-@pytest.mark.parametrize("make_log,lines", [(busy_day_log, 20_000), (bad_day_log, 5_000)],
-                         ids=["busy", "meltdown"])
-def test_skipping_the_planner_for_events_that_change_nothing_changes_no_decision(tmp_path, monkeypatch,
-                                                                               make_log, lines):
-    """Replay asks an idle planner again only after an event that can change its decision
-    (State.observe says so); asking after every event must give exactly the same records."""
-    log = make_log(tmp_path / "day.log", lines=lines)
-    for cfg in (example_config(), example_config_with(limits={}, act_in_downtime=True)):
+def same_records_when(log: Path, configs, patch) -> List[dict]:
+    """Replay ``log`` with each config, as shipped and with ``patch(monkeypatch)`` applied
+    (a shortcut turned off): exactly the same records, runs among them.  The first
+    config's records."""
+    first: List[dict] = []
+    for cfg in configs:
         quick, _ = replay_records(cfg, [log], show_events="changes")
-        real_observe = State.observe
-        monkeypatch.setattr(State, "observe", lambda self, *a: real_observe(self, *a) or True)
-        slow, _ = replay_records(cfg, [log], show_events="changes")
-        monkeypatch.undo()
+        with pytest.MonkeyPatch.context() as m:
+            patch(m)
+            slow, _ = replay_records(cfg, [log], show_events="changes")
         assert any(r["kind"] == "start" for r in quick)
         assert quick == slow
+        first = first or quick
+    return first
 
 
-@pytest.mark.parametrize("make_log,lines", [(busy_day_log, 20_000), (bad_day_log, 5_000)],
-                         ids=["busy", "meltdown"])
-def test_letting_events_by_until_the_planners_wake_up_changes_no_decision(tmp_path, monkeypatch,
-                                                                          make_log, lines):
+def three_configs() -> tuple:
+    """The bundled config, without limits and acting in downtime, and counting SOFT states."""
+    return (example_config(), example_config_with(limits={}, act_in_downtime=True),
+            example_config_with(state_types=["SOFT", "HARD"], max_delay="1m"))
+
+
+BUSY_AND_MELTDOWN = pytest.mark.parametrize("make_log,lines", [(busy_day_log, 20_000), (bad_day_log, 5_000)],
+                                            ids=["busy", "meltdown"])
+
+
+@BUSY_AND_MELTDOWN
+def test_skipping_the_planner_for_events_that_change_nothing_changes_no_decision(tmp_path, make_log, lines):
+    """Replay asks an idle planner again only after an event that can change its decision
+    (State.observe says so); asking after every event must give exactly the same records."""
+    real_observe = State.observe
+    same_records_when(make_log(tmp_path / "day.log", lines=lines),
+                      (example_config(), example_config_with(limits={}, act_in_downtime=True)),
+                      lambda m: m.setattr(State, "observe", lambda self, *a: real_observe(self, *a) or True))
+
+
+@BUSY_AND_MELTDOWN
+def test_letting_events_by_until_the_planners_wake_up_changes_no_decision(tmp_path, make_log, lines):
     """After an idle answer with a wake-up, replay lets events that touch no failing check by
     without asking the planner again (planning.loop.Simulation, interlocks.stays_idle); asking
     after each of them, as before, must give exactly the same records."""
     from escalator_handlers.planning import loop
 
-    log = make_log(tmp_path / "day.log", lines=lines)
-    for cfg in (example_config(), example_config_with(limits={}, act_in_downtime=True),
-                example_config_with(state_types=["SOFT", "HARD"], max_delay="1m")):
-        quick, _ = replay_records(cfg, [log], show_events="changes")
-        monkeypatch.setattr(loop, "stays_idle", lambda state, config: False)
-        slow, _ = replay_records(cfg, [log], show_events="changes")
-        monkeypatch.undo()
-        assert any(r["kind"] == "start" for r in quick)
-        assert quick == slow
+    same_records_when(make_log(tmp_path / "day.log", lines=lines), three_configs(),
+                      lambda m: m.setattr(loop, "stays_idle", lambda state, config: False))
 
 
-@pytest.mark.parametrize("make_log,lines", [(busy_day_log, 20_000), (bad_day_log, 5_000)],
-                         ids=["busy", "meltdown"])
-def test_taking_a_steady_answer_as_given_changes_no_decision(tmp_path, monkeypatch, make_log, lines):
+@BUSY_AND_MELTDOWN
+def test_taking_a_steady_answer_as_given_changes_no_decision(tmp_path, make_log, lines):
     """While a run's quiescence lasts (rule 6) the planner's answer is steady: replay does not
     ask it again before the wake-up unless a record was folded or a held or escalated
     level's checks all recovered (planning.loop.Simulation._wake_up); asking, as before,
     must give exactly the same records."""
     from escalator_handlers.planning import loop
 
-    log = make_log(tmp_path / "day.log", lines=lines)
-    for cfg in (example_config(), example_config_with(limits={}, act_in_downtime=True),
-                example_config_with(state_types=["SOFT", "HARD"], max_delay="1m")):
-        quick, _ = replay_records(cfg, [log], show_events="changes")
-        monkeypatch.setattr(loop.Simulation, "_wake_up", loop.Simulation.settle)
-        slow, _ = replay_records(cfg, [log], show_events="changes")
-        monkeypatch.undo()
-        assert any(r["kind"] == "start" for r in quick)
-        assert quick == slow
+    same_records_when(make_log(tmp_path / "day.log", lines=lines), three_configs(),
+                      lambda m: m.setattr(loop.Simulation, "_wake_up", loop.Simulation.settle))
 
 
 def test_a_steady_answer_ends_when_a_held_levels_checks_recover():
@@ -446,12 +448,9 @@ def test_a_steady_answer_ends_when_a_held_levels_checks_recover():
     # planner at every wake-up in between.
     from escalator_handlers.planning import loop
 
-    quick, _ = replay_records(example_config(), [EXAMPLE_LOG])
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(loop.Simulation, "_wake_up", loop.Simulation.settle)
-        slow, _ = replay_records(example_config(), [EXAMPLE_LOG])
+    quick = same_records_when(EXAMPLE_LOG, (example_config(),),
+                              lambda m: m.setattr(loop.Simulation, "_wake_up", loop.Simulation.settle))
     assert [r["kind"] for r in quick if r["kind"] == "release"] == ["release"]
-    assert quick == slow
 
 
 def test_hosts_failing_one_by_one_on_a_held_level_cost_the_journal_a_constant_per_event(tmp_path):
