@@ -1,6 +1,7 @@
 """State.observe takes a short path for its common case (a known service check's newer
-state, escalator_handlers/planning/observe.py); whatever the events, it must fold exactly
-what the general path (observe_any) folds, and say the same about each event."""
+state, escalator_handlers/planning/observe.py), and replay's Simulation.feed has the same
+short path inline (planning/loop.py); whatever the events, each must fold exactly what the
+general path (observe_any) folds, and say the same about each event."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from escalator_handlers.planning import observe as observe_mod
+from escalator_handlers.planning.loop import Simulation
 from escalator_handlers.planning.state import Episode, State
 from planner_fixtures import example_config_with
 
@@ -39,18 +41,26 @@ def snapshot(state: State) -> dict:
     }
 
 
+def states(config, waits, n=2):
+    out = [State(config) for _ in range(n)]
+    for state in out:
+        state.episodes["vm"] = Episode(1, set(waits), held=True)
+        state.skip_checks, state.last_skip = set(waits), "max_targets:vm"
+        state.held_recorded = set(waits)
+    return out
+
+
+def variant(soft_counts, act_in_downtime, unreachable_fails, **more):
+    return example_config_with(state_types=["SOFT", "HARD"] if soft_counts else ["HARD"],
+                               act_in_downtime=act_in_downtime,
+                               unreachable="fail" if unreachable_fails else "ignore", **more)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(event, max_size=80), waiting, st.booleans(), st.booleans(), st.booleans())
 def test_the_short_path_folds_what_the_general_path_folds(events, waits, soft_counts, act_in_downtime,
                                                           unreachable_fails):
-    config = example_config_with(state_types=["SOFT", "HARD"] if soft_counts else ["HARD"],
-                                 act_in_downtime=act_in_downtime,
-                                 unreachable="fail" if unreachable_fails else "ignore")
-    short, slow = State(config), State(config)
-    for state in (short, slow):
-        state.episodes["vm"] = Episode(1, set(waits), held=True)
-        state.skip_checks, state.last_skip = set(waits), "max_targets:vm"
-        state.held_recorded = set(waits)
+    short, slow = states(variant(soft_counts, act_in_downtime, unreachable_fails), waits)
     t = 1000.0
     for host, service, n, stype, attempt, downtime, dt in events:
         t += dt  # sometimes back in time: a late observation
@@ -58,3 +68,20 @@ def test_the_short_path_folds_what_the_general_path_folds(events, waits, soft_co
         args = (t, host, service, s, stype, attempt, downtime, f"out {n}")
         assert short.observe(*args) == general(slow, *args), args
         assert snapshot(short) == snapshot(slow), args
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(event, max_size=80), waiting, st.booleans(), st.booleans(), st.booleans())
+def test_replays_inline_fold_folds_what_the_general_path_folds(events, waits, soft_counts, act_in_downtime,
+                                                               unreachable_fails):
+    # A debounce longer than the events last: the planner is never asked, only the fold runs.
+    config = variant(soft_counts, act_in_downtime, unreachable_fails, quiescence="10d", max_delay="10d")
+    fed, slow = states(config, waits)
+    sim = Simulation(fed, config, lambda records: None, lambda plan: None, start=1000.0, lazy=True)
+    t = 1000.0
+    for host, service, n, stype, attempt, downtime, dt in events:
+        t += dt  # sometimes back in time: the simulated clock counts it at its own time
+        s = STATES[None if service is None else "svc"][n]
+        sim.feed([(t, host, service, s, stype, attempt, downtime, f"out {n}")])
+        general(slow, max(t, sim.now), host, service, s, stype, attempt, downtime, f"out {n}")
+        assert snapshot(fed) == snapshot(slow), (t, host, service, s)

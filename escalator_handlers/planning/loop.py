@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 from ..config import Config
-from ..event import check_name
+from ..event import GOOD_STATES, check_name
 from .interlocks import stays_idle
+from .observe import debounce, observe_any, recovered
 from .planner import Decision, RunPlan, debounce_due, decide, releases_due, required_level
 from .state import State
 
@@ -233,11 +234,16 @@ class Simulation:
         there were and the time of the last item.  ``show(event)`` sees each event after
         the records due before it, before it is folded.
 
-        Replay's hot path: :meth:`_heard` is inlined for each event (an event older than
-        the clock counts at the clock's time).
+        Replay's hot path, so two calls per event are inlined: ``State.observe``'s short
+        path (``planning.observe``: a known service check's newer state; anything else
+        goes to ``observe_any``, which defines both, ``tests/test_state_observe.py``) and
+        :meth:`_heard`.  An event older than the clock counts at the clock's time.
         """
         st = self.state
-        observe = st.observe
+        checks, problems, good_states = st.checks, st.problems, GOOD_STATES
+        config = st.config
+        counted, hide, ignore_unreachable = config.state_types, not config.act_in_downtime, \
+            config.unreachable == "ignore"
         quiescence, max_delay = self.config.quiescence, self.config.max_delay
         n = 0
         last_t: Optional[float] = None
@@ -259,12 +265,64 @@ class Simulation:
                 self.advance(now)
             else:
                 self.now = now
-            relevant = observe(*item) if t >= now else observe(now, *item[1:])
+            _, host, service, state, state_type, attempt, downtime, output = item
+            key = (host, service)
+            cs = checks.get(key)
+            if cs is None or service is None or state is None or now < cs.time:
+                relevant = observe_any(st, key, cs, now, state, state_type, attempt, downtime, output, None)
+                failing = st.observed_failing
+            else:  # State.observe's short path, as planning.observe has it
+                old_state, old_type, old_level = cs.state, cs.state_type, cs.level
+                good = state in good_states
+                old_good = old_state is None or old_state in good_states
+                if state_type == "SOFT" and old_type == "HARD" and state == old_state and not good:
+                    state_type = "HARD"
+                if state != old_state:
+                    cs.since = now
+                    cs.state = state
+                    if good:
+                        cs.level = None
+                        if not old_good:
+                            problems.pop(key, None)
+                    else:
+                        levels = cs.levels
+                        if levels is None:
+                            levels = cs.levels = {}
+                        level = levels.get(state, 0)
+                        if level == 0:
+                            rule = st.match_rule(host, service, state)
+                            level = levels[state] = None if rule is None else rule.level
+                        cs.level = level
+                        if old_good:
+                            problems[key] = cs
+                cs.state_type = state_type
+                cs.attempt = attempt
+                cs.output = output
+                old_downtime = cs.downtime
+                cs.downtime = downtime
+                cs.time = now
+                was_problem = not old_good and old_type in counted
+                problem = not good and state_type in counted
+                if was_problem or problem:
+                    masked = (hide and st.host_downtime.get(host, 0) > 0) \
+                        or (ignore_unreachable and host in st.unreachable)
+                    was_failing = was_problem and not masked and not (hide and old_downtime > 0)
+                    failing = problem and not masked and not (hide and downtime > 0)
+                else:
+                    was_failing = failing = False
+                st.observed_failing = failing
+                relevant = failing != was_failing or (failing and cs.level != old_level)
+                if good and (st.episodes or st.held_recorded or st.skip_checks):
+                    relevant = recovered(st, key) or relevant
+                if relevant or (failing and (state != old_state or state_type != old_type)):
+                    st._note_changed(key)
+                if relevant:
+                    debounce(st, now)
             if not self.lazy:
                 self.settle()  # eager: ask after every event, as the collector after each batch
                 continue
             if self.idle_until is not None:
-                if not relevant and not st.observed_failing:
+                if not relevant and not failing:
                     self.let_by = True  # the planner's idle answer holds (class docstring)
                     continue
                 self._forget()

@@ -5,7 +5,9 @@ Nagios log is mostly SOFT chatter and recoveries of service checks, so that
 case takes a short path (:func:`observe`) and everything else -- a check seen
 for the first time, a host check, a downtime alert, an observation older than
 the last -- the general one (:func:`observe_any`), which also defines what
-the short path must do (``tests/test_state_observe.py`` holds them equal).
+the short path must do.  Replay's ``Simulation.feed`` has the short path
+inline, since a call per event costs it a thirtieth of its time
+(``tests/test_state_observe.py`` holds both equal to the general path).
 
 What the fold keeps of a check is ``CheckState``; what an observation can
 change beyond it: the problem checks (``State.problems``), hosts' downtime
@@ -92,11 +94,11 @@ def observe(self: State, time: float, host: str, service: Optional[str], state: 
     self.observed_failing = failing
     relevant = failing != was_failing or (failing and cs.level != old_level)
     if good and (self.episodes or self.held_recorded or self.skip_checks):
-        relevant = _recovered(self, key) or relevant
+        relevant = recovered(self, key) or relevant
     if relevant or (failing and (state != old_state or state_type != old_type)):
         self._note_changed(key)
     if relevant:
-        _debounce(self, time if arrived is None else arrived)
+        debounce(self, time if arrived is None else arrived)
     return relevant
 
 
@@ -161,7 +163,7 @@ def observe_any(self: State, key: CheckKey, cs: Optional[CheckState], time: floa
                 self.unreachable.discard(host)
         masked = (hide_downtime and downtime > 0) or (ignore_unreachable and host in self.unreachable)
     if good:
-        relevant = _recovered(self, key) or relevant
+        relevant = recovered(self, key) or relevant
         failing = False
     else:  # a problem now, or (state None: a downtime alert) still what it was
         failing = (state is not None or not old_good) and cs.state_type in counted and not masked \
@@ -171,7 +173,7 @@ def observe_any(self: State, key: CheckKey, cs: Optional[CheckState], time: floa
     if relevant or (failing and (cs.state != old_state or cs.state_type != old_type)):
         self._note_changed(key)  # see observe()
     if relevant:
-        _debounce(self, time if arrived is None else arrived)
+        debounce(self, time if arrived is None else arrived)
     return relevant
 
 
@@ -199,7 +201,7 @@ def _new_state(self: State, key: CheckKey, cs: CheckState, time: float, state: s
         self.problems[key] = cs
 
 
-def _recovered(self: State, key: CheckKey) -> bool:
+def recovered(self: State, key: CheckKey) -> bool:
     """A check recovered: the episodes and skips that wait for it hear of it."""
     relevant = False
     if self.episodes:
@@ -219,7 +221,7 @@ def _recovered(self: State, key: CheckKey) -> bool:
     return relevant
 
 
-def _debounce(self: State, clock: float) -> None:
+def debounce(self: State, clock: float) -> None:
     """An event that can change a decision arrived at ``clock``.
 
     Debounce counts only those: on a busy site OK and SOFT chatter would
