@@ -75,13 +75,34 @@ class Downtimes:
     of 1 that is "off").  Icinga 2 also writes STOPPED or CANCELLED for a
     downtime that never started; the log cannot tell those apart, so such a
     line ends one of the overlapping downtimes early (README: replay).
+
+    Only objects in downtime are kept (depth > 0), services by host: most
+    alerts are of hosts with none, and the parser asks for every alert.
     """
 
     __slots__ = ("service", "host")
 
     def __init__(self) -> None:
-        self.service: Dict[Tuple[str, str], int] = {}
+        self.service: Dict[str, Dict[str, int]] = {}  # host -> service -> depth
         self.host: Dict[str, int] = {}
+
+    def of_service(self, host: str, service: str) -> int:
+        return self.service[host].get(service, 0) if host in self.service else 0
+
+    def set_service(self, host: str, service: str, depth: int) -> None:
+        services = self.service.setdefault(host, {})
+        if depth:
+            services[service] = depth
+        else:
+            services.pop(service, None)
+            if not services:
+                del self.service[host]
+
+    def set_host(self, host: str, depth: int) -> None:
+        if depth:
+            self.host[host] = depth
+        else:
+            self.host.pop(host, None)
 
     @staticmethod
     def next_depth(depth: int, word: str, message: str) -> int:
@@ -129,7 +150,7 @@ def _general(line: str, lineno: int, st: ParseStats, dts: Downtimes) -> Optional
         if n is None or p[2] not in _SVC_STATES or p[3] not in _TYPES:
             st.bad(lineno)
             return None
-        return (t, p[0], p[1], p[2], p[3], n, dts.service.get((p[0], p[1]), 0), p[5] if len(p) > 5 else "")
+        return (t, p[0], p[1], p[2], p[3], n, dts.of_service(p[0], p[1]), p[5] if len(p) > 5 else "")
     if code == 2:
         p = line[colon + 2:].split(";", 4)
         n = _attempt(p[3]) if len(p) >= 4 else None
@@ -142,14 +163,15 @@ def _general(line: str, lineno: int, st: ParseStats, dts: Downtimes) -> Optional
         if len(p) < 3 or p[2] not in DOWNTIME_WORDS:
             st.bad(lineno)
             return None
-        key = (p[0], p[1])
-        d = dts.service[key] = Downtimes.next_depth(dts.service.get(key, 0), p[2], p[3] if len(p) > 3 else "")
+        d = Downtimes.next_depth(dts.of_service(p[0], p[1]), p[2], p[3] if len(p) > 3 else "")
+        dts.set_service(p[0], p[1], d)
         return (t, p[0], p[1], None, "HARD", 1, d, p[2])
     p = line[colon + 2:].split(";", 2)
     if len(p) < 2 or p[1] not in DOWNTIME_WORDS:
         st.bad(lineno)
         return None
-    d = dts.host[p[0]] = Downtimes.next_depth(dts.host.get(p[0], 0), p[1], p[2] if len(p) > 2 else "")
+    d = Downtimes.next_depth(dts.host.get(p[0], 0), p[1], p[2] if len(p) > 2 else "")
+    dts.set_host(p[0], d)
     return (t, p[0], None, None, "HARD", 1, d, p[1])
 
 
@@ -207,7 +229,21 @@ def _lines_matcher() -> Callable[..., List[Tuple[str, ...]]]:
 
 _LINES = _lines_matcher()
 _OTHER = ("",) * 9  # a row of branch (3), but for its line
-_ATTEMPTS = {str(i): i for i in range(1, 11)}
+
+
+class _Attempts(dict):
+    """Attempt numbers by their text, each converted once (``_observe`` checked the digits)."""
+
+    __slots__ = ()
+
+    def __missing__(self, text: str) -> int:
+        n = int(text)
+        if len(self) < 1000:
+            self[text] = n
+        return n
+
+
+_ATTEMPTS = _Attempts((str(i), i) for i in range(1, 11))
 
 
 def _observe(rows: List[Tuple[str, ...]], lineno: int, st: ParseStats, dts: Downtimes) -> List[Observation]:
@@ -225,12 +261,12 @@ def _observe(rows: List[Tuple[str, ...]], lineno: int, st: ParseStats, dts: Down
             if ts != last_ts:
                 last_ts, last_t = ts, float(int(ts))
             add((last_t, host, service, svc_state[state], types[state_type],
-                 attempts.get(attempt) or int(attempt), svc_dt.get((host, service), 0) if svc_dt else 0, output))
+                 attempts[attempt], svc_dt[host].get(service, 0) if host in svc_dt else 0, output))
         elif h_state:
             if ts != last_ts:
                 last_ts, last_t = ts, float(int(ts))
             add((last_t, h_host, None, host_state[h_state], types[state_type],
-                 attempts.get(attempt) or int(attempt), host_dt.get(h_host, 0) if host_dt else 0, output))
+                 attempts[attempt], host_dt.get(h_host, 0) if host_dt else 0, output))
         elif other:
             # Its line number, looked up instead of counting every line: the rows since the
             # last such line are alerts and ignored lines, none equal to this one.
