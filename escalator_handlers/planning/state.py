@@ -142,12 +142,13 @@ class State:
 
     def failing(self, key: CheckKey, cs: CheckState) -> bool:
         """Rule 1 (docs/planning.rst): not OK/UP, state type counted, not in downtime (unless configured)."""
-        if cs.good or cs.state_type not in self.config.state_types:
+        state, config = cs.state, self.config  # cs.good and ignored_unreachable(), inline: the survey asks often
+        if state is None or state in GOOD_STATES or cs.state_type not in config.state_types:
             return False
-        if not self.config.act_in_downtime:
+        if not config.act_in_downtime:
             if cs.downtime > 0 or self.host_downtime.get(key[0], 0) > 0:
                 return False
-        return not self.ignored_unreachable(key[0])
+        return not (config.unreachable == "ignore" and key[0] in self.unreachable)
 
     # -- folding -----------------------------------------------------------
 
