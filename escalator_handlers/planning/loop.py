@@ -244,25 +244,31 @@ class Simulation:
         config = st.config
         counted, hide, ignore_unreachable = config.state_types, not config.act_in_downtime, \
             config.unreachable == "ignore"
-        quiescence, max_delay = self.config.quiescence, self.config.max_delay
+        quiescence, max_delay, lazy = self.config.quiescence, self.config.max_delay, self.lazy
         n = 0
         last_t: Optional[float] = None
+        # A wake-up found no later than the debounce's due time, which only a relevant
+        # event or a record (folded in advance()) can move: no need to look again.
+        kept: Optional[float] = None
         for item in items:
             t = last_t = item[0]
             if len(item) == 2:
                 self.advance(t)
                 self._operator_record(dict(item[1]))
+                kept = None
                 continue
             n += 1
             if show is not None:
                 self.advance(t)  # the records due before the event come before it
                 show(item)
+                kept = None
             now = self.now
             if t > now:
                 now = t
             wake = self.wake
             if wake is not None and wake <= now:
                 self.advance(now)
+                kept = None
             else:
                 self.now = now
             _, host, service, state, state_type, attempt, downtime, output = item
@@ -318,7 +324,7 @@ class Simulation:
                     st._note_changed(key)
                 if relevant:
                     debounce(st, now)
-            if not self.lazy:
+            if not lazy:
                 self.settle()  # eager: ask after every event, as the collector after each batch
                 continue
             if self.idle_until is not None:
@@ -327,17 +333,19 @@ class Simulation:
                     continue
                 self._forget()
             wake = self.wake
-            if relevant or wake is not None:
-                # _heard(True), with debounce_due inlined
-                burst, last = st.burst_start, st.last_event
-                if burst is None or last is None:
-                    due = now
-                else:
-                    due = last + quiescence
-                    if burst + max_delay < due:
-                        due = burst + max_delay
-                if wake is None or due < wake:
-                    self.wake = due
+            if not relevant and (wake is None or wake is kept):
+                continue
+            # _heard(True), with debounce_due inlined
+            burst, last = st.burst_start, st.last_event
+            if burst is None or last is None:
+                due = now
+            else:
+                due = last + quiescence
+                if burst + max_delay < due:
+                    due = burst + max_delay
+            if wake is None or due < wake:
+                self.wake = wake = due
+            kept = wake if burst is not None and last is not None else None
         return n, last_t
 
     def _operator_record(self, rec: dict) -> None:
