@@ -72,7 +72,8 @@ def replay(ctx: Context) -> List[Row]:
             subjects["base"] = lambda path=path: run_child([base, "replay", path, "--config", cfg, "--json"])[0]
         # The best of several interleaved runs of each: on a shared machine noise only
         # ever adds time, and the least of a few runs is the steadiest figure (timeit's advice).
-        repeats = 1 if ctx.quick else 5
+        # Nine, within three minutes a size: this machine's speed drifts by half for minutes on end.
+        repeats = 1 if ctx.quick else 9
         ctx.say(f"replay: {n:,} lines, {repeats} run(s) each of {', '.join(subjects)}")
         times = interleaved(subjects, repeats, budget=180, warmup=0)
         r, fl = min(times["replay"]), min(times["floor"])
