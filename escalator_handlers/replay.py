@@ -312,7 +312,7 @@ def replay_items(config: Config, items: Iterable[Item], out: Callable[[dict], No
                      "state": item[3], "state_type": item[4], "attempt": item[5],
                      "downtime": item[6], "output": item[7]})
     # Replay allocates a few tuples per line, nearly all freed at once; the cyclic collector's
-    # default pass every 700 allocations only walks them (about a fortieth of a busy log's time).
+    # default pass every 700 allocations only walks them (about a hundredth of replay's time).
     threshold = gc.get_threshold()
     gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
     try:

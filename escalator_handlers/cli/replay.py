@@ -87,8 +87,8 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
         raise UsageError("--until is before --since")
     if execute or verbose > 2:
         # A dry run logs nothing but the step runner's debug lines (-vvv); without them
-        # logging is not even imported: some 6 ms, and start-up is a sixth of the time it takes
-        # to replay a busy day of log.
+        # logging is not even imported: some 6 ms, and start-up is a sixth of replaying the
+        # benchmarks' 200,000-line log.
         setup_logging(verbose - 1)
     cfg = load(config)
     if execute:
