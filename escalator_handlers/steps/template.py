@@ -46,7 +46,17 @@ def _words(value: Any) -> List[str]:
     return [str(value).replace("\0", "")]
 
 
-def _substitute(template: str, values: Mapping[str, Any], quote: bool) -> str:
+def _missing(template: str, name: str) -> StepError:
+    """The error for a placeholder without a value in ``values``."""
+    if name == "host":
+        return StepError("{host} is only set in steps with foreach: host")
+    return StepError(f"unknown placeholder {{{name}}} in {template!r}: expected one of "
+                     + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+                     + " (write {{ and }} for literal braces)")
+
+
+def _substitute(template: str, values: Mapping[str, Any]) -> str:
+    """``template`` with every placeholder replaced by its words, unquoted (host fields)."""
     def repl(m: "re.Match[str]") -> str:
         tok = m.group(0)
         if tok == "{{":
@@ -55,17 +65,8 @@ def _substitute(template: str, values: Mapping[str, Any], quote: bool) -> str:
             return "}"
         name = m.group(1)
         if name not in values or values[name] is None:
-            if name == "host":
-                raise StepError("{host} is only set in steps with foreach: host")
-            raise StepError(f"unknown placeholder {{{name}}} in {template!r}: expected one of "
-                            + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-                            + " (write {{ and }} for literal braces)")
-        words = _words(values[name])
-        if quote:
-            if isinstance(values[name], (list, tuple, set, frozenset)):
-                return " ".join(shlex.quote(w) for w in words)
-            return shlex.quote(words[0])
-        return " ".join(words)
+            raise _missing(template, name)
+        return " ".join(_words(values[name]))
 
     return _TOKEN.sub(repl, template)
 
@@ -87,7 +88,7 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
             # Inside quotes the author meant one word: join lists first.
             value = " ".join(_words(_value(template, values, name)))
             out.append(quote + shlex.quote(value) + quote)
-        else:  # what _substitute("{name}", values, quote=True) gives, without a regex pass
+        else:
             value = _value(template, values, name)
             if isinstance(value, (list, tuple, set, frozenset)):
                 out.append(" ".join(shlex.quote(w) for w in _words(value)))
@@ -138,7 +139,7 @@ def _compile(template: str) -> Tuple[Tuple[str, Optional[str], str], ...]:
 
 def _value(template: str, values: Mapping[str, Any], name: str) -> Any:
     if name not in values or values[name] is None:
-        _substitute("{" + name + "}", values, quote=True)  # raises the usual error
+        raise _missing("{" + name + "}", name)
     return values[name]
 
 
@@ -159,7 +160,7 @@ def check_user(user: str) -> str:
 
 def render_host(template: str, values: Mapping[str, Any]) -> str:
     """A host field: placeholders filled raw, then validated with :func:`check_host`."""
-    return check_host(_substitute(template, values, quote=False))
+    return check_host(_substitute(template, values))
 
 
 def values_env(values: Mapping[str, Any]) -> Dict[str, str]:
