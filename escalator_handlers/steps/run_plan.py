@@ -15,10 +15,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .. import kinds
 from ..config import Config, Step
-from ..errors import StepError
 from ..planning.planner import RunPlan
 from ..planning.runs import RunRecord
-from .template import render_command
+from .template import render_dry
 
 Emit = Callable[[Sequence[dict]], None]
 
@@ -31,10 +30,7 @@ class DryRunner:
 
     def render(self, step: Step, values: Mapping[str, Any]) -> str:
         if step.kind == "shell" and step.command is not None:
-            try:  # what StepRunner.render shows, without loading the runner
-                return render_command(step.command, values)
-            except StepError as exc:
-                return f"(would fail: {exc})"
+            return render_dry(step.command, values)  # what StepRunner.render shows, without loading it
         if self._renderer is None:
             from .runner import StepRunner
 

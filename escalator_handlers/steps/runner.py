@@ -26,7 +26,7 @@ from .result import StepResult, TailBuffer
 from .shell import Gate, Outcome, fmt_seconds, run_process, stop_message
 from .remote import display_command, exec_command, remote_command
 from .target import Target, parse_jump
-from .template import check_user, render_command, render_host, values_env
+from .template import check_user, render_command, render_dry, render_host, values_env
 
 log = logging.getLogger("escalator_handlers.steps")
 
@@ -89,9 +89,9 @@ class StepRunner:
     def render(self, step: Step, values: Mapping[str, Any]) -> str:
         """The would-be command line (dry runs).  Never raises: a step that
         could not run renders as ``(would fail: why)``."""
+        if step.kind == "shell" and step.command is not None:
+            return render_dry(step.command, values)  # what _plan displays (DryRunner too)
         try:
-            if step.kind == "shell" and step.command is not None:
-                return render_command(step.command, values)  # what _plan displays (DryRunner too)
             return self._plan(step, values, display_only=True).display
         except StepError as exc:
             return f"(would fail: {exc})"

@@ -97,6 +97,14 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def render_dry(template: str, values: Mapping[str, Any]) -> str:
+    """What a dry run shows for a command template: the command, or why it would fail."""
+    try:
+        return render_command(template, values)
+    except StepError as exc:
+        return f"(would fail: {exc})"
+
+
 @lru_cache(maxsize=256)
 def _compile(template: str) -> Tuple[Tuple[str, Optional[str], str], ...]:
     """``template`` cut into (literal, None, "") and (``""``, placeholder, quote) parts.
