@@ -6,8 +6,9 @@ case takes a short path (:func:`observe`) and everything else -- a check seen
 for the first time, a host check, a downtime alert, an observation older than
 the last -- the general one (:func:`observe_any`), which also defines what
 the short path must do.  Replay's ``Simulation.feed`` has the short path
-inline, since a call per event costs it a thirtieth of its time
-(``tests/test_state_observe.py`` holds both equal to the general path).
+inline, :func:`_new_state` included, since a call per event costs it a
+thirtieth of its time (``tests/test_state_observe.py`` holds both equal to
+the general path).
 
 What the fold keeps of a check is ``CheckState``; what an observation can
 change beyond it: the problem checks (``State.problems``), hosts' downtime
@@ -55,24 +56,8 @@ def observe(self: State, time: float, host: str, service: Optional[str], state: 
     old_good = old_state is None or old_state in GOOD_STATES
     if state_type == "SOFT" and old_type == "HARD" and state == old_state and not good:
         state_type = "HARD"  # see observe_any
-    if state != old_state:  # _new_state(), inline: a call costs as much as the rest of this
-        cs.since = time
-        cs.state = state
-        if good:
-            cs.level = None
-            if not old_good:
-                self.problems.pop(key, None)
-        else:
-            levels = cs.levels
-            if levels is None:
-                levels = cs.levels = {}
-            level = levels.get(state, 0)
-            if level == 0:
-                rule = self.match_rule(host, service, state)
-                level = levels[state] = None if rule is None else rule.level
-            cs.level = level
-            if old_good:
-                self.problems[key] = cs
+    if state != old_state:
+        _new_state(self, key, cs, time, state, good, old_good)
     cs.state_type = state_type
     cs.attempt = attempt
     cs.output = output
