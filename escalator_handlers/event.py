@@ -73,6 +73,10 @@ class Event:
     output: str = ""
     id: Optional[str] = None
     reported_state: Optional[str] = None   # the word given, when translated (host WARNING -> UP)
+    #: When the check that produced this state was executed (epoch seconds), as the
+    #: monitoring says: Nagios's $LASTSERVICECHECK$, Icinga's ``execution_start``.
+    #: None when the source does not say; ``time`` is then the best there is.
+    check_time: Optional[float] = None
 
     @property
     def key(self) -> CheckKey:
@@ -97,6 +101,8 @@ class Event:
             d["id"] = self.id
         if self.reported_state is not None:
             d["reported_state"] = self.reported_state
+        if self.check_time is not None:
+            d["check_time"] = self.check_time
         return d
 
     @classmethod
@@ -121,6 +127,14 @@ class Event:
             state = normalise_state(state, service is None)
             if given != state and not given.isdigit():
                 reported = given
+        check_time = d.get("check_time")
+        if check_time is not None:
+            try:
+                check_time = float(check_time)
+            except (TypeError, ValueError):
+                raise ValueError(f"not an event: check_time must be epoch seconds, not {check_time!r}") from None
+            if not check_time - check_time == 0.0:
+                raise ValueError(f"not an event: check_time must be a finite number, not {check_time!r}")
         return cls(
             time=time,
             host=host,
@@ -132,6 +146,7 @@ class Event:
             output=str(d.get("output") or ""),
             id=d.get("id"),
             reported_state=reported if isinstance(reported, str) else None,
+            check_time=check_time,
         )
 
 
