@@ -250,3 +250,26 @@ def test_an_event_written_before_a_step_and_taken_in_after_it_still_counts(tmp_p
     down, up = b.records("event")
     assert up["time"] - down["time"] == pytest.approx(5 + size)   # moved onto the new clock, as the state
     assert "clamped" not in up
+
+
+def test_history_and_status_say_the_wall_clock_stepped(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from escalator_handlers.cli import cli
+
+    b = Bench(tmp_path, VM)
+    b.event("web1", "DOWN")
+    b.wait("start", steps=[(10.0, -HOUR)])
+    b.stop()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["history", "--config", str(b.path)])
+    assert r.exit_code == 0, r.output
+    (line,) = [ln for ln in r.output.splitlines() if "CLOCK" in ln]
+    assert "the wall clock stepped back by 1h" in line
+    r = runner.invoke(cli, ["history", "--config", str(b.path), "--json"])
+    assert [e["jump"] for e in map(json.loads, r.output.splitlines()) if e["kind"] == "clock"] == [-HOUR]
+    r = runner.invoke(cli, ["status", "--config", str(b.path)])
+    assert r.exit_code == 0, r.output
+    assert "clock:       the wall clock stepped back by 1h" in r.output
+    r = runner.invoke(cli, ["status", "--config", str(b.path), "--json"])
+    assert json.loads(r.output)["clock_step"]["jump"] == -HOUR
