@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PKGS="python3-venv logrotate nagios4-core icinga2-bin openssh-server openssh-client cucumber sudo etcd-server etcd-client"
+PKGS="python3-venv logrotate nagios4-core icinga2-bin openssh-server openssh-client cucumber sudo etcd-server etcd-client libfaketime"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

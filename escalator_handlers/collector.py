@@ -23,11 +23,11 @@ import os
 import select
 import signal
 import threading
-import time
 from typing import Callable, Optional, Sequence
 
 from . import defaults as default
 from . import kinds
+from .clock import SteadyClock, behind_journal, restamp, stepped
 from .config import Config, load_config
 from .display import log_level, log_line, plural, safe
 from .errors import ConfigError, EscalatorError
@@ -51,16 +51,16 @@ CAMPAIGN_EVERY = 1.0
 
 
 class Collector:
-    """See the module docstring.  ``clock`` returns epoch seconds."""
+    """See the module docstring.  ``clock`` returns epoch seconds (default: ``clock.SteadyClock``)."""
 
     def __init__(self, config: Config, config_path: Optional[str] = None, *, daemon: bool = False,
-                 clock: Callable[[], float] = time.time, dry_run: bool = False,
+                 clock: Optional[Callable[[], float]] = None, dry_run: bool = False,
                  storage: Optional[Storage] = None, system: System = REAL) -> None:
         self.config = config
         self.config_path = config_path
         self.daemon = daemon
         self.dry_run = dry_run  # shadow mode: plan and journal every decision, execute nothing
-        self.clock = clock
+        self.clock: Callable[[], float] = clock if clock is not None else SteadyClock(system)
         self.stopping = False
         self.stop_signal: Optional[int] = None
         self.acting = False               # a run or a notification is under way
@@ -214,6 +214,7 @@ class Collector:
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
             log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
+        self.emit([rec for rec in (behind_journal(self.clock, self.state.clock_seen),) if rec is not None])
         tenure = self.storage.leadership.tenure_record(self.clock())
         open_run = self.state.open_run
         if open_run is not None:
@@ -287,12 +288,15 @@ class Collector:
 
     def ingest(self) -> int:
         """Move the intake into the journal; return how many records were new."""
+        step = stepped(self.clock)  # a step of the wall clock: journalled and folded first
+        self.emit([step] if step else [])
         total = 0
         while True:
             batch = self.storage.intake.take()
             if not batch:
                 return total
-            records = intake_records(batch.items, self.state.seen_ids, self.clock())
+            items = batch.items if step is None else restamp(batch.items, step)
+            records = intake_records(items, self.state.seen_ids, self.clock())
             self._batch = batch   # journalled with the records, acknowledged after them
             self.emit(records)
             total += sum(1 for r in records if r["kind"] != kinds.REJECTED)

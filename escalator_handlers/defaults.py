@@ -36,6 +36,10 @@ MAX_ATTEMPTS = 3
 #: A level's ``on_exhausted:``.
 ON_EXHAUSTED = "notify"
 
+#: The collector's clock and the wall clock may part by this many seconds before
+#: the collector takes it for a step of the wall clock (a ``clock`` record).
+CLOCK_TOLERANCE = 2.0
+
 # -- steps ------------------------------------------------------------------
 
 #: A step's ``timeout:`` in seconds (also ``defaults: timeout:``).
@@ -93,7 +97,7 @@ MIN_LEASE_TTL = 2.0
 __all__ = [
     "ACK_POLL", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
     "PER_HOST_MAX_RUNS", "PER_HOST_WITHIN",
-    "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
+    "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLOCK_TOLERANCE", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
     "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",
     "MAX_ATTEMPTS", "MAX_DELAY", "ON_EXHAUSTED", "QUIESCENCE", "SMOKE_TIMEOUT", "SPOOL", "SPOOL_MODE",
     "SSH_CONNECT_TIMEOUT", "SSH_PORT", "STATE_FILE_NAME", "STATE_TYPES", "STEP_TIMEOUT", "UNREACHABLE",

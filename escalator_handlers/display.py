@@ -212,7 +212,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
 #: decisions at INFO (shown by default), events at DEBUG (``collect -v``).  The
 #: logging levels by number: only the collector logs, and it imports logging itself.
 _DEBUG, _INFO, _WARNING = 10, 20, 30
-_LOUD = {kinds.EVENT: _DEBUG, kinds.REJECTED: _WARNING, kinds.NOTIFY: _WARNING}
+_LOUD = {kinds.EVENT: _DEBUG, kinds.REJECTED: _WARNING, kinds.NOTIFY: _WARNING, kinds.CLOCK: _WARNING}
 
 
 def log_level(rec: Mapping[str, Any]) -> int:

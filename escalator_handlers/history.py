@@ -23,7 +23,7 @@ from .display import safe, when
 
 #: Operator and bookkeeping records shown as they are.
 OTHER_KINDS = frozenset((kinds.PAUSE, kinds.RESUME, kinds.HOLD, kinds.RELEASE, kinds.APPROVAL, kinds.APPROVE,
-                         kinds.DENY, kinds.CONFIG, kinds.FEEDBACK, kinds.REJECTED))
+                         kinds.DENY, kinds.CONFIG, kinds.FEEDBACK, kinds.REJECTED, kinds.CLOCK))
 #: Output tail shown per step in text (the journal keeps 4 KiB).
 TAIL = 160
 

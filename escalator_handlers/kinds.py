@@ -51,6 +51,9 @@ PLAN = "plan"
 LEADER = "leader"
 #: The head of every journal file: the state older files and the snapshot held.
 CHECKPOINT = "checkpoint"
+#: The wall clock stepped (``jump``: seconds, + forward, - back): later records are
+#: stamped on the stepped clock, and every duration under way keeps what it had left.
+CLOCK = "clock"
 
 #: The operator's kinds: applied by the collector at a step boundary.
 CONTROL_KINDS = frozenset((HOLD, RELEASE, PAUSE, RESUME, REQUEST, APPROVE, DENY))
@@ -65,7 +68,7 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
     return rec.get("kind") == RUN and rec.get("outcome") == SKIPPED
 
 __all__ = [
-    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "CHECKPOINT", "DENY",
+    "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "CHECKPOINT", "CLOCK", "DENY",
     "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "LEADER", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
     "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

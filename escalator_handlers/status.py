@@ -88,6 +88,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "acknowledged": {h: {"by": a.author, "comment": a.comment, "check": check_name(a.key)}
                          for h, a in sorted(acked.items())},
         "host_limits": dict(sorted(state.brakes.braked.items())),
+        "clock_step": state.clock_step,
     }
     if view is not None:
         report.update(view.report())

@@ -31,6 +31,20 @@ def _config_note(c: Mapping[str, Any]) -> str:
     return note
 
 
+#: A step of the wall clock is shown this long after it was journalled.
+CLOCK_STEP_SHOWN = 86400.0
+
+
+def clock_lines(step: Any, now: float) -> List[str]:
+    """The wall clock's last step (``clock`` record), for a day after it."""
+    if not isinstance(step, Mapping) or not isinstance(step.get("time"), (int, float)) \
+            or not isinstance(step.get("jump"), (int, float)) or now - step["time"] > CLOCK_STEP_SHOWN:
+        return []
+    jump = step["jump"]
+    return [f"clock:       the wall clock stepped {'forward' if jump > 0 else 'back'} by {duration(abs(jump))} "
+            f"(noticed {when(step['time'])}); durations under way kept the time they had left"]
+
+
 def status_lines(r: Mapping[str, Any]) -> List[str]:
     out: List[str] = []
     p = r.get("paths") or {}
@@ -66,6 +80,7 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
         out.append(f"quiescence:  {duration(r['quiescence_left'])} left "
                    f"(until {when(r['time'] + r['quiescence_left'])})")
     out.append(f"runs/hour:   {r['runs_last_hour']}")
+    out.extend(clock_lines(r.get("clock_step"), r["time"]))
     failing = r["failing"]
     out.append(f"failing:     {plural(len(failing), 'check')}" + (
         f", required level {safe(r['required_level'])}" if r["required_level"] else ""))

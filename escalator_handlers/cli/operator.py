@@ -109,6 +109,7 @@ def hold(config: Optional[str], spool: Optional[str], journal: Optional[str], ho
             raise UsageError(f"--for must be more than 0, got {duration!r}")
         rec["time"] = time.time()
         rec["until"] = rec["time"] + seconds
+        rec["for"] = seconds  # the collector counts it from when it takes the hold, on its own clock
     return _control(operator_config(config, spool, journal), rec, config)
 
 

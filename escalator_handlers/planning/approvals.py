@@ -115,6 +115,12 @@ class Approvals:
     def from_json(cls, data: Optional[Mapping[str, Any]]) -> "Approvals":
         return cls({k: Approval.from_json(v) for k, v in (data or {}).items()})
 
+    def shift(self, delta: float) -> None:
+        """The wall clock stepped (``State.shift``): each request keeps the time it had left."""
+        for a in self.pending.values():
+            a.asked += delta
+            a.expires += delta
+
     def next_expiry(self) -> Optional[float]:
         times = [a.expires for a in self.pending.values() if a.approved_by is None]
         return min(times) if times else None

@@ -101,6 +101,15 @@ class Brakes:
                 self.counters.clear()
                 self.waits.clear()
 
+    def shift(self, delta: float) -> None:
+        """The wall clock stepped (``State.shift``): windows and waits keep the time they had left."""
+        self.host_runs = {h: [t + delta for t in ts] for h, ts in self.host_runs.items()}
+        for times in (self.resumed, self.braked, self.waits):
+            for k in times:
+                times[k] += delta
+        for c in self.counters.values():
+            c.last += delta
+
     def runs_within(self, host: str, since: float) -> List[float]:
         start = max(since, self.resumed.get(host, float("-inf")))
         return [t for t in self.host_runs.get(host, ()) if t > start]

@@ -12,6 +12,7 @@ from ``state.json`` plus the journal records written after it.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
 from .. import kinds
@@ -64,6 +65,10 @@ class State:
         self.held_recorded: Set[CheckKey] = set()  # held checks a skipped record already listed
         self.seen_ids: Dict[str, None] = {}        # recent event ids, for de-duplication
         self.observed_failing = False              # whether the check observe() last folded fails
+        # The newest time the collector itself stamped (an event's arrival, its own records):
+        # a collector starting with the wall clock behind it knows the clock stepped back.
+        self.clock_seen: Optional[float] = None
+        self.clock_step: Optional[dict] = None     # the last step of the wall clock: time, jump (status)
         self._rule_cache: Dict[Tuple[CheckKey, Optional[str]], Optional[CheckRule]] = {}
         self._service_rules: Dict[Tuple[Optional[str], Optional[str]], Tuple[Tuple[int, CheckRule], ...]] = {}  # (bit, rule)
         self._host_rules: Dict[str, int] = {}
@@ -159,12 +164,19 @@ class State:
             self.remember(rid)
         if kind == kinds.RUN:
             self.fold_run(RunRecord.from_record(rec))  # the one place a run record is read
-            return
-        fold = _FOLDS.get(kind)
-        if fold is not None:
-            fold(self, rec)
-        for part in _PARTS.get(kind, ()):
-            getattr(self, part).apply(rec, self)
+        else:
+            fold = _FOLDS.get(kind)
+            if fold is not None:
+                fold(self, rec)
+            for part in _PARTS.get(kind, ()):
+                getattr(self, part).apply(rec, self)
+        if kind not in kinds.CONTROL_KINDS and kind != kinds.RUN:  # an operator's: its command's time
+            self.stamped(rec.get("arrived") if kind == kinds.EVENT else rec.get("time"))
+
+    def stamped(self, stamp: Any) -> None:
+        """The collector stamped a record at ``stamp`` (``clock_seen``)."""
+        if isinstance(stamp, (int, float)) and (self.clock_seen is None or stamp > self.clock_seen):
+            self.clock_seen = float(stamp)
 
     def fresh_survey(self) -> None:
         """Start a new survey cache: the next decision surveys every check from scratch."""
@@ -216,6 +228,7 @@ class State:
 
     def fold_run(self, run: RunRecord) -> None:
         """A run ended (rules 6 and 7 count it), or a skip was recorded (rule 8)."""
+        self.stamped(run.time)
         if run.skipped:
             if run.request is not None:
                 self._answered(run.request)
@@ -229,6 +242,11 @@ class State:
                     self.last_skip = skip
                     self.skip_checks = set(run.check_keys)
         else:
+            opened = self.open_run
+            if opened is not None and run.run is not None and opened.get("run") == run.run \
+                    and isinstance(opened.get("time"), (int, float)) and run.started != opened["time"]:
+                # The wall clock stepped during the run: its start as the state has it (shifted).
+                run = replace(run, started=float(opened["time"]))
             self.open_run = None
             if not run.superseded:
                 # A superseded run keeps the burst that superseded it: the more
@@ -238,6 +256,41 @@ class State:
             self.runs.append(RunInfo.of(run, self.config.levels))
         self.approvals.fold_run(run)
         self.brakes.fold_run(run)
+
+    def _apply_clock(self, rec: Mapping[str, Any]) -> None:
+        jump = rec.get("jump")
+        if isinstance(jump, (int, float)) and jump:
+            self.shift(float(jump))
+            self.clock_step = {"time": rec.get("time"), "jump": float(jump), "source": rec.get("source")}
+
+    def shift(self, delta: float) -> None:
+        """Move every time the state holds by ``delta`` seconds (a ``clock`` record: the wall
+        clock stepped by ``delta``), so that each duration under way -- debounce, quiescence,
+        holds, approvals, backoff, per-host windows, the hourly limit -- keeps what it had
+        left, and observations after the step order after those before it.  A time added
+        to the state must be moved here too."""
+        for cs in self.checks.values():
+            cs.time += delta
+            cs.since += delta
+        if self.last_event is not None:
+            self.last_event += delta
+        if self.burst_start is not None:
+            self.burst_start += delta
+        if self.clock_seen is not None:
+            self.clock_seen += delta
+        for r in self.runs:
+            r.time += delta
+            r.started += delta
+            r.quiet_until += delta
+        if self.open_run is not None:
+            self.open_run = _shifted(self.open_run, delta)
+            if self.open_run.get("steps_done"):
+                self.open_run["steps_done"] = [_shifted(d, delta) for d in self.open_run["steps_done"]]
+        self.holds = {label: h.shifted(delta) for label, h in self.holds.items()}
+        self.requests = [_shifted(r, delta) for r in self.requests]
+        self.approvals.shift(delta)
+        self.brakes.shift(delta)
+        self.fresh_survey()
 
     def _apply_verdict(self, rec: Mapping[str, Any]) -> None:
         fold_verdict(rec, self.runs, self.episodes, self.config.levels)
@@ -296,10 +349,18 @@ class State:
         return statejson.fill_from_json(cls(config), data)
 
 
+def _shifted(rec: Mapping[str, Any], delta: float) -> dict:
+    """A copy of a record kept in the state with its ``time`` moved by ``delta``."""
+    out = dict(rec)
+    if isinstance(out.get("time"), (int, float)):
+        out["time"] = out["time"] + delta
+    return out
+
+
 #: Record kind -> how the state folds it (a run: ``fold_run``; unknown kinds: not at all).
 _FOLDS: Dict[str, Callable[[State, Mapping[str, Any]], None]] = {
     kinds.EVENT: State._apply_event, kinds.REQUEST: State._apply_request, kinds.START: State._apply_start,
     kinds.STEP: State._apply_step, kinds.VERDICT: State._apply_verdict, kinds.HOLD: State._apply_hold,
     kinds.RELEASE: State._apply_release, kinds.PAUSE: State._apply_pause, kinds.RESUME: State._apply_resume,
-    kinds.CHECKPOINT: State._apply_checkpoint,
+    kinds.CHECKPOINT: State._apply_checkpoint, kinds.CLOCK: State._apply_clock,
 }

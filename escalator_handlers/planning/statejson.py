@@ -40,6 +40,8 @@ def state_to_json(st: Any) -> dict:  # a planning.state.State (no import: state 
         "approvals": st.approvals.to_json(),
         "acks": st.acks.to_json(),
         "brakes": st.brakes.to_json(),
+        "clock_seen": st.clock_seen,
+        "clock_step": st.clock_step,
     }
 
 
@@ -73,6 +75,8 @@ def fill_from_json(st: Any, data: Mapping[str, Any]) -> Any:
     st.approvals = approvals.Approvals.from_json(data.get("approvals"))
     st.acks = interlocks.Acks.from_json(data.get("acks"))
     st.brakes = brakes.Brakes.from_json(data.get("brakes"))
+    st.clock_seen = data.get("clock_seen")
+    st.clock_step = data.get("clock_step")
     return st
 
 

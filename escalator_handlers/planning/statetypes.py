@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from ..event import GOOD_STATES, CheckKey
@@ -75,6 +75,10 @@ class Hold:
     @property
     def label(self) -> str:
         return self.host if self.service is None else f"{self.host}/{self.service}"
+
+    def shifted(self, delta: float) -> "Hold":
+        """This hold on a wall clock stepped by ``delta`` (``State.shift``): as long left to run."""
+        return replace(self, since=self.since + delta, until=None if self.until is None else self.until + delta)
 
     def matches(self, key: CheckKey) -> bool:
         host, service = key

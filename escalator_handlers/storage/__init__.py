@@ -75,7 +75,7 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
         if rid is not None and rid in seen:
             continue
         if rec.get("kind") in kinds.CONTROL_KINDS:
-            controls.append(dict(rec, time=float(rec.get("time") or now)))
+            controls.append(_control(rec, now))
             continue
         try:
             ev = Event.from_dict(rec)
@@ -89,6 +89,17 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
         events.append(record)
     events.sort(key=lambda r: r["time"])
     return events + controls + rejected
+
+
+def _control(rec: dict, now: float) -> dict:
+    """An operator's record as journalled: a hold ``--for`` a while runs from ``now``, on the
+    collector's clock (not the command's, which may be another, or stepped since)."""
+    out = dict(rec, time=float(rec.get("time") or now))
+    lasts = rec.get("for")
+    if rec.get("kind") == kinds.HOLD and isinstance(lasts, (int, float)) and not isinstance(lasts, bool) \
+            and 0 < lasts < float("inf"):
+        out["until"] = now + float(lasts)
+    return out
 
 
 def open_storage(config: Config, system: Optional[System] = None) -> Storage:
