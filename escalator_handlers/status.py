@@ -88,12 +88,27 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "acknowledged": {h: {"by": a.author, "comment": a.comment, "check": check_name(a.key)}
                          for h, a in sorted(acked.items())},
         "host_limits": dict(sorted(state.brakes.braked.items())),
+        "rollout": rollout_view(state),
     }
     if view is not None:
         report.update(view.report())
         # The collector that matters is the leader, wherever it runs.
         report["collector"] = {"running": view.leader is not None, "pid": None}
     return report
+
+
+def rollout_view(state: State) -> Optional[Dict[str, Any]]:
+    """The rollout in progress (wave n of m, hosts done, converged, failed, waiting), else the
+    last one that ended; None when there never was one."""
+    a = state.rollouts.active
+    if a is None:
+        last = state.rollouts.last
+        return None if last is None else dict(last, active=False)
+    done = a.done
+    return {"active": True, "rollout": a.id, "level": a.level, "wave": len(a.waves), "waves": a.planned,
+            "hosts": list(a.hosts), "done": done, "converged": list(a.converged), "failed": list(a.failed),
+            "judging": [h for h in done if h not in a.converged and h not in a.failed],
+            "waiting": a.waiting(), "progress": a.progress()}
 
 
 def load_state(config: Config) -> State:

@@ -227,7 +227,7 @@ def test_bad_usage_exits_2(tmp_path, capsys):
 
 def test_counted_expectations_are_one_table():
     # A new counted expectation (approvals...) is one entry in COUNTS; the loader and diff follow.
-    assert set(COUNTS) == {"notifications", "skipped", "approvals"}
+    assert set(COUNTS) == {"notifications", "skipped", "approvals", "rollouts_stopped"}
 
 
 def test_event_states_follow_the_handlers_rules(tmp_path):
