@@ -196,6 +196,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
         host = f" on {safe(rec['host'])}" if rec.get("host") else ""
         if rec.get("dry_run"):
             return f"{t}    would  {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: {safe(rec.get('command'), 300)}"
+        if rec.get("skipped"):
+            return f"{t}    step   {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: skipped: {safe(rec['skipped'], 300)}"
         res = f"exit {rec.get('exit')}" if rec.get("exit") is not None else "no exit status"
         err = f" ({safe(rec['error'])})" if rec.get("error") else ""
         return (f"{t}    step   {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: {res}{err} "

@@ -99,7 +99,7 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
             out.append(entry)
         elif kind == kinds.STEP:
             step = {k: rec.get(k) for k in ("time", "level", "step", "host", "exit", "duration", "output",
-                                             "command", "error") if rec.get(k) is not None}
+                                             "command", "error", "skipped") if rec.get(k) is not None}
             if rid and rid in runs:
                 runs[rid]["steps"].append(step)
             elif rec.get("level") == kinds.NOTIFY_LEVEL and last_notify is not None:
@@ -218,6 +218,8 @@ def text_lines(e: dict) -> List[str]:
 
 def step_line(s: dict) -> str:
     on = f" on {safe(s['host'])}" if s.get("host") else ""
+    if s.get("skipped"):
+        return f"step {safe(s.get('level'))} {safe(s.get('step'))}{on}: skipped: {safe(s['skipped'], 300)}"
     if s.get("exit") is None and s.get("error") is None:
         return f"step {safe(s.get('level'))} {safe(s.get('step'))}{on}: would run {safe(s.get('command'), 300)}"
     else:

@@ -1,0 +1,210 @@
+"""Rollouts through the public commands: ``escalator collect`` acting, the real handler
+recording what the monitoring says, and the journal, ``status`` and ``history`` read back.
+
+The test plays the monitoring: after each wave's run it reports the hosts the run
+fixed as OK (with ``escalator-handler``), the way Nagios would report a recovery
+on their next check, before the level's quiescence ends and the wave is judged.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import pytest
+
+from collector_fixtures import Site, stop
+
+HOSTS = [f"node{i:02d}" for i in range(1, 13)]
+
+
+def write_site(site: Site, *, quiescence: float, rollout: dict, step: str, concurrency: int = 10) -> None:
+    site.write_config(
+        levels=[{"name": "converge", "quiescence": quiescence, "rollout": rollout, "max_attempts": 3,
+                 "steps": [{"shell": step, "foreach": "host", "concurrency": concurrency}]},
+                {"name": "deploy", "quiescence": quiescence,
+                 "steps": [{"shell": f"echo {{hosts}} >> {site.out}/deploy"}]}],
+        checks=[{"service": "app", "level": "converge"}],
+        notify=[{"shell": f"echo {{summary}} >> {site.out}/pages"}])
+
+
+def fail_all(site: Site, hosts: Sequence[str]) -> None:
+    for h in hosts:
+        site.event(h, "CRITICAL", "app", output="app down")
+
+
+def recover(site: Site, hosts: Sequence[str]) -> None:
+    for h in hosts:
+        site.event(h, "OK", "app", output="app up")
+
+
+def wave_runs(site: Site) -> List[dict]:
+    return [r for r in site.records("run") if r.get("rollout") and r.get("outcome") != "skipped"]
+
+
+def test_twelve_hosts_canary_one_waves_half_run_one_then_six_then_five_each_after_a_converged_verdict(site):
+    write_site(site, quiescence=1.5, rollout={"canary": 1, "waves": "50%", "max_failed": 0},
+               step=f"echo {{host}} >> {site.out}/converge")
+    fail_all(site, HOSTS)
+    p = site.start()
+    try:
+        for n in (1, 2, 3):
+            run = site.wait_records("run", n, timeout=30, where=lambda r: bool(r.get("rollout")))[-1]
+            recover(site, run["targets"]["converge"])  # the monitoring sees them fixed
+        end = site.wait_records("rollout", 2, timeout=30)[-1]
+    finally:
+        stop(p)
+    assert end["outcome"] == "done" and end["failed"] == [] and end["not_started"] == []
+    assert end["converged"] == HOSTS
+    runs = wave_runs(site)
+    assert [r["wave"] for r in runs] == [1, 2, 3] and all(r["waves"] == 3 for r in runs)
+    assert [r["targets"]["converge"] for r in runs] == [HOSTS[:1], HOSTS[1:7], HOSTS[7:]]
+    # Later levels of the run go per wave, for that wave's hosts.
+    assert [r["targets"]["deploy"] for r in runs] == [HOSTS[:1], HOSTS[1:7], HOSTS[7:]]
+    lines = site.lines("converge")  # hosts of one wave run concurrently: in any order
+    assert [lines[:1], sorted(lines[1:7]), sorted(lines[7:])] == [HOSTS[:1], HOSTS[1:7], HOSTS[7:]]
+    # Each wave only after the previous one's converged verdict.
+    verdicts = {v["run_id"]: v for v in site.records("verdict")}
+    starts = site.records("start")
+    for prev, nxt in zip(runs, runs[1:]):
+        v = verdicts[prev["run"]]
+        assert v["converged"] and v["rollout_outcome"] == "continue"
+        start = next(s for s in starts if s["run"] == nxt["run"])
+        assert start["time"] >= v["time"]
+    assert not (site.out / "pages").exists()
+    hist = site.cli("history", "--config", str(site.config))
+    assert hist.returncode == 0, hist.stderr
+    assert "(rollout wave 2 of 3)" in hist.stdout and "ROLLOUT  level converge done at wave 3 of 3" in hist.stdout
+
+
+def test_a_canary_that_does_not_converge_touches_no_other_host_and_pages_once(site):
+    write_site(site, quiescence=1.0, rollout={"canary": 1, "waves": 4},
+               step=f"echo {{host}} >> {site.out}/converge")
+    fail_all(site, HOSTS[:6])
+    p = site.start()
+    try:
+        end = site.wait_records("rollout", 2, timeout=30)[-1]
+        site.wait_records("step", 1, timeout=10, where=lambda r: r.get("level") == "notify")
+        site.wait_settled()
+        status = site.cli("status", "--config", str(site.config))
+    finally:
+        stop(p)
+    assert end["outcome"] == "stopped" and end["reason"] == "the canary did not converge"
+    assert end["done"] == ["node01"] and end["failed"] == ["node01"] and end["converged"] == []
+    assert end["not_started"] == HOSTS[1:6]
+    assert site.lines("converge") == ["node01"]
+    pages = site.lines("pages")
+    assert len(pages) == 1 and len(site.records("notify")) == 1
+    assert "rollout of level converge stopped at wave 1 of 3" in pages[0]
+    assert "failed: node01" in pages[0] and "not started: node02, node03, node04, node05, node06" in pages[0]
+    # The level is held: no other run started, however long the checks keep failing.
+    assert len(wave_runs(site)) == 1 and len(site.records("start")) == 1
+    assert status.returncode == 0, status.stderr
+    assert "held level:  converge: rollout stopped at wave 1 of 3: the canary did not converge" in status.stdout
+    assert "rollout:     last one stopped at wave 1 of 3" in status.stdout
+
+
+def test_a_collector_killed_mid_wave_is_followed_by_one_that_continues_without_running_a_host_twice(site):
+    # Wave 2 (6 hosts, 2 at a time, each step 1 s) is killed while its first two run:
+    # the next collector closes it as interrupted, counts only the hosts it touched as
+    # done, and the hosts it never reached go to the next wave.
+    step = (f"echo {{host}} begin >> {site.out}/steps; "
+            f"case {{host}} in node01) ;; *) sleep 1 ;; esac; echo {{host}} end >> {site.out}/steps")
+    write_site(site, quiescence=1.5, rollout={"canary": 1, "waves": "50%"}, step=step, concurrency=2)
+    fail_all(site, HOSTS)
+    p = site.start()
+    try:
+        first = site.wait_records("run", 1, timeout=30, where=lambda r: bool(r.get("rollout")))[-1]
+        recover(site, first["targets"]["converge"])
+        site.wait_records("start", 2, timeout=30)
+        begun = lambda: [x for x in site.lines("steps") if x.endswith("begin")]  # noqa: E731
+        deadline = time.monotonic() + 10
+        while len(begun()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(begun()) == 3, site.lines("steps")
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        touched = [x.split()[0] for x in begun()][1:]
+        # The steps a kill left running finish on their own; then the monitoring sees them fixed.
+        deadline = time.monotonic() + 10
+        while sum(x.endswith("end") for x in site.lines("steps")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        recover(site, touched)
+        p = site.start()
+        closed = site.wait_records("run", 2, timeout=30, where=lambda r: bool(r.get("rollout")))[-1]
+        assert closed["interrupted"] and closed["wave"] == 2
+        seen = {first["run"], closed["run"]}
+        deadline = time.monotonic() + 60
+        ends: List[dict] = []
+        while not ends:
+            for r in wave_runs(site):
+                if r["run"] not in seen:  # a wave ran: the monitoring sees its hosts fixed
+                    seen.add(r["run"])
+                    recover(site, r["targets"]["converge"])
+            ends = [r for r in site.records("rollout") if r["outcome"] != "begin"]
+            assert time.monotonic() < deadline, site.records()
+            time.sleep(0.05)
+    finally:
+        stop(p)
+    end = ends[-1]
+    assert end["outcome"] == "done", end
+    runs = wave_runs(site)
+    assert [r["wave"] for r in runs] == list(range(1, len(runs) + 1))  # no wave started twice
+    assert runs[2]["targets"]["converge"][:4] == [h for h in HOSTS[1:7] if h not in touched][:4]
+    per_host: Dict[str, int] = {}
+    for line in site.lines("steps"):
+        host, what = line.split()
+        if what == "begin":
+            per_host[host] = per_host.get(host, 0) + 1
+    assert per_host == {h: 1 for h in HOSTS}, per_host  # no host run twice
+    assert sorted(end["converged"]) == HOSTS
+
+
+@pytest.mark.slow
+def test_a_host_where_chef_client_is_running_is_waited_for_then_skipped_with_a_record(site, sshd, tmp_path):
+    from test_steps_chef import FakeChef
+
+    chef = FakeChef(tmp_path / "chefbin")
+    cache = tmp_path / "chef-cache"
+    lock = cache / "chef-client-running.pid"
+    chef.set(lockfile=lock, sleep=20)
+    # A chef-client already converging there (started by its own timer, say), holding its lock.
+    import subprocess
+
+    running = subprocess.Popen([str(chef.path), "-o", "role[app]"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        o = sshd.options()
+        site.write_config(
+            levels=[{"name": "converge", "quiescence": 1, "busy_wait": 2,
+                     "steps": [{"chef": {"host": "{host}", "port": o.port, "user": o.user, "key_file": o.key_file,
+                                         "known_hosts": o.known_hosts, "run_list": ["role[app]"],
+                                         "chef_client": str(chef.path), "file_cache_path": str(cache)},
+                                "foreach": "host"}]}],
+            checks=[{"service": "app", "level": "converge"}])
+        site.event("127.0.0.1", "CRITICAL", "app")
+        t0 = time.monotonic()
+        p = site.start()
+        try:
+            step = site.wait_records("step", 1, timeout=30, where=lambda r: r.get("level") == "converge")[0]
+        finally:
+            stop(p)
+        waited = time.monotonic() - t0
+    finally:
+        running.kill()
+        running.wait(timeout=10)
+    assert step["host"] == "127.0.0.1" and step["exit"] is None and "error" not in step
+    assert step["skipped"].startswith(f"a converge is already in flight (chef-client's run lock {lock} is held)")
+    assert "waited 2s" in step["skipped"]
+    assert waited >= 2
+    assert len(chef.runs()) == 1  # only the chef-client that was already running: no second one
+    run = next(r for r in site.records("run") if r.get("outcome") != "skipped")
+    assert run["outcome"] == "ok"
+    hist = site.cli("history", "--config", str(site.config))
+    assert "skipped: a converge is already in flight" in hist.stdout, hist.stdout
