@@ -150,7 +150,9 @@ def rollout_line(rec: Mapping[str, Any]) -> str:
 
 def rollout_verdict(rec: Mapping[str, Any]) -> str:
     """What a wave's verdict says about its hosts."""
-    out = {"continue": "next wave", "stopped": "rollout STOPPED"}.get(str(rec.get("rollout_outcome")), "")
+    last = rec.get("wave") is not None and rec.get("wave") == rec.get("waves")
+    out = {"continue": "last wave done" if last else "next wave",
+           "stopped": "rollout STOPPED"}.get(str(rec.get("rollout_outcome")), "")
     return (f"rollout wave {safe(rec.get('wave'))}: converged {_hosts(rec.get('converged_hosts'))}; "
             f"failed {_hosts(rec.get('failed_hosts'))}" + (f"; {out}" if out else ""))
 

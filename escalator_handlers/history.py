@@ -122,7 +122,8 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         elif kind == kinds.VERDICT:
             entry = runs.get(str(rec.get("run_id")))
             v = {k: rec.get(k) for k in ("time", "converged", "failing", "attempt", "exhausted", "level",
-                                         "rollout", "wave", "converged_hosts", "failed_hosts", "rollout_outcome")
+                                         "rollout", "wave", "waves", "converged_hosts", "failed_hosts",
+                                         "rollout_outcome")
                  if rec.get(k) is not None}
             if entry is not None:
                 entry["verdict"] = v

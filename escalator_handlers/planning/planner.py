@@ -268,7 +268,7 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
             return d
 
     run_levels = levels[start - 1:]
-    if limits.max_targets and limits.max_targets_rollout is None:
+    if limits.max_targets and not rollout.takes_over(state.rollouts, config, start_level):
         # Rule 3 counted, not listed: a host is a target of the most drastic level its
         # checks ask for and every later one (an escalated run's start counts as the
         # exhausted level).  The survey cache keeps the counts: a decision held back

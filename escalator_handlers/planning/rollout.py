@@ -138,18 +138,32 @@ class Rollouts:
 
 def rollout_for(config: Config, run_levels: Sequence[Level],
                 targets: Mapping[str, Sequence[str]]) -> Optional[Tuple[Level, Rollout]]:
-    """Which level of a run is rolled out, and how: the first one declaring ``rollout``
-    with more hosts than its canary, else (``limits.max_targets`` with ``rollout``) the
-    first with more hosts than the limit."""
-    for lv in run_levels:
-        if lv.rollout is not None and len(targets.get(lv.name, ())) > lv.rollout.canary:
-            return lv, lv.rollout
+    """Which level of a run is rolled out, and how: its start level when that declares
+    ``rollout`` and has more hosts than the canary (a run starting more drastic, say a
+    VM rebuild, is that level's business), else (``limits.max_targets`` with ``rollout``)
+    the first level with more hosts than the limit."""
+    first = run_levels[0] if run_levels else None
+    if first is not None and first.rollout is not None and \
+            len(targets.get(first.name, ())) > _canary(first.rollout, config):
+        return first, first.rollout
     limits = config.limits
     if limits.max_targets_rollout is not None and limits.max_targets:
         for lv in run_levels:
             if len(targets.get(lv.name, ())) > limits.max_targets:
                 return lv, limits.max_targets_rollout
     return None
+
+
+def _canary(ro: Rollout, config: Config) -> int:
+    """The canary, never more hosts than ``limits.max_targets``."""
+    most = config.limits.max_targets
+    return min(ro.canary, most) if most else ro.canary
+
+
+def takes_over(rollouts: Rollouts, config: Config, start: Level) -> bool:
+    """Whether a run starting at ``start`` may be rolled out instead of refused over
+    ``limits.max_targets`` (its waves then stay within the limit)."""
+    return rollouts.active is not None or start.rollout is not None or config.limits.max_targets_rollout is not None
 
 
 @dataclass(frozen=True)
@@ -186,10 +200,12 @@ def plan_wave(rollouts: Rollouts, config: Config, run_levels: Sequence[Level],
         level, ro = found
         hosts = order
         rid = f"{int(now * 1000):x}"
-        size = ro.wave_size(len(hosts))
-        rest = max(0, len(hosts) - ro.canary)
+        most = config.limits.max_targets
+        size = min(ro.wave_size(len(hosts)), most) if most else ro.wave_size(len(hosts))
+        canary = _canary(ro, config)  # a wave is never larger than limits.max_targets
+        rest = max(0, len(hosts) - canary)
         rec = {"time": now, "kind": kinds.ROLLOUT, "outcome": BEGIN, "rollout": rid, "level": level.name,
-               "hosts": hosts, "canary": ro.canary, "wave_size": size, "max_failed": ro.max_failed,
+               "hosts": hosts, "canary": canary, "wave_size": size, "max_failed": ro.max_failed,
                "waves": 1 + -(-rest // size),
                "summary": f"rolling out levels {', '.join(lv.name for lv in run_levels)} on "
                           f"{plural(len(hosts), 'host')}: {ro.describe()}"}
@@ -242,7 +258,7 @@ def after_verdict(state: Any, config: Config, run: Any, records: List[dict], now
     failed = [h for h in wave if h in still]
     converged = [h for h in wave if h not in still]
     n = len(a.waves)
-    verdict.update(rollout=a.id, wave=n, converged_hosts=converged, failed_hosts=failed)
+    verdict.update(rollout=a.id, wave=n, waves=a.planned, converged_hosts=converged, failed_hosts=failed)
     for k in ("attempt", "exhausted"):   # a wave is not an attempt of its level: the rollout judges it
         verdict.pop(k, None)
     total_failed = len(a.failed) + len(failed)
@@ -283,4 +299,4 @@ def explain(rollouts: Rollouts) -> Tuple[str, ...]:
 
 
 __all__ = ["Active", "Rollouts", "Wave", "after_verdict", "end_record", "explain", "finished", "plan_wave", "restrict",
-           "rollout_for"]
+           "rollout_for", "takes_over"]
