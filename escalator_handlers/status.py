@@ -13,6 +13,7 @@ from . import kinds, spool, spool_reader, storage
 from .config import Config
 from .event import Event, arrival_record, check_name
 from .planning.planner import decide, survey, unreachable_checks
+from .planning.rollout import running as wave_running
 from .planning.state import State
 
 
@@ -104,11 +105,11 @@ def rollout_view(state: State) -> Optional[Dict[str, Any]]:
     if a is None:
         last = state.rollouts.last
         return None if last is None else dict(last, active=False)
-    done = a.done
-    return {"active": True, "rollout": a.id, "level": a.level, "wave": len(a.waves), "waves": a.planned,
-            "hosts": list(a.hosts), "done": done, "converged": list(a.converged), "failed": list(a.failed),
-            "judging": [h for h in done if h not in a.converged and h not in a.failed],
-            "waiting": a.waiting(), "progress": a.progress()}
+    done, run = a.done, wave_running(state.rollouts, state.open_run)
+    return {"active": True, "rollout": a.id, "level": a.level, "wave": len(a.waves) + (1 if run else 0),
+            "waves": a.planned, "hosts": list(a.hosts), "done": done, "converged": list(a.converged),
+            "failed": list(a.failed), "judging": [h for h in done if h not in a.converged and h not in a.failed],
+            "running": run, "waiting": a.waiting(run), "progress": a.progress(run)}
 
 
 def load_state(config: Config) -> State:

@@ -61,7 +61,7 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
     ro = r.get("rollout")
     if ro and ro.get("active"):
         out.append(f"rollout:     level {safe(ro['level'])}, {safe(ro['progress'])}")
-        for what in ("converged", "failed", "judging", "waiting"):
+        for what in ("converged", "failed", "judging", "running", "waiting"):
             if ro.get(what):
                 out.append(f"  {what + ':':<11}{', '.join(safe(h) for h in ro[what][:20])}"
                            + (f" and {len(ro[what]) - 20} more" if len(ro[what]) > 20 else ""))

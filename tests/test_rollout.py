@@ -133,6 +133,12 @@ def test_a_collector_killed_mid_wave_is_followed_by_one_that_continues_without_r
         while sum(x.endswith("end") for x in site.lines("steps")) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         recover(site, touched)
+        # Between the two collectors, status and plan read the rollout from the journal.
+        status = site.cli("status", "--config", str(site.config))
+        assert "rollout:     level converge, wave 2 of 3: 1 of 12 hosts done (1 converged, 0 failed), " \
+               "6 running, 5 waiting" in status.stdout, status.stdout
+        plan = site.cli("plan", "--config", str(site.config))
+        assert "rollout of level converge in progress: wave 2 of 3" in plan.stdout, plan.stdout
         p = site.start()
         closed = site.wait_records("run", 2, timeout=30, where=lambda r: bool(r.get("rollout")))[-1]
         assert closed["interrupted"] and closed["wave"] == 2
@@ -208,3 +214,88 @@ def test_a_host_where_chef_client_is_running_is_waited_for_then_skipped_with_a_r
     assert run["outcome"] == "ok"
     hist = site.cli("history", "--config", str(site.config))
     assert "skipped: a converge is already in flight" in hist.stdout, hist.stdout
+
+
+# -- the rules on a simulated clock, through `escalator test` ---------------------------------
+
+CONFIG = """quiescence: 30s
+levels:
+  - name: converge
+    quiescence: 2m
+{rollout}    steps:
+      - shell: echo converge {{host}}
+        foreach: host
+checks:
+  - {{service: app, level: converge}}
+notify:
+  - shell: echo page {{summary}}
+{limits}"""
+
+
+def scenario(tmp_path: Path, *, rollout: str = "", limits: str = "", events: Sequence[str], expect: str,
+             until: str = "") -> "subprocess.CompletedProcess[str]":
+    import subprocess
+
+    from collector_fixtures import ESCALATOR
+
+    (tmp_path / "c.yaml").write_text(CONFIG.format(rollout=rollout, limits=limits))
+    (tmp_path / "s.yaml").write_text("name: s\nconfig: c.yaml\nevents:\n" + "".join(f"  - {e}\n" for e in events)
+                                     + "expect:\n" + expect + (f"until: {until}\n" if until else ""))
+    return subprocess.run([ESCALATOR, "test", "-v", str(tmp_path / "s.yaml")], capture_output=True, text=True,
+                          timeout=60)
+
+
+def failing(hosts: Sequence[str], at: str = "0s") -> List[str]:
+    return [f"{{at: {at}, host: {h}, service: app, state: CRITICAL}}" for h in hosts]
+
+
+def ok(hosts: Sequence[str], at: str) -> List[str]:
+    return [f"{{at: {at}, host: {h}, service: app, state: OK}}" for h in hosts]
+
+
+def test_max_targets_rollout_rolls_out_more_hosts_than_the_limit_in_waves_of_the_limit(tmp_path):
+    hosts = [f"n{i}" for i in range(1, 8)]
+    r = scenario(tmp_path, limits="limits: {max_targets: {hosts: 3, rollout: true}}",
+                 events=failing(hosts) + ok(hosts[:1], "1m") + ok(hosts[1:4], "3m") + ok(hosts[4:], "5m"),
+                 expect="  runs:\n    - {wave: 1, targets: {converge: [n1]}}\n"
+                        "    - {wave: 2, targets: {converge: [n2, n3, n4]}}\n"
+                        "    - {wave: 3, targets: {converge: [n5, n6, n7]}}\n  notifications: 0\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ROLLOUT  level converge on 7 hosts in 3 waves (canary 1, then 3 at a time, max_failed 0)" in r.stdout
+
+
+def test_max_targets_without_rollout_still_refuses_and_pages(tmp_path):
+    r = scenario(tmp_path, limits="limits: {max_targets: 3}", events=failing([f"n{i}" for i in range(1, 8)]),
+                 expect="  runs: []\n  notifications: 1\n  skipped: 1\n", until="1h")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_wave_within_max_failed_goes_on_and_one_past_it_stops_the_rollout(tmp_path):
+    hosts = [f"n{i}" for i in range(1, 8)]
+    # Wave 2 (n2, n3) leaves n3 failing: 1 failed, max_failed 1, go on; wave 3 (n4, n5)
+    # leaves n5 failing: 2 failed, stop; n6 and n7 are never touched.
+    r = scenario(tmp_path, rollout="    rollout: {canary: 1, waves: 2, max_failed: 1}\n",
+                 events=failing(hosts) + ok(["n1"], "1m") + ok(["n2"], "3m") + ok(["n4"], "5m"),
+                 expect="  runs:\n    - {wave: 1, targets: {converge: [n1]}}\n"
+                        "    - {wave: 2, targets: {converge: [n2, n3]}}\n"
+                        "    - {wave: 3, targets: {converge: [n4, n5]}}\n"
+                        "  notifications: 1\n  rollouts_stopped: 1\n", until="3h")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "stopped at wave 3 of 4: 2 hosts did not converge (max_failed 1)" in r.stdout
+    assert "failed n3, n5; not started n6, n7" in r.stdout
+
+
+def test_without_a_rollout_twelve_hosts_run_at_once_as_before(tmp_path):
+    hosts = [f"n{i:02d}" for i in range(1, 13)]
+    r = scenario(tmp_path, events=failing(hosts) + ok(hosts, "1m"),
+                 expect="  runs:\n    - {targets: {converge: [" + ", ".join(hosts) + "]}}\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ROLLOUT" not in r.stdout and "wave" not in r.stdout
+
+
+def test_a_scenario_expecting_the_wrong_wave_fails_and_says_which(tmp_path):
+    r = scenario(tmp_path, rollout="    rollout: {canary: 1, waves: 50%}\n",
+                 events=failing(["a", "b", "c"]), expect="  runs:\n    - {wave: 2, targets: {converge: [a]}}\n",
+                 until="1h")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "- run 1: wave 2; targets converge: a" in r.stdout and "+ run 1: wave 1;" in r.stdout

@@ -25,6 +25,7 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
     """What would run now: from the live state, or from event FILES / a spool."""
     from ..planning.explain import account
     from ..planning.planner import decide
+    from ..planning.rollout import explain as rollout_explain
     from ..kinds import CONTROL_KINDS
     from ..replay import SourceStats, sources
     from ..planning.state import State
@@ -70,7 +71,7 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         if explain:
             rec["accounting"] = checks
         if state.rollouts.active is not None:
-            rec["rollout_progress"] = state.rollouts.active.progress()
+            rec["rollout_progress"] = rollout_explain(state.rollouts, state.open_run)[0]
         click.echo(json.dumps(rec, ensure_ascii=True))
         return 0
     for r in held:  # held checks are recorded beside a run, not instead of it
@@ -86,9 +87,7 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
             click.echo(format_record(r))
     else:
         click.echo(f"nothing would run: {safe(d.why, 400)}")
-    from ..planning.rollout import explain as rollout_explain
-
-    for line in rollout_explain(state.rollouts):
+    for line in rollout_explain(state.rollouts, state.open_run):
         click.echo(safe(line, 400))
     if explain:
         click.echo("checks that are not OK:" if checks else "checks that are not OK: none")

@@ -63,17 +63,19 @@ class Active:
         rest = max(0, len(self.hosts) - self.canary)
         return max(len(self.waves), 1 + -(-rest // self.size))
 
-    def waiting(self) -> List[str]:
-        done = set(self.done)
+    def waiting(self, running: Sequence[str] = ()) -> List[str]:
+        done = set(self.done) | set(running)
         return [h for h in self.hosts if h not in done]
 
-    def progress(self) -> str:
-        """``wave 2 of 3: 7 of 12 hosts done (1 converged, 0 failed, 6 being judged), 5 waiting``."""
+    def progress(self, running: Sequence[str] = ()) -> str:
+        """``wave 2 of 3: 7 of 12 hosts done (1 converged, 0 failed, 6 being judged), 5 waiting``;
+        ``running``: the hosts of the wave whose run is in progress."""
         done = self.done
         judging = len(done) - len(self.converged) - len(self.failed)
-        return (f"wave {len(self.waves)} of {self.planned}: {len(done)} of {len(self.hosts)} hosts done "
-                f"({len(self.converged)} converged, {len(self.failed)} failed"
-                + (f", {judging} being judged" if judging > 0 else "") + f"), {len(self.waiting())} waiting")
+        return (f"wave {len(self.waves) + (1 if running else 0)} of {self.planned}: {len(done)} of "
+                f"{len(self.hosts)} hosts done ({len(self.converged)} converged, {len(self.failed)} failed"
+                + (f", {judging} being judged" if judging > 0 else "") + ")"
+                + (f", {len(running)} running" if running else "") + f", {len(self.waiting(running))} waiting")
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -290,13 +292,21 @@ def _page(config: Config, now: float, a: Active, end: Mapping[str, Any], level: 
     return notify(config, now, "rollout", summary, level=level, rollout=a.id)
 
 
-def explain(rollouts: Rollouts) -> Tuple[str, ...]:
-    """``plan --explain``'s line about the rollout in progress."""
+def running(rollouts: Rollouts, open_run: Optional[Mapping[str, Any]]) -> List[str]:
+    """The hosts of the rollout's wave whose run is open (started, not ended)."""
+    a = rollouts.active
+    if a is None or not open_run or open_run.get("rollout") != a.id:
+        return []
+    return list(dict.fromkeys(h for hs in (open_run.get("targets") or {}).values() for h in hs or ()))
+
+
+def explain(rollouts: Rollouts, open_run: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
+    """``plan``'s line about the rollout in progress."""
     a = rollouts.active
     if a is None:
         return ()
-    return (f"rollout of level {a.level} in progress: {a.progress()}",)
+    return (f"rollout of level {a.level} in progress: {a.progress(running(rollouts, open_run))}",)
 
 
 __all__ = ["Active", "Rollouts", "Wave", "after_verdict", "end_record", "explain", "finished", "plan_wave", "restrict",
-           "rollout_for", "takes_over"]
+           "rollout_for", "running", "takes_over"]
