@@ -299,3 +299,29 @@ def test_a_scenario_expecting_the_wrong_wave_fails_and_says_which(tmp_path):
                  until="1h")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "- run 1: wave 2; targets converge: a" in r.stdout and "+ run 1: wave 1;" in r.stdout
+
+
+def test_the_rollout_in_progress_survives_the_snapshot_and_a_checkpoint(tmp_path):
+    # What a restarted collector reads back (state.json, or the checkpoint heading a
+    # rotated journal) knows the rollout as the journal did: waves begun, hosts judged.
+    from escalator_handlers import kinds
+    from escalator_handlers.config import load_config
+    from escalator_handlers.planning.state import State
+    from escalator_handlers.scenario import load as load_scenario, run as run_scenario
+
+    hosts = [f"n{i}" for i in range(1, 6)]
+    scenario(tmp_path, rollout="    rollout: {canary: 1, waves: 2}\n",
+             events=failing(hosts) + ok(["n1"], "1m"), expect="  notifications: 0\n", until="3m")
+    cfg = load_config(str(tmp_path / "c.yaml"))
+    outcome = run_scenario(load_scenario(str(tmp_path / "s.yaml")), cfg)
+    st = State(cfg)
+    for rec in outcome.records:
+        st.apply(rec)
+    a = st.rollouts.active
+    assert a is not None and a.done == ["n1", "n2", "n3"] and a.converged == ["n1"] and a.start == "converge"
+    again = State.from_json(cfg, json.loads(json.dumps(st.to_json())))
+    assert again.rollouts.to_json() == st.rollouts.to_json()
+    fresh = State(cfg)
+    fresh.apply(json.loads(json.dumps(st.checkpoint(0.0))))
+    assert fresh.rollouts.to_json() == st.rollouts.to_json()
+    assert any(r.get("kind") == kinds.ROLLOUT for r in outcome.records)

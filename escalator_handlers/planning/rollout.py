@@ -52,6 +52,7 @@ class Active:
     failed: List[str] = field(default_factory=list)
     last_run: Optional[str] = None  # the id of the last wave's run
     judged: int = 0                 # waves judged
+    start: str = ""                 # the start level of its runs (its waves are runs starting there)
 
     @property
     def done(self) -> List[str]:
@@ -116,7 +117,8 @@ class Rollouts:
             if rec.get("outcome") == BEGIN:
                 self.active = Active(str(rec["rollout"]), str(rec.get("level") or ""),
                                      [str(h) for h in rec.get("hosts") or ()], int(rec.get("canary") or 1),
-                                     int(rec.get("wave_size") or 1), int(rec.get("max_failed") or 0))
+                                     int(rec.get("wave_size") or 1), int(rec.get("max_failed") or 0),
+                                     start=str(rec.get("start_level") or rec.get("level") or ""))
             elif self.active is not None and rec.get("rollout") == self.active.id:
                 self.active, self.last = None, dict(rec)
         elif kind == kinds.VERDICT and self.active is not None and rec.get("rollout") == self.active.id:
@@ -165,7 +167,9 @@ def _canary(ro: Rollout, config: Config) -> int:
 def takes_over(rollouts: Rollouts, config: Config, start: Level) -> bool:
     """Whether a run starting at ``start`` may be rolled out instead of refused over
     ``limits.max_targets`` (its waves then stay within the limit)."""
-    return rollouts.active is not None or start.rollout is not None or config.limits.max_targets_rollout is not None
+    a = rollouts.active
+    return (a is not None and a.start == start.name) or start.rollout is not None \
+        or config.limits.max_targets_rollout is not None
 
 
 @dataclass(frozen=True)
@@ -207,11 +211,18 @@ def plan_wave(rollouts: Rollouts, config: Config, run_levels: Sequence[Level],
         canary = _canary(ro, config)  # a wave is never larger than limits.max_targets
         rest = max(0, len(hosts) - canary)
         rec = {"time": now, "kind": kinds.ROLLOUT, "outcome": BEGIN, "rollout": rid, "level": level.name,
-               "hosts": hosts, "canary": canary, "wave_size": size, "max_failed": ro.max_failed,
+               "start_level": run_levels[0].name, "hosts": hosts, "canary": canary, "wave_size": size, "max_failed": ro.max_failed,
                "waves": 1 + -(-rest // size),
                "summary": f"rolling out levels {', '.join(lv.name for lv in run_levels)} on "
                           f"{plural(len(hosts), 'host')}: {ro.describe()}"}
         return Wave(records=(rec,))
+    if run_levels and a.start and run_levels[0].name != a.start:
+        return Wave()  # a run starting elsewhere (more drastic, say) is no wave of this rollout
+    if a.judged < len(a.waves):
+        # The last wave's run was stopped on purpose (superseded, paused, held): it never
+        # gets a verdict, so the rollout cannot go on from it.
+        return Wave(records=(end_record(a, STOPPED, now, f"wave {len(a.waves)} was stopped before its "
+                                        "verdict (a pause, a hold or a more drastic level)"),))
     done = set(a.done)
     pool = [h for h in a.hosts if h in order and h not in done] + \
         sorted(h for h in order if h not in done and h not in a.hosts)
