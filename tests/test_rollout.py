@@ -325,3 +325,28 @@ def test_the_rollout_in_progress_survives_the_snapshot_and_a_checkpoint(tmp_path
     fresh.apply(json.loads(json.dumps(st.checkpoint(0.0))))
     assert fresh.rollouts.to_json() == st.rollouts.to_json()
     assert any(r.get("kind") == kinds.ROLLOUT for r in outcome.records)
+
+
+def test_an_inconclusive_wave_verdict_stops_the_rollout_even_with_no_host_failing(tmp_path):
+    # The verdict may one day say neither converged nor not (fresh results missing):
+    # the rollout never goes on on the strength of such a verdict.
+    from types import SimpleNamespace
+
+    from escalator_handlers.config import load_config_text
+    from escalator_handlers.planning.rollout import Active, Rollouts, after_verdict
+    from escalator_handlers.planning.verdicts import notify_record
+
+    cfg = load_config_text(CONFIG.format(rollout="    rollout: {canary: 1, waves: 2}\n", limits=""))
+    active = Active("r1", "converge", ["a", "b", "c"], 1, 2, 0, waves=[["a"]], last_run="run1", start="converge")
+    state = SimpleNamespace(rollouts=Rollouts(active), problems={})
+    run = SimpleNamespace(id="run1", start_level="converge")
+    for verdict in ({"converged": False, "inconclusive": True}, {"converged": None}, {"outcome": "inconclusive"}):
+        rec = dict(verdict, time=1.0, kind="verdict", failing=[], failing_checks=[])
+        out = after_verdict(state, cfg, run, [rec], 2.0, notify_record)
+        assert out[0]["rollout_outcome"] == "stopped", verdict
+        assert out[1]["kind"] == "rollout" and out[1]["outcome"] == "stopped"
+        assert out[1]["reason"] == "the verdict on wave 1 was not converged (inconclusive)"
+        assert out[2]["kind"] == "notify" and out[2]["reason"] == "rollout"
+    ok = after_verdict(state, cfg, run, [{"time": 1.0, "kind": "verdict", "converged": True, "failing_checks": []}],
+                       2.0, notify_record)
+    assert [r["rollout_outcome"] for r in ok] == ["continue"]

@@ -275,9 +275,17 @@ def after_verdict(state: Any, config: Config, run: Any, records: List[dict], now
     for k in ("attempt", "exhausted"):   # a wave is not an attempt of its level: the rollout judges it
         verdict.pop(k, None)
     total_failed = len(a.failed) + len(failed)
-    if failed and (n == 1 or total_failed > a.max_failed):
-        why = ("the canary did not converge" if n == 1 else
-               f"{plural(total_failed, 'host')} did not converge (max_failed {a.max_failed})")
+    unsure = _inconclusive(verdict) or (not verdict.get("converged") and not failed)
+    if unsure or (failed and (n == 1 or total_failed > a.max_failed)):
+        if unsure:
+            # Not converged without a host of the wave to blame (an inconclusive verdict,
+            # a check elsewhere still failing): never a reason to go on.
+            why = f"the verdict on wave {n} was not converged" + (
+                f" (still failing: {', '.join(str(c) for c in verdict.get('failing') or ())})"
+                if verdict.get("failing") else " (inconclusive)")
+        else:
+            why = ("the canary did not converge" if n == 1 else
+                   f"{plural(total_failed, 'host')} did not converge (max_failed {a.max_failed})")
         end = end_record(a, STOPPED, now, why, failed, converged)
         waiting = set(end["not_started"])
         verdict["rollout_outcome"] = STOPPED
@@ -288,6 +296,12 @@ def after_verdict(state: Any, config: Config, run: Any, records: List[dict], now
         return [verdict, end, page]
     verdict["rollout_outcome"] = CONTINUE
     return [verdict]
+
+
+def _inconclusive(verdict: Mapping[str, Any]) -> bool:
+    """A verdict that says neither converged nor not (however it is spelt)."""
+    return bool(verdict.get("inconclusive")) or "inconclusive" in (verdict.get("outcome"), verdict.get("verdict")) \
+        or verdict.get("converged") is None
 
 
 def _page(config: Config, now: float, a: Active, end: Mapping[str, Any], level: str,
