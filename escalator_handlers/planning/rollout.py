@@ -275,7 +275,10 @@ def after_verdict(state: Any, config: Config, run: Any, records: List[dict], now
     for k in ("attempt", "exhausted"):   # a wave is not an attempt of its level: the rollout judges it
         verdict.pop(k, None)
     total_failed = len(a.failed) + len(failed)
-    unsure = _inconclusive(verdict) or (not verdict.get("converged") and not failed)
+    # Hosts an interrupted wave never reached are still failing, and waiting for their wave.
+    unexplained = still - set(wave) - set(a.waiting())
+    unsure = _inconclusive(verdict) or (not verdict.get("converged") and not failed
+                                        and (not still or bool(unexplained)))
     if unsure or (failed and (n == 1 or total_failed > a.max_failed)):
         if unsure:
             # Not converged without a host of the wave to blame (an inconclusive verdict,
