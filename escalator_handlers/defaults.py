@@ -51,6 +51,22 @@ SSH_PORT = 22
 SSH_CONNECT_TIMEOUT = 10.0
 #: chef steps' ``chef_client:``.
 CHEF_CLIENT = "chef-client"
+#: chef steps' ``file_cache_path:`` (chef-client's own default on Linux) and the run
+#: lock chef-client keeps there (``Chef::Config[:lockfile]``'s default).
+CHEF_FILE_CACHE_PATH = "/var/chef/cache"
+CHEF_LOCK_NAME = "chef-client-running.pid"
+#: A level's ``busy_wait:``: how long a host whose converge is in flight is waited for
+#: before it is skipped; ``BUSY_POLL`` the longest pause between two looks.
+BUSY_WAIT = 300.0
+BUSY_POLL = 5.0
+
+# -- rollouts ---------------------------------------------------------------
+
+#: A level's ``rollout:`` keys left out (and ``limits.max_targets: {rollout: true}``,
+#: whose waves default to the ``hosts`` limit instead).
+ROLLOUT_CANARY = 1
+ROLLOUT_WAVES_PERCENT = 25.0
+ROLLOUT_MAX_FAILED = 0
 
 # -- feedback into Nagios / Icinga --------------------------------------------
 
@@ -95,7 +111,8 @@ LEASE_TTL = 10.0
 MIN_LEASE_TTL = 2.0
 
 __all__ = [
-    "ACK_POLL", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
+    "ACK_POLL", "BUSY_POLL", "BUSY_WAIT", "CHEF_FILE_CACHE_PATH", "CHEF_LOCK_NAME",
+    "ROLLOUT_CANARY", "ROLLOUT_MAX_FAILED", "ROLLOUT_WAVES_PERCENT", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
     "PER_HOST_MAX_RUNS", "PER_HOST_WITHIN",
     "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLOCK_TOLERANCE", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
     "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",

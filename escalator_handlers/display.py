@@ -130,6 +130,33 @@ def _downtime_change(rec: Mapping[str, Any]) -> str:
     return "in scheduled downtime" if depth else "out of scheduled downtime"
 
 
+def _hosts(hosts: Any, limit: int = 10) -> str:
+    hs = [safe(h) for h in hosts or ()]
+    return (", ".join(hs[:limit]) + (f" and {len(hs) - limit} more" if len(hs) > limit else "")) or "none"
+
+
+def rollout_line(rec: Mapping[str, Any]) -> str:
+    """A ``rollout`` record for a person (replay, the log, ``history``)."""
+    level = safe(rec.get("level"))
+    if rec.get("outcome") == "begin":
+        return (f"level {level} on {plural(len(rec.get('hosts') or ()), 'host')} in {safe(rec.get('waves'))} waves "
+                f"(canary {safe(rec.get('canary'))}, then {safe(rec.get('wave_size'))} at a time, "
+                f"max_failed {safe(rec.get('max_failed'))}): {_hosts(rec.get('hosts'))}")
+    return (f"level {level} {safe(rec.get('outcome'))} at wave {safe(rec.get('wave'))} of {safe(rec.get('waves'))}"
+            f": {safe(rec.get('reason'), 200)}; done {_hosts(rec.get('done'))}; converged "
+            f"{_hosts(rec.get('converged'))}; failed {_hosts(rec.get('failed'))}; not started "
+            f"{_hosts(rec.get('not_started'))}")
+
+
+def rollout_verdict(rec: Mapping[str, Any]) -> str:
+    """What a wave's verdict says about its hosts."""
+    last = rec.get("wave") is not None and rec.get("wave") == rec.get("waves")
+    out = {"continue": "last wave done" if last else "next wave",
+           "stopped": "rollout STOPPED"}.get(str(rec.get("rollout_outcome")), "")
+    return (f"rollout wave {safe(rec.get('wave'))}: converged {_hosts(rec.get('converged_hosts'))}; "
+            f"failed {_hosts(rec.get('failed_hosts'))}" + (f"; {out}" if out else ""))
+
+
 def format_record(rec: Mapping[str, Any]) -> str:
     kind = rec.get("kind", kinds.EVENT)
     t = when(rec.get("time"))
@@ -157,6 +184,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
         targets = "; ".join(f"{safe(k)}: {', '.join(safe(h) for h in v) or '-'}"
                             for k, v in (rec.get("targets") or {}).items())
         line = f"{t}  RUN      {mode}: levels {levels} [targets {targets}]"
+        if rec.get("wave"):
+            line += f" (rollout wave {safe(rec['wave'])} of {safe(rec.get('waves'))})"
         if rec.get("escalated"):
             line += " (escalated)"
         if rec.get("checks"):
@@ -169,6 +198,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
         host = f" on {safe(rec['host'])}" if rec.get("host") else ""
         if rec.get("dry_run"):
             return f"{t}    would  {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: {safe(rec.get('command'), 300)}"
+        if rec.get("skipped"):
+            return f"{t}    step   {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: skipped: {safe(rec['skipped'], 300)}"
         res = f"exit {rec.get('exit')}" if rec.get("exit") is not None else "no exit status"
         err = f" ({safe(rec['error'])})" if rec.get("error") else ""
         return (f"{t}    step   {safe(rec.get('level'))} {safe(rec.get('step'))}{host}: {res}{err} "
@@ -181,6 +212,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
             extra += f" (attempt {rec.get('attempt')})" if rec.get("attempt") else ""
             if rec.get("exhausted"):
                 extra += f"; level exhausted: {rec['exhausted']}"
+        if rec.get("rollout"):
+            extra += "; " + rollout_verdict(rec)
         return f"{t}  VERDICT  run of {when(rec.get('run'))} at level {safe(rec.get('level'))}: {verdict}{extra}"
     if kind == kinds.NOTIFY:
         unsent = f" (NOT sent: {safe(rec['undelivered'])})" if rec.get("undelivered") else ""
@@ -195,6 +228,8 @@ def format_record(rec: Mapping[str, Any]) -> str:
             return f"{t}  APPROVAL {rid} {safe(rec.get('outcome'))}: {safe(rec.get('reason'), 300)}"
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         return f"{t}  APPROVAL {rid} asked for levels {levels}; expires {when(rec.get('expires'))}"
+    if kind == kinds.ROLLOUT:
+        return f"{t}  ROLLOUT  {rollout_line(rec)}"
     if kind == kinds.LEADER:
         return f"{t}  LEADER   node {safe(rec.get('node'))} leads (fencing token {safe(rec.get('token'))})"
     if kind == kinds.ACK:

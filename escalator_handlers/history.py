@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import kinds
 from .errors import EscalatorError
-from .display import safe, when
+from .display import rollout_line, rollout_verdict, safe, when
 
 #: Operator and bookkeeping records shown as they are.
 OTHER_KINDS = frozenset((kinds.PAUSE, kinds.RESUME, kinds.HOLD, kinds.RELEASE, kinds.APPROVAL, kinds.APPROVE,
@@ -92,14 +92,14 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         rid = str(rec.get("run")) if rec.get("run") is not None else None
         if kind == kinds.START and rid:
             entry = _run_entry(rec, rid, rec.get("time"), bool(rec.get("dry_run")))
-            for k in ("requested_by", "request_reason"):
+            for k in ("requested_by", "request_reason", "rollout", "wave", "waves"):
                 if rec.get(k):
                     entry[k] = rec[k]
             runs[rid] = entry
             out.append(entry)
         elif kind == kinds.STEP:
             step = {k: rec.get(k) for k in ("time", "level", "step", "host", "exit", "duration", "output",
-                                             "command", "error") if rec.get(k) is not None}
+                                             "command", "error", "skipped") if rec.get(k) is not None}
             if rid and rid in runs:
                 runs[rid]["steps"].append(step)
             elif rec.get("level") == kinds.NOTIFY_LEVEL and last_notify is not None:
@@ -121,7 +121,9 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
                     entry[k] = rec[k]
         elif kind == kinds.VERDICT:
             entry = runs.get(str(rec.get("run_id")))
-            v = {k: rec.get(k) for k in ("time", "converged", "failing", "attempt", "exhausted", "level")
+            v = {k: rec.get(k) for k in ("time", "converged", "failing", "attempt", "exhausted", "level",
+                                         "rollout", "wave", "waves", "converged_hosts", "failed_hosts",
+                                         "rollout_outcome")
                  if rec.get(k) is not None}
             if entry is not None:
                 entry["verdict"] = v
@@ -131,6 +133,8 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
             last_notify = {"time": rec.get("time"), "kind": kinds.NOTIFY, "reason": rec.get("reason"),
                            "summary": rec.get("summary")}
             out.append(last_notify)
+        elif kind == kinds.ROLLOUT:
+            out.append(dict(rec))
         elif kind in OTHER_KINDS:
             out.append(dict(rec))
     return [e for e in out if _wanted(e, flt)]
@@ -150,6 +154,8 @@ def _hosts(e: dict) -> List[Any]:
     hosts += [s.get("host") for s in e.get("steps") or ()]
     if e.get("host"):
         hosts.append(e["host"])
+    for k in ("hosts", "done", "not_started"):  # a rollout's hosts
+        hosts += list(e.get(k) or ())
     return hosts
 
 
@@ -181,7 +187,9 @@ def text_lines(e: dict) -> List[str]:
                             for k, v in (e.get("targets") or {}).items())
         who = f" (asked for by {safe(e['requested_by'])}" + (
             f": {safe(e['request_reason'])})" if e.get("request_reason") else ")") if e.get("requested_by") else ""
-        out = [f"{t}  {'DRY RUN' if e.get('dry_run') else 'RUN'}  levels {levels}{who}  [targets {targets or '-'}]"]
+        wave = f" (rollout wave {safe(e['wave'])} of {safe(e.get('waves'))})" if e.get("wave") else ""
+        out = [f"{t}  {'DRY RUN' if e.get('dry_run') else 'RUN'}  levels {levels}{who}{wave}  "
+               f"[targets {targets or '-'}]"]
         if e.get("checks"):
             asked = ", ".join(f"{safe(c.get('host'))}{'/' + safe(c['service']) if c.get('service') else ''} "
                               f"{safe(c.get('state'))} -> {safe(c.get('level'))}"
@@ -199,6 +207,8 @@ def text_lines(e: dict) -> List[str]:
         out = [f"{t}  NOTIFY  {safe(e.get('reason'))}: {safe(e.get('summary'), 300)}"]
         out.extend(pad + step_line(s) for s in e.get("steps") or ())
         return out
+    if kind == kinds.ROLLOUT:
+        return [f"{t}  ROLLOUT  {rollout_line(e)}"]
     if kind == kinds.VERDICT:
         return [f"{t}  VERDICT  run of {when(e.get('run'))}: {'converged' if e.get('converged') else 'NOT converged'}"]
     who = f" by {safe(e['user'])}" if e.get("user") else ""
@@ -209,6 +219,8 @@ def text_lines(e: dict) -> List[str]:
 
 def step_line(s: dict) -> str:
     on = f" on {safe(s['host'])}" if s.get("host") else ""
+    if s.get("skipped"):
+        return f"step {safe(s.get('level'))} {safe(s.get('step'))}{on}: skipped: {safe(s['skipped'], 300)}"
     if s.get("exit") is None and s.get("error") is None:
         return f"step {safe(s.get('level'))} {safe(s.get('step'))}{on}: would run {safe(s.get('command'), 300)}"
     else:
@@ -233,6 +245,8 @@ def end_line(e: dict) -> str:
         line += f"; verdict {when(v.get('time'))}: {verdict}"
         if v.get("exhausted"):
             line += f"; level exhausted ({safe(v['exhausted'])})"
+        if v.get("rollout"):
+            line += "; " + rollout_verdict(v)
     elif e.get("outcome") in ("ok", "dry-run") and not e.get("superseded"):
         line += f"; verdict due {when(e.get('quiescence_until'))}" if e.get("quiescence_until") else ""
     return line

@@ -49,6 +49,8 @@ FEEDBACK = "feedback"
 PLAN = "plan"
 #: Several nodes (``cluster:``): a node began leading (``node``, fencing ``token``).
 LEADER = "leader"
+#: A rollout (canary, then waves) began, or ended (``done`` or ``stopped``).
+ROLLOUT = "rollout"
 #: The head of every journal file: the state older files and the snapshot held.
 CHECKPOINT = "checkpoint"
 #: The wall clock stepped (``jump``: seconds, + forward, - back): later records are
@@ -70,5 +72,5 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
 __all__ = [
     "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "CHECKPOINT", "CLOCK", "DENY",
     "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "LEADER", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
-    "REQUEST", "RESUME", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
+    "REQUEST", "RESUME", "ROLLOUT", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

@@ -42,7 +42,7 @@ START = 1_800_000_000.0
 
 TOP_KEYS = ("name", "config", "events", "expect", "until")
 EVENT_KEYS = ("at", "host", "service", "state", "state_type", "attempt", "downtime", "output")
-RUN_KEYS = ("levels", "targets")
+RUN_KEYS = ("levels", "targets", "wave")
 
 
 #: Counted expectations: ``expect: {name: N}`` compares how many records
@@ -51,6 +51,8 @@ COUNTS: Dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "notifications": lambda rec: rec.get("kind") == kinds.NOTIFY,
     "skipped": kinds.is_skip,
     # Requests made (not withdrawn, replaced or answered ones: each of those was asked first).
+    # Rollouts stopped (their one page each is counted in notifications).
+    "rollouts_stopped": lambda rec: rec.get("kind") == kinds.ROLLOUT and rec.get("outcome") == "stopped",
     "approvals": lambda rec: rec.get("kind") == kinds.APPROVAL and rec.get("outcome", "requested") == "requested",
 }
 
@@ -60,6 +62,7 @@ class ExpectedRun:
     line: Optional[int]
     levels: Optional[Tuple[str, ...]] = None
     targets: Optional[Mapping[str, Tuple[str, ...]]] = None
+    wave: Optional[int] = None       # a rollout's wave number (1 = the canary)
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,8 @@ def _run(r: Reader, node: Node, path: str) -> ExpectedRun:
         t = r.mapping(e.value("targets"), join(path, "targets"), _AnyName(), what="a mapping of level: [hosts]")
         if t is not None:
             targets = {k: r.field(t, k, _p_names, ()) for k in t.items}
-    return ExpectedRun(line_of(node), levels, targets)
+    wave = r.field(e, "wave", lambda rr, n, p: rr.integer(n, p, minimum=1), None)
+    return ExpectedRun(line_of(node), levels, targets, wave)
 
 
 class _AnyName:
@@ -250,6 +254,8 @@ def _diff(scenario: Scenario, records: Sequence[dict]) -> List[str]:
 def _matches(exp: ExpectedRun, act: Mapping[str, Any]) -> bool:
     if exp.levels is not None and tuple(exp.levels) != tuple(act.get("levels", ())):
         return False
+    if exp.wave is not None and exp.wave != act.get("wave"):
+        return False
     targets = act.get("targets") or {}
     return all(sorted(hosts) == sorted(targets.get(level, ())) for level, hosts in (exp.targets or {}).items())
 
@@ -258,8 +264,9 @@ def _runs_match(expected: Sequence[ExpectedRun], actual: Sequence[Mapping[str, A
     return len(expected) == len(actual) and all(_matches(e, a) for e, a in zip(expected, actual))
 
 
-def _show(levels: Optional[Sequence[str]], targets: Optional[Mapping[str, Sequence[str]]]) -> str:
-    parts = []
+def _show(levels: Optional[Sequence[str]], targets: Optional[Mapping[str, Sequence[str]]],
+          wave: Optional[int] = None) -> str:
+    parts = [] if wave is None else [f"wave {wave}"]
     if levels is not None:
         parts.append("levels " + (", ".join(levels) or "-"))
     if targets:
@@ -274,16 +281,16 @@ def _runs_diff(expected: Sequence[ExpectedRun], actual: Sequence[Mapping[str, An
         act = actual[i] if i < len(actual) else None
         when = f" at +{_offset(act['time'])}" if act is not None else ""
         if exp is not None and act is not None and _matches(exp, act):
-            out.append(f"  run {i + 1}: {_show(exp.levels, exp.targets)}{when}")
+            out.append(f"  run {i + 1}: {_show(exp.levels, exp.targets, exp.wave)}{when}")
             continue
         if exp is not None:
-            out.append(f"- run {i + 1}: {_show(exp.levels, exp.targets)}")
+            out.append(f"- run {i + 1}: {_show(exp.levels, exp.targets, exp.wave)}")
         if act is not None:
             shown = act.get("targets") or {}
             if exp is not None and exp.targets is not None:
                 # Show the levels the expectation names, so the two lines compare.
                 shown = {lv: shown.get(lv, ()) for lv in exp.targets}
-            out.append(f"+ run {i + 1}: {_show(act.get('levels', ()), shown)}{when}")
+            out.append(f"+ run {i + 1}: {_show(act.get('levels', ()), shown, act.get('wave'))}{when}")
     return out
 
 

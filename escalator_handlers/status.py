@@ -13,6 +13,7 @@ from . import kinds, spool, spool_reader, storage
 from .config import Config
 from .event import Event, arrival_record, check_name
 from .planning.planner import decide, survey, unreachable_checks
+from .planning.rollout import running as wave_running
 from .planning.state import State
 
 
@@ -89,12 +90,27 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
                          for h, a in sorted(acked.items())},
         "host_limits": dict(sorted(state.brakes.braked.items())),
         "clock_step": state.clock_step,
+        "rollout": rollout_view(state),
     }
     if view is not None:
         report.update(view.report())
         # The collector that matters is the leader, wherever it runs.
         report["collector"] = {"running": view.leader is not None, "pid": None}
     return report
+
+
+def rollout_view(state: State) -> Optional[Dict[str, Any]]:
+    """The rollout in progress (wave n of m, hosts done, converged, failed, waiting), else the
+    last one that ended; None when there never was one."""
+    a = state.rollouts.active
+    if a is None:
+        last = state.rollouts.last
+        return None if last is None else dict(last, active=False)
+    done, run = a.done, wave_running(state.rollouts, state.open_run)
+    return {"active": True, "rollout": a.id, "level": a.level, "wave": len(a.waves) + (1 if run else 0),
+            "waves": a.planned, "hosts": list(a.hosts), "done": done, "converged": list(a.converged),
+            "failed": list(a.failed), "judging": [h for h in done if h not in a.converged and h not in a.failed],
+            "running": run, "waiting": a.waiting(run), "progress": a.progress(run)}
 
 
 def load_state(config: Config) -> State:

@@ -72,6 +72,16 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
         out.append(f"held:        {safe(h['label'])}{who}{until}: {safe(h.get('reason')) or '(no reason given)'}")
     for lv, why in r["held_levels"].items():
         out.append(f"held level:  {safe(lv)}: {safe(why)}")
+    ro = r.get("rollout")
+    if ro and ro.get("active"):
+        out.append(f"rollout:     level {safe(ro['level'])}, {safe(ro['progress'])}")
+        for what in ("converged", "failed", "judging", "running", "waiting"):
+            if ro.get(what):
+                out.append(f"  {what + ':':<11}{', '.join(safe(h) for h in ro[what][:20])}"
+                           + (f" and {len(ro[what]) - 20} more" if len(ro[what]) > 20 else ""))
+    elif ro:
+        out.append(f"rollout:     last one {safe(ro.get('outcome'))} at wave {safe(ro.get('wave'))} of "
+                   f"{safe(ro.get('waves'))} ({when(ro.get('time'))}): {safe(ro.get('reason'), 200)}")
     out.extend(people_lines(r))
     out.extend(running_lines(r.get("running"), r["time"]))
     nxt = r["next"]

@@ -141,7 +141,7 @@ def test_route_names_the_rule_its_line_and_the_level() -> None:
     r = route("web01", "HTTP")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[:2] == [
-        f"web01/HTTP CRITICAL: rule 5 ({EXAMPLE_CONFIG}:50: {{host: *, service: HTTP}})",
+        f"web01/HTTP CRITICAL: rule 5 ({EXAMPLE_CONFIG}:51: {{host: *, service: HTTP}})",
         "  asks for level 5 (converge): run converge, deploy"]
     j = json.loads(route("web01", "--json").stdout)
     assert (j["state"], j["rule"], j["level"], j["run"]) == ("DOWN", 4, "vm", ["vm", "converge", "deploy"])

@@ -50,8 +50,8 @@ def test_shipped_scenarios_pass_on_the_shipped_config():
     p = subprocess.run([ESCALATOR, "test", str(EXAMPLES)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
-    assert [line.split()[0] for line in lines[:-1]] == ["PASS"] * 6
-    assert lines[-1] == "6 scenarios: 6 passed, 0 failed"
+    assert [line.split()[0] for line in lines[:-1]] == ["PASS"] * 8
+    assert lines[-1] == "8 scenarios: 8 passed, 0 failed"
     assert f"PASS  {EXAMPLES}/02-node-fails.yaml: a node fails - vm, converge, deploy for that node" in lines
 
 
@@ -82,13 +82,18 @@ def _iaas_to_tier(data):
     data["checks"][0]["level"] = "tier"
 
 
+def _no_rollout(data):
+    del data["levels"][4]["rollout"]
+
+
 @pytest.mark.parametrize("change,failing", [
     (_nodes_to_converge, {"01-nothing-in-place", "02-node-fails", "04-downtime", "06-burst"}),
     (_host_checks_unmapped, {"04-downtime"}),
     (_deploy_once, {"05-exhaustion"}),
-    (_no_debounce, {"01-nothing-in-place", "06-burst"}),
+    (_no_debounce, {"01-nothing-in-place", "06-burst", "07-rollout", "08-rollout-canary-fails"}),
     (_act_in_downtime, {"04-downtime"}),
     (_iaas_to_tier, {"01-nothing-in-place"}),
+    (_no_rollout, {"07-rollout", "08-rollout-canary-fails"}),
 ], ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) else "")
 def test_shipped_scenarios_fail_when_a_rule_of_the_config_is_broken(tmp_path, capsys, change, failing):
     rc, out, _ = escalator_test(capsys, "--config", str(broken_config(tmp_path, change)), str(EXAMPLES))
@@ -227,7 +232,7 @@ def test_bad_usage_exits_2(tmp_path, capsys):
 
 def test_counted_expectations_are_one_table():
     # A new counted expectation (approvals...) is one entry in COUNTS; the loader and diff follow.
-    assert set(COUNTS) == {"notifications", "skipped", "approvals"}
+    assert set(COUNTS) == {"notifications", "skipped", "approvals", "rollouts_stopped"}
 
 
 def test_event_states_follow_the_handlers_rules(tmp_path):

@@ -25,6 +25,7 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
     """What would run now: from the live state, or from event FILES / a spool."""
     from ..planning.explain import account
     from ..planning.planner import decide
+    from ..planning.rollout import explain as rollout_explain
     from ..kinds import CONTROL_KINDS
     from ..replay import SourceStats, sources
     from ..planning.state import State
@@ -69,13 +70,16 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         rec["records"] = held + list(d.records)
         if explain:
             rec["accounting"] = checks
+        if state.rollouts.active is not None:
+            rec["rollout_progress"] = rollout_explain(state.rollouts, state.open_run)[0]
         click.echo(json.dumps(rec, ensure_ascii=True))
         return 0
     for r in held:  # held checks are recorded beside a run, not instead of it
         click.echo(format_record(r))
     if d.run is not None:
         at = f" at {when(waited)} (once quiet)" if waited else ""
-        click.echo(f"would run levels {', '.join(lv.name for lv in d.run.levels)}{at}")
+        wave = f" (rollout wave {d.run.rollout['wave']} of {d.run.rollout['waves']})" if d.run.rollout else ""
+        click.echo(f"would run levels {', '.join(lv.name for lv in d.run.levels)}{at}{wave}")
         for name, hosts in d.run.targets.items():
             click.echo(f"  {safe(name)}: {', '.join(safe(h) for h in hosts) or '(no targets; steps without foreach run once)'}")
     elif d.records:
@@ -83,6 +87,8 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
             click.echo(format_record(r))
     else:
         click.echo(f"nothing would run: {safe(d.why, 400)}")
+    for line in rollout_explain(state.rollouts, state.open_run):
+        click.echo(safe(line, 400))
     if explain:
         click.echo("checks that are not OK:" if checks else "checks that are not OK: none")
         for line in check_table([(c["check"], c["state"], c["state_type"], c["status"], c["why"])

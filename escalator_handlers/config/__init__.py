@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from .model import (
-    DEFAULT_CONFIG_PATH, ChefOptions, CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback, SshOptions, Step,
+    DEFAULT_CONFIG_PATH, ChefOptions, CheckRule, Config, IcingaApi, Level, Limits, NagiosFeedback, Rollout, SshOptions, Step,
     config_path,
 )
 
 __all__ = [
-    "DEFAULT_CONFIG_PATH", "ChefOptions", "CheckRule", "Config", "IcingaApi", "Level", "Limits", "NagiosFeedback",
+    "DEFAULT_CONFIG_PATH", "ChefOptions", "CheckRule", "Config", "IcingaApi", "Level", "Limits", "NagiosFeedback", "Rollout",
     "SshOptions", "Step", "config_path", "format_problems", "load_config", "load_config_text", "validate",
 ]
 

@@ -24,6 +24,7 @@ from ..errors import ConfigError, ConfigProblem
 from ..event import GOOD_STATES, HOST_STATES, SERVICE_STATES, STATE_TYPES, STATES
 from .cluster import parse_cluster
 from .humans import p_approval, p_backoff, p_per_host
+from .rollout import busy_check, p_max_targets, p_rollout, with_busy
 from .steps import StepDefaults, build_step, parse_defaults
 from .yamlnodes import (BAD, Entries, Reader, describe, join, line_of, p_bool, p_duration,
                          p_positive_int, p_string, parse_duration)
@@ -34,7 +35,8 @@ __all__ = ["format_problems", "load_config", "load_config_text", "parse_duration
 TOP_KEYS = ("spool", "journal", "state_file", "quiescence", "max_delay", "state_types",
             "act_in_downtime", "defaults", "levels", "checks", "notify", "limits", "nagios",
             "spool_mode", "unreachable", "cluster")
-LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps", "approval", "retry_backoff")
+LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps", "approval", "retry_backoff",
+              "rollout", "busy_check", "busy_wait")
 RULE_KEYS = ("host", "service", "state", "level", "target")
 NAGIOS_KEYS = ("command_file", "icinga_api", "acknowledge", "service", "host", "status_file",
                "ack_interlock")
@@ -243,8 +245,16 @@ def _levels(r: Reader, top: Entries, quiescence: float, d: StepDefaults) -> Opti
             if snodes == []:
                 r.error(snode, join(path, "steps"), "expected at least one step, got an empty list")
             steps = [build_step(r, s, f"{path}.steps[{j}]", d) for j, s in enumerate(snodes or [])]
+        rollout = r.field(e, "rollout", p_rollout, None, nullable=True)
+        if rollout is not None and steps and not any(s is not None and s.foreach == "host" for s in steps):
+            r.error(e.value("rollout") if e is not None else n, join(path, "rollout"),
+                    "a rollout needs a step with foreach: host in this level (it runs hosts in waves)")
+        check = busy_check(r, e.value("busy_check") if e is not None else None, join(path, "busy_check"), d)
+        wait = r.field(e, "busy_wait", p_duration, default.BUSY_WAIT)
         levels.append(Level(
-            index=i + 1, name=name, steps=tuple(s for s in steps if s is not None),
+            index=i + 1, name=name,
+            steps=with_busy(tuple(s for s in steps if s is not None), check, wait),
+            rollout=rollout,
             quiescence=r.field(e, "quiescence", p_duration, quiescence),
             max_attempts=r.field(e, "max_attempts", p_positive_int, default.MAX_ATTEMPTS),
             on_exhausted=r.field(e, "on_exhausted", _p_on_exhausted, default.ON_EXHAUSTED),
@@ -333,9 +343,10 @@ def _p_level_ref(r: Reader, node: Node, path: str, levels: Optional[List[Level]]
 def _limits(r: Reader, top: Entries) -> Limits:
     e = r.mapping(top.value("limits"), "limits", ("max_runs_per_hour", "max_targets", "per_host")) \
         if top.given("limits") else None
+    max_targets, rollout = r.field(e, "max_targets", p_max_targets, (None, None), nullable=True)
     return Limits(
         max_runs_per_hour=r.field(e, "max_runs_per_hour", p_positive_int, None, nullable=True),
-        max_targets=r.field(e, "max_targets", p_positive_int, None, nullable=True),
+        max_targets=max_targets, max_targets_rollout=rollout,
         per_host=r.field(e, "per_host", p_per_host, None, nullable=True))
 
 

@@ -45,6 +45,14 @@ class ChefOptions:
     extra_args: Tuple[str, ...] = ()
     reboot_is_failure: bool = False         # exit 35/37 fail the step when true
     sudo: Union[bool, str] = False          # local runs; remote runs use ssh.sudo
+    # chef-client's run lock (``Chef::RunLock``: a flock on this file) checked before
+    # each run; None: ``file_cache_path``/chef-client-running.pid, as chef-client has it.
+    lockfile: Optional[str] = None
+    file_cache_path: str = default.CHEF_FILE_CACHE_PATH
+
+    @property
+    def run_lock(self) -> str:
+        return self.lockfile or os.path.join(self.file_cache_path, default.CHEF_LOCK_NAME)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class Step:
     concurrency: int = default.CONCURRENCY
     timeout: float = default.STEP_TIMEOUT
     line: Optional[int] = None
+    # Config management in flight: asked per host before the step runs (a chef step always
+    # checks chef-client's run lock too); busy -> wait up to busy_wait, then skip the host.
+    busy_check: Optional["Step"] = None
+    busy_wait: float = default.BUSY_WAIT
 
     @property
     def label(self) -> str:
@@ -88,6 +100,31 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """``rollout``: a ``foreach: host`` level run on a canary, then in waves (docs/planning.rst).
+
+    ``waves`` is hosts per wave, or with ``percent`` a percentage of the hosts
+    the rollout began with.  More than ``max_failed`` hosts not converged (or a
+    canary not converged) stops the rollout.
+    """
+
+    canary: int = default.ROLLOUT_CANARY
+    waves: float = default.ROLLOUT_WAVES_PERCENT
+    percent: bool = True
+    max_failed: int = default.ROLLOUT_MAX_FAILED
+
+    def wave_size(self, total: int) -> int:
+        """Hosts per wave after the canary, for a rollout of ``total`` hosts."""
+        if self.percent:
+            return max(1, -(-int(total * self.waves) // 100)) if total else 1
+        return max(1, int(self.waves))
+
+    def describe(self) -> str:
+        waves = f"{self.waves:g}%" if self.percent else f"{int(self.waves)}"
+        return f"canary {self.canary}, waves {waves}, max_failed {self.max_failed}"
+
+
+@dataclass(frozen=True)
 class Level:
     """An escalation level; ``index`` is 1-based, 1 = most drastic."""
 
@@ -99,6 +136,7 @@ class Level:
     on_exhausted: str = default.ON_EXHAUSTED   # or "escalate"
     approval: Optional[float] = None         # seconds to wait for `escalator approve`; None = no gate
     retry_backoff: Optional[Backoff] = None
+    rollout: Optional[Rollout] = None        # canary and waves for its foreach: host steps
 
 
 @dataclass(frozen=True)
@@ -143,6 +181,8 @@ class Limits:
     max_runs_per_hour: Optional[int] = None
     max_targets: Optional[int] = None
     per_host: Optional[PerHostLimit] = None
+    # ``max_targets: {hosts: N, rollout: ...}``: more hosts than N are rolled out, not refused.
+    max_targets_rollout: Optional[Rollout] = None
 
 
 @dataclass(frozen=True)
@@ -235,5 +275,5 @@ def config_path(path: Optional[str] = None) -> str:
 
 __all__: Sequence[str] = [
     "Backoff", "ChefOptions", "CheckRule", "ClusterConfig", "Config", "IcingaApi", "Level", "Limits",
-    "NagiosFeedback", "PerHostLimit", "SshOptions", "Step", "config_path",
+    "NagiosFeedback", "PerHostLimit", "Rollout", "SshOptions", "Step", "config_path",
 ]

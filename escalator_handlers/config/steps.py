@@ -140,7 +140,7 @@ DEFAULT_SSH_KEYS = {k: v for k, v in SSH_KEYS.items() if k not in ("host", "comm
 CHEF_OWN: Dict[str, Parser] = {
     "run_list": p_run_list, "json_attribs": p_string, "environment": p_string,
     "chef_client": p_string, "timeout": p_timeout, "sudo": p_sudo, "extra_args": p_args,
-    "reboot_is_failure": p_bool}
+    "reboot_is_failure": p_bool, "lockfile": p_string, "file_cache_path": p_string}
 CHEF_KEYS: Dict[str, Parser] = {"host": p_host, **CHEF_OWN, **SSH_CONN}
 CHEF_TEMPLATED = ("host", "run_list", "json_attribs", "environment", "chef_client", "extra_args")
 

@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ..config import Config, Level
 from ..display import iso
 from ..event import CheckKey, check_name, iso_time
-from . import approvals, brakes, interlocks
+from . import approvals, brakes, interlocks, rollout
 from .state import State
-from .survey import Asking, Survey, hosts_by_level, joined, survey
+from .survey import Asking, Survey, hosts_by_level, joined, survey, targets_of as _targets
 from .verdicts import SUMMARY_CHECKS, episode_attempts, judge, names, notify_record
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class RunPlan:
     explain: Tuple[str, ...] = ()
     unmapped: Tuple[CheckKey, ...] = ()
     request: Optional[Mapping[str, Any]] = None   # the `escalator run` record that asked for it
+    rollout: Optional[Mapping[str, Any]] = None   # a wave's run: rollout id, wave n, waves m
 
     @property
     def dry_run(self) -> bool:
@@ -68,7 +69,7 @@ class RunPlan:
                 rec["request_reason"] = self.request["reason"]
         if self.approval:
             rec["approval"] = self.approval
-        rec.update(extra)
+        rec.update(self.rollout or {}, **extra)
         return rec
 
 
@@ -134,8 +135,8 @@ def decide(state: State, config: Config, now: float, *, explain: bool = True) ->
                             why=f"quiescence after run of {', '.join(last.levels)} "
                                 f"until {iso(last.quiet_until)} ({last.quiet_until - now:.0f}s left)"
                             if explain else "", steady=True)
-        return Decision(tuple(judge(state, config, last, now)), wake=now,
-                        why="judging the last run")
+        verdict = rollout.after_verdict(state, config, last, judge(state, config, last, now), now, notify_record)
+        return Decision(tuple(verdict), wake=now, why="judging the last run")
 
     due = debounce_due(state, config)
     if due is not None and now < due:
@@ -227,6 +228,8 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
                "checks": [a.record(config) for a in new_held]}
         return Decision((rec,), why=f"skipped: {rec['reason']}", explain=explain)
     if not s.asking:
+        if state.rollouts.active is not None:  # every host of a rollout recovered
+            return Decision(rollout.finished(state.rollouts, now), wake=now, why="rollout done", explain=explain)
         if state.approvals.pending:
             why = aside.reason() if aside.left_alone else "the checks that asked recovered"
             return Decision(tuple(approvals.withdraw(state.approvals, now, why)), wake=now,
@@ -265,7 +268,7 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
             return d
 
     run_levels = levels[start - 1:]
-    if limits.max_targets:
+    if limits.max_targets and not rollout.takes_over(state.rollouts, config, start_level):
         # Rule 3 counted, not listed: a host is a target of the most drastic level its
         # checks ask for and every later one (an escalated run's start counts as the
         # exhausted level).  The survey cache keeps the counts: a decision held back
@@ -289,14 +292,18 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
 
     asking = tuple(s.asking)  # survey sorted it
     targets = _targets(asking, run_levels, start, required)
+    wave = rollout.plan_wave(state.rollouts, config, run_levels, targets, now)
+    if wave.records:
+        return Decision(wave.records, wake=now, why=wave.why, explain=explain)
+    targets, asking = wave.cut(targets, asking)  # a wave: its hosts only, at every level
     attempt = episode_attempts(ep) + 1
     hosts = sorted({a.key[0] for a in asking})
-    summary = (f"levels {', '.join(lv.name for lv in run_levels)} for "
+    summary = (f"{wave.label + ': ' if wave.label else ''}levels {', '.join(lv.name for lv in run_levels)} for "
                f"{', '.join(hosts[:SUMMARY_CHECKS])}{' and more' if len(hosts) > SUMMARY_CHECKS else ''}: "
                f"{names([a.key for a in asking])} "
                f"{'escalated after exhausting ' + levels[required - 1].name if start < required else 'failing'}")
     plan = RunPlan(tuple(run_levels), targets, asking, attempt, start < required, summary, explain,
-                   tuple(s.unmapped))
+                   tuple(s.unmapped), rollout=wave.fields or None)
     if state.approvals.pending or any(lv.approval is not None for lv in run_levels):  # else no gate
         gate = approvals.gate(state.approvals, config, plan.record(config, now), run_levels, now)
         if gate.records or gate.wake is not None:
@@ -304,20 +311,6 @@ def _decide(state: State, config: Config, now: float, s: Survey, aside: interloc
         if gate.approval:
             plan = replace(plan, approval=gate.approval)
     return Decision(run=plan, why=f"run levels {', '.join(lv.name for lv in run_levels)}", explain=explain)
-
-
-def _targets(asking: Sequence[Asking], run_levels: Sequence[Level], start: int,
-             required: int) -> Dict[str, Tuple[str, ...]]:
-    """Rule 3: the targets of level L are the hosts of target checks mapped to L or more
-    drastic; an escalated run treats the exhausted level's checks as mapped to its start."""
-    first: Dict[str, int] = {}  # host -> the most drastic level it is a target of
-    for a in asking:
-        if a.target:
-            lv = start if a.level <= required else a.level
-            if lv < first.get(a.key[0], 1 << 30):
-                first[a.key[0]] = lv
-    ordered = sorted(first)
-    return {lv.name: tuple(h for h in ordered if first[h] <= lv.index) for lv in run_levels}
 
 
 def _requested(state: State, config: Config, now: float, req: Mapping[str, Any]) -> Decision:

@@ -206,6 +206,17 @@ def fold_verdict(rec: Mapping[str, Any], runs: Iterable[RunInfo], episodes: Dict
     level = rec.get("level")
     if level is None:
         return
+    outcome = rec.get("rollout_outcome")
+    if outcome == "continue" and not rec.get("converged"):
+        return  # a wave within max_failed: the rollout goes on, no attempt of the level counted
+    if outcome == "stopped":
+        # A rollout stopped: the level is held, as an exhausted one, for its hosts not yet done too.
+        ep = episodes.setdefault(level, Episode())
+        ep.attempts += 1
+        ep.pending |= set(keys_of(rec.get("failing_checks") or ())) | set(keys_of(rec.get("held_checks") or ()))
+        ep.held = True
+        ep.reason = str(rec.get("rollout_reason") or f"rollout of level {level} stopped")
+        return
     if rec.get("level_converged") and not rec.get("converged"):
         # The start level did its job; what still fails asks for a less
         # drastic level and gets its own runs and its own episode.

@@ -18,7 +18,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tup
 from .. import kinds
 from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
-from . import approvals, brakes, interlocks, statejson
+from . import approvals, brakes, interlocks, rollout, statejson
 from . import observe as observe_mod
 from .runs import HELD_HOST, RunInfo, RunRecord, fold_verdict, runs_since
 from .statetypes import CheckState, Episode, Hold, hold_label, key_of, keys_of
@@ -34,7 +34,8 @@ _UNKNOWN = object()  # not in a cache yet
 
 #: Record kind -> the State attributes (parts) that fold it too.
 _PARTS: Dict[str, Tuple[str, ...]] = {}
-for _name, _kinds in (("approvals", approvals.KINDS), ("acks", interlocks.KINDS), ("brakes", brakes.KINDS)):
+for _name, _kinds in (("approvals", approvals.KINDS), ("acks", interlocks.KINDS), ("brakes", brakes.KINDS),
+                      ("rollouts", rollout.KINDS)):
     for _kind in _kinds:
         _PARTS[_kind] = _PARTS.get(_kind, ()) + (_name,)
 
@@ -79,6 +80,7 @@ class State:
         self.approvals = approvals.Approvals()
         self.acks = interlocks.Acks()
         self.brakes = brakes.Brakes()
+        self.rollouts = rollout.Rollouts()
 
     # -- mapping -----------------------------------------------------------
 
@@ -256,6 +258,7 @@ class State:
             self.runs.append(RunInfo.of(run, self.config.levels))
         self.approvals.fold_run(run)
         self.brakes.fold_run(run)
+        self.rollouts.fold_run(run)
 
     def _apply_clock(self, rec: Mapping[str, Any]) -> None:
         jump = rec.get("jump")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .. import kinds
-from . import approvals, brakes, interlocks
+from . import approvals, brakes, interlocks, rollout
 from .runs import RunInfo
 from .statetypes import CheckState, Episode, Hold
 
@@ -42,6 +42,7 @@ def state_to_json(st: Any) -> dict:  # a planning.state.State (no import: state 
         "brakes": st.brakes.to_json(),
         "clock_seen": st.clock_seen,
         "clock_step": st.clock_step,
+        "rollouts": st.rollouts.to_json(),
     }
 
 
@@ -77,6 +78,7 @@ def fill_from_json(st: Any, data: Mapping[str, Any]) -> Any:
     st.brakes = brakes.Brakes.from_json(data.get("brakes"))
     st.clock_seen = data.get("clock_seen")
     st.clock_step = data.get("clock_step")
+    st.rollouts = rollout.Rollouts.from_json(data.get("rollouts"))
     return st
 
 
@@ -92,7 +94,7 @@ _KEPT = frozenset(("checks", "problems", "seen_ids", "survey_cache", "_note_chan
 def worth_carrying(st: Any) -> bool:
     """Whether the state holds anything a new journal file must carry."""
     return bool(st.problems or st.holds or st.paused is not None or st.episodes
-                or st.runs or st.open_run)
+                or st.runs or st.open_run or st.rollouts.active is not None)
 
 
 def checkpoint_record(st: Any, now: float) -> dict:

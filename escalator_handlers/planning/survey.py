@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..event import CheckKey
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import Config, Level
 
 #: ``planning.state.State`` (not imported: the state owns this module's cache).
 State = Any
@@ -308,3 +308,17 @@ class SurveyCache:
                 if value.target:
                     self._count(key[0], value.level, 1)
         return True
+
+
+def targets_of(asking: Sequence[Asking], run_levels: Sequence[Level], start: int,
+               required: int) -> Dict[str, Tuple[str, ...]]:
+    """Rule 3: the targets of level L are the hosts of target checks mapped to L or more
+    drastic; an escalated run treats the exhausted level's checks as mapped to its start."""
+    first: Dict[str, int] = {}  # host -> the most drastic level it is a target of
+    for a in asking:
+        if a.target:
+            lv = start if a.level <= required else a.level
+            if lv < first.get(a.key[0], 1 << 30):
+                first[a.key[0]] = lv
+    ordered = sorted(first)
+    return {lv.name: tuple(h for h in ordered if first[h] <= lv.index) for lv in run_levels}

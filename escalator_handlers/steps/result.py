@@ -39,9 +39,12 @@ class StepResult:
     warning: Optional[str] = None
     ok_exits: Tuple[int, ...] = (0,)
     attempts: int = 1
+    skipped: Optional[str] = None   # not run on this host, and why (a converge already in flight)
 
     @property
     def ok(self) -> bool:
+        if self.skipped:
+            return True  # nothing was started; the run goes on, the verdict judges the host
         return self.error is None and self.exit is not None and self.exit in self.ok_exits
 
 

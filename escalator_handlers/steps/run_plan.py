@@ -79,7 +79,8 @@ def step_record(now: float, run_id: Optional[str], level: str, result: Any) -> d
     """The record of a step that ran (a StepResult)."""
     return _step(now, run_id, level, result.where, result.host, exit=result.exit,
                  duration=round(result.duration, 3), output=result.output, command=result.command,
-                 error=result.error or None, warning=getattr(result, "warning", None) or None)
+                 error=result.error or None, warning=getattr(result, "warning", None) or None,
+                 skipped=getattr(result, "skipped", None) or None)
 
 
 def execute(plan: RunPlan, config: Config, runner: Any, emit: Emit, clock: Callable[[], float], *,

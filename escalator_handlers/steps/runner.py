@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from ..config import SshOptions, Step
 from ..errors import StepError
 from ..system import REAL, System
-from . import chef as chefmod
+from . import busy, chef as chefmod
 from .result import StepResult, TailBuffer
 from .shell import Gate, Outcome, fmt_seconds, run_process, stop_message
 from .remote import display_command, exec_command, remote_command
@@ -140,9 +140,14 @@ class StepRunner:
             return StepResult(step.where, host, step.label, None, time.monotonic() - start, "",
                               error=str(exc))
         tail = TailBuffer()
+        if step.kind == "chef" or step.busy_check is not None:
+            why = busy.wait_free(step, self._probes(step, values), tail, self._cancel.wait)
+            if why:
+                return StepResult(step.where, host, plan.display, None, time.monotonic() - start,
+                                  tail.text(), skipped=why)
         try:
             if step.kind == "chef":
-                return self._run_chef(step, plan, host, start)
+                return self._run_chef(step, plan, host, start, tail)
             out = self._execute(plan, step.timeout, tail)
         except Exception as exc:  # a bug must fail the step, not take the collector down
             log.exception("step %s crashed", step.where)
@@ -166,10 +171,46 @@ class StepRunner:
         return exec_command(client, plan.target, plan.remote, timeout=timeout, tail=tail,
                             cancel=self._cancel, kill_grace=self.kill_grace)
 
-    def _run_chef(self, step: Step, plan: _Plan, host: Optional[str], start: float) -> StepResult:
+    def _probes(self, step: Step, values: Mapping[str, Any]) -> List[busy.Probe]:
+        """What to look at before ``step`` on a host: chef-client's run lock, the level's busy_check."""
+        probes: List[busy.Probe] = []
+        if step.kind == "chef" and step.chef is not None:
+            script = busy.lock_script(step.chef.run_lock)
+            if step.ssh is not None:
+                opts = step.ssh
+                sudo = opts.sudo or step.chef.sudo
+                target = _target(opts, values)
+                lock = _Plan("", target=target, remote=remote_command([SHELL, "-c", shlex.quote(script)],
+                                                                     sudo=sudo, env={}))
+            else:
+                argv = [SHELL, "-c", script]
+                if step.chef.sudo is True:
+                    argv = ["sudo", "-n", "--"] + argv
+                elif step.chef.sudo:
+                    argv = ["sudo", "-n", "-u", check_user(str(step.chef.sudo)), "--"] + argv
+                lock = _Plan("", argv=argv)
+            probes.append((f"chef-client's run lock {step.chef.run_lock} is held", (busy.LOCK_HELD,),
+                           lambda: self._look(lock, step)))
+        if step.busy_check is not None:
+            check = step.busy_check
+            try:
+                plan: Optional[_Plan] = self._plan(check, values)
+            except StepError:
+                plan = None
+            if plan is not None:
+                probes.append((f"busy_check {plan.display}", None,
+                               lambda: self._look(plan, check)))  # type: ignore[arg-type]
+        return probes
+
+    def _look(self, plan: _Plan, step: Step) -> Any:
+        tail = TailBuffer()
+        out = self._execute(plan, min(step.timeout, 60.0), tail)
+        return (None if out.error or out.stopped else out.exit), tail.text()
+
+    def _run_chef(self, step: Step, plan: _Plan, host: Optional[str], start: float,
+                  total: TailBuffer) -> StepResult:
         assert step.chef is not None
         deadline = start + step.timeout
-        total = TailBuffer()
         attempts = 0
         error: Optional[str] = None
         lock_seen = False
