@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple
 
 from . import kinds
+from .event_limits import COUNT_MAX, LIMITS, LimitError, clip, limit_fields  # noqa: F401 (re-exported)
 
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
@@ -107,7 +108,9 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Event":
-        """Build an event from a JSON object; raise ValueError when it is not one."""
+        """Build an event from a JSON object; raise ValueError when it is not one, or when a
+        field is over its limit (:func:`limit_fields`: the output is clipped, a name refused)."""
+        d, _ = limit_fields(d)
         try:
             host = d["host"]
             time = float(d["time"])
@@ -135,16 +138,26 @@ class Event:
                 raise ValueError(f"not an event: check_time must be epoch seconds, not {check_time!r}") from None
             if not check_time - check_time == 0.0:
                 raise ValueError(f"not an event: check_time must be a finite number, not {check_time!r}")
+        rid = d.get("id")
+        if rid is not None and not isinstance(rid, str):
+            raise ValueError(f"not an event: id must be a string, not {type(rid).__name__}")
+        try:
+            attempt, downtime = int(d.get("attempt") or 1), int(d.get("downtime") or 0)
+        except OverflowError:  # int(inf)
+            raise ValueError("not an event: attempt and downtime must be whole numbers") from None
+        if not (1 <= attempt <= COUNT_MAX and 0 <= downtime <= COUNT_MAX):
+            raise ValueError(f"not an event: attempt {attempt} or downtime {downtime} out of range "
+                             f"(attempt 1 to {COUNT_MAX}, downtime 0 to {COUNT_MAX})")
         return cls(
             time=time,
             host=host,
             service=service or None,
             state=state,
             state_type=normalise_state_type(d.get("state_type") or "HARD"),
-            attempt=int(d.get("attempt") or 1),
-            downtime=int(d.get("downtime") or 0),
-            output=str(d.get("output") or ""),
-            id=d.get("id"),
+            attempt=attempt,
+            downtime=downtime,
+            output=clip(str(d.get("output") or "")),
+            id=rid,
             reported_state=reported if isinstance(reported, str) else None,
             check_time=check_time,
         )

@@ -224,7 +224,9 @@ def test_large_output_through_argv_is_capped_with_a_note(tmp_path):
     text = "x" * 120_000  # Linux refuses single arguments over 128 KiB (MAX_ARG_STRLEN)
     proc = run_handler(ARGS + ["--output", text, "--spool", str(sp)])
     assert proc.returncode == 0, proc.stderr
-    assert only_record(sp)["output"] == "x" * 65536 + " [truncated 54464 chars]"
+    # The limit holds with the mark included, so every later intake keeps the text as it is.
+    out = only_record(sp)["output"]
+    assert out == "x" * (65536 - 24) + " [truncated 54488 chars]" and len(out) == 65536
 
 
 def test_a_megabyte_of_output_with_nul_is_recorded_safely(tmp_path):
@@ -232,7 +234,9 @@ def test_a_megabyte_of_output_with_nul_is_recorded_safely(tmp_path):
     text = ("\x00\n;$(x)" * 200_000)[:1_048_576]
     assert handler.main(ARGS + ["--output", text, "--spool", str(sp)], environ={}) == 0
     out = only_record(sp)["output"]
-    assert out == text[:65536] + f" [truncated {len(text) - 65536} chars]"
+    assert out == handler.cap_output(text) and len(out) == 65536
+    kept = out.rindex(" [truncated ")
+    assert out[:kept] == text[:kept] and out[kept:] == f" [truncated {len(text) - kept} chars]"
 
 
 def test_a_symlinked_spool_is_refused(tmp_path):

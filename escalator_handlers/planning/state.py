@@ -194,7 +194,12 @@ class State:
     observe = observe_mod.observe
 
     def _apply_request(self, rec: Mapping[str, Any]) -> None:
-        self.requests.append(dict(rec))
+        req = dict(rec)
+        if not isinstance(req.get("id"), str) or not req["id"]:
+            # The answer (a start, or a skipped run) names the request by its id: without
+            # one the request would never count as answered and be answered again and again.
+            req["id"] = request_id(rec)
+        self.requests.append(req)
 
     def _answered(self, request: Optional[str]) -> None:
         """A `start` or a skipped `run` that answers an operator's request ends it."""
@@ -294,6 +299,16 @@ class State:
     @classmethod
     def from_json(cls, config: Config, data: Mapping[str, Any]) -> "State":
         return statejson.fill_from_json(cls(config), data)
+
+
+def request_id(rec: Mapping[str, Any]) -> str:
+    """The id of a request that came without one: the same for the same record on every
+    fold (snapshot or journal), so its answer ends it however the state was rebuilt."""
+    import hashlib
+    import json
+
+    text = json.dumps(rec, sort_keys=True, default=str)
+    return "anonymous-" + hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
 
 #: Record kind -> how the state folds it (a run: ``fold_run``; unknown kinds: not at all).

@@ -1,0 +1,105 @@
+"""Bad input costs itself only: bad spool lines, oversized fields, unanswerable records.
+
+Through the public commands: the real ``escalator-handler``, a one-shot
+``escalator collect`` (which must exit), and the journal it leaves.  The
+steps write the hosts they were run for into files, so "remediated" means a
+step really ran for that host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from collector_fixtures import HANDLER, Site, handler_env, runs
+from escalator_handlers import spool
+
+import subprocess
+
+pytestmark = pytest.mark.integration
+
+MB = 1 << 20
+CHECKS = [{"host": "*", "level": "vm"}, {"service": "*", "level": "vm"}]
+
+
+def config(site: Site, **top) -> None:
+    out = site.out
+    site.write_config([
+        {"name": "vm", "quiescence": 0, "max_attempts": 1,
+         "steps": [{"shell": f"echo \"$ESCALATOR_HOST\" >> {out}/each.txt", "foreach": "host"},
+                   {"shell": f"printf '%s\\n' {{hosts}} >> {out}/hosts.txt; "
+                             f"printf '%s\\n' \"$ESCALATOR_HOSTS\" \"$ESCALATOR_SUMMARY\" >> {out}/env.txt"}]},
+    ], CHECKS, quiescence=0, **top)
+
+
+def collect(site: Site, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A one-shot collect: it must exit by itself."""
+    return site.cli("collect", "--config", str(site.config), timeout=timeout)
+
+
+def spool_line(site: Site, text: bytes) -> None:
+    """Append a raw line to the live spool file, as a buggy or hostile writer would."""
+    site.spool.mkdir(exist_ok=True)
+    with open(site.spool / spool.EVENTS, "ab") as f:
+        f.write(text + b"\n")
+
+
+def event_line(host: str, service=None, output: str = "", state: str = "DOWN") -> bytes:
+    import time
+
+    return json.dumps({"time": time.time(), "host": host, "service": service,
+                       "state": state if service is None else "CRITICAL", "state_type": "HARD",
+                       "attempt": 1, "downtime": 0, "output": output}).encode()
+
+
+def normal_hosts(site: Site, n: int = 10) -> List[str]:
+    hosts = [f"node{i:02d}" for i in range(n)]
+    for h in hosts:
+        site.event(h, "DOWN", output="PING CRITICAL - 100% packet loss")
+    return hosts
+
+
+# -- issue 28 item 3: any exception from one spool line rejects that line alone ------------------------
+
+
+def test_a_deeply_nested_spool_line_is_rejected_and_the_event_beside_it_is_acted_on(site: Site) -> None:
+    config(site)
+    site.event("before", "DOWN")
+    spool_line(site, b"[" * 100_000 + b"]" * 100_000)           # RecursionError in json
+    spool_line(site, b'{"time": 1e999, "host": "x", "state": "DOWN", "attempt": 1e999}')
+    spool_line(site, b'{"time": 1, "host": "x", "state": "DOWN", "id": ["not", "a", "string"]}')
+    site.event("after", "DOWN")
+    r = collect(site)
+    assert r.returncode == 0, r.stderr
+    rejected = site.records("rejected")
+    assert len(rejected) == 3, rejected
+    assert all(rec["reason"] and rec["source"] for rec in rejected)
+    assert sorted(site.lines("each.txt")) == ["after", "before"]
+    # ... and the next start is no crash either: the spool is empty, nothing is read twice.
+    r = collect(site)
+    assert r.returncode == 0, r.stderr
+    assert len(site.records("rejected")) == 3
+
+
+# -- issue 28 item 4: a record that cannot be answered is answered once ---------------------------------
+
+
+def test_a_request_without_an_id_for_an_unknown_level_is_answered_once(site: Site) -> None:
+    config(site)
+    import time
+
+    # In the journal (as any intake would put it there): no id, a level the config lacks.
+    site.journal.write_text(json.dumps({"time": time.time(), "kind": "request", "level": "nope",
+                                        "user": "alice"}) + "\n")
+    r = collect(site, timeout=30)
+    assert r.returncode == 0, r.stderr
+    refused = [rec for rec in site.records("run") if rec.get("outcome") == "skipped"]
+    assert len(refused) == 1, refused
+    assert "no level 'nope'" in refused[0]["reason"]
+    r = collect(site, timeout=30)   # the next start does not answer it again
+    assert r.returncode == 0, r.stderr
+    assert len([rec for rec in site.records("run") if rec.get("outcome") == "skipped"]) == 1
