@@ -234,6 +234,13 @@ def parse_time(value: str) -> float:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         t = dt.timestamp()
-    if not t - t == 0.0 or t < 0:  # rejects inf and nan without importing math
-        raise ValueError(f"expected a time at or after 1970, not {value!r}")
+    if t != t:  # NaN, without importing math
+        raise ValueError(f"{value!r} is not a number: expected epoch seconds or ISO 8601")
+    if not 0 <= t <= LATEST:
+        raise ValueError(f"{value!r} is out of range: expected a time from 1970 to 9999 "
+                         f"(epoch seconds 0 to {LATEST:.0f}) or ISO 8601")
     return t
+
+
+#: The last second of year 9999, the latest time ISO 8601 (and Python's datetime) can write.
+LATEST = 253402300799.0

@@ -110,7 +110,7 @@ def test_explicit_options_override_macros_and_spool_option_overrides_environment
     (["--host", "a", "--state", "2", "--downtime", "-1"], {}, "the downtime depth must be at least 0, not '-1'"),
     (["--host", "a", "--state", "2", "--attempt", "0"], {}, "the attempt must be at least 1, not '0'"),
     (["--host", "a", "--state", "2", "--time", "yesterday"], {}, "--time: expected epoch seconds or ISO 8601 such as 2026-11-29T03:00:00Z, not 'yesterday'"),
-    (["--host", "a", "--state", "2", "--time", "inf"], {}, "--time: expected a time at or after 1970, not 'inf'"),
+    (["--host", "a", "--state", "2", "--time", "inf"], {}, "--time: 'inf' is out of range: expected a time from 1970 to 9999 (epoch seconds 0 to 253402300799) or ISO 8601"),
     (["--host", "a", "--state", "2", "--state-type", "MEDIUM"], {}, "invalid state type 'MEDIUM'"),
     (["--host", "", "--state", "2"], {}, "the host name is empty"),
     (["--host", "a", "--state", "2", "--frobnicate"], {}, "unknown option '--frobnicate'"),

@@ -103,3 +103,26 @@ def test_a_request_without_an_id_for_an_unknown_level_is_answered_once(site: Sit
     r = collect(site, timeout=30)   # the next start does not answer it again
     assert r.returncode == 0, r.stderr
     assert len([rec for rec in site.records("run") if rec.get("outcome") == "skipped"]) == 1
+
+
+# -- issue 27 item 5: a time option says what is wrong with it ---------------------------------------------
+
+
+@pytest.mark.parametrize("value, says", [
+    ("1e308", "out of range"), ("inf", "out of range"), ("-inf", "out of range"), ("-1", "out of range"),
+    ("1e12", "out of range"), ("nan", "not a number"), ("NaN", "not a number"),
+])
+def test_a_time_out_of_range_or_not_a_number_is_refused_saying_which(tmp_path: Path, value: str, says: str) -> None:
+    r = subprocess.run([HANDLER, "--spool", str(tmp_path / "spool"), "--host", "h", "--state", "DOWN",
+                        "--time", value], env=handler_env(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and f"--time: {value!r} is {says}" in r.stderr, r.stderr
+    assert not (tmp_path / "spool" / spool.EVENTS).exists()
+
+
+def test_history_since_nan_is_a_usage_error_saying_not_a_number(site: Site) -> None:
+    config(site)
+    r = site.cli("history", "--config", str(site.config), "--since", "nan")
+    assert r.returncode == 2 and "'nan' is not a number" in r.stderr, r.stderr
+    r = site.cli("history", "--config", str(site.config), "--until", "1e308")
+    assert r.returncode == 2 and "'1e308' is out of range" in r.stderr, r.stderr
