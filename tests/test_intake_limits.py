@@ -126,3 +126,36 @@ def test_history_since_nan_is_a_usage_error_saying_not_a_number(site: Site) -> N
     assert r.returncode == 2 and "'nan' is not a number" in r.stderr, r.stderr
     r = site.cli("history", "--config", str(site.config), "--until", "1e308")
     assert r.returncode == 2 and "'1e308' is out of range" in r.stderr, r.stderr
+
+
+# -- issue 28 item 6: template values are one line unless the step asks for raw text ---------------------
+
+
+def test_a_host_name_with_newlines_puts_no_header_line_into_the_documented_mail_step(site: Site) -> None:
+    bindir = site.root / "bin"
+    bindir.mkdir()
+    mail = bindir / "mail"   # a mail(1) that records its subject argument, one file per call
+    mail.write_text(f"#!/bin/sh\nn=$(ls {site.out} | grep -c '^subject') \n"
+                    f"printf '%s' \"$2\" > {site.out}/subject.$n\n"
+                    f"printf '%s' \"$ESCALATOR_SUMMARY\" > {site.out}/env.$n\n")
+    mail.chmod(0o755)
+    documented = 'mail -s "escalator: {summary}" ops@example.com'
+    site.write_config([
+        {"name": "vm", "quiescence": 0, "max_attempts": 1,
+         "steps": [{"shell": documented},
+                   {"shell": f"printf '%s|' {{host}} >> {site.out}/raw.txt", "foreach": "host", "raw": True}]},
+    ], CHECKS, notify=[{"shell": documented}], quiescence=0)
+    evil = "evil\nSubject: x\nBcc: victim@example.com"
+    site.event(evil, "DOWN")
+    site.event("plain", "DOWN")
+    r = site.cli("collect", "--config", str(site.config), env={"PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stderr
+    subjects = sorted(site.out.glob("subject.*"))
+    assert len(subjects) == 2, r.stderr   # the run's step, then the notification when it did not converge
+    for path in subjects + sorted(site.out.glob("env.*")):
+        text = path.read_text()
+        assert "\n" not in text and "\r" not in text, (path.name, text)
+        assert "evil^JSubject: x^JBcc: victim@example.com" in text, (path.name, text)
+    assert sorted((site.out / "raw.txt").read_text().split("|")) == ["", evil, "plain"]  # raw: as given
+    # The journal keeps the name exactly as monitoring gave it.
+    assert {e["host"] for e in site.records("event")} == {evil, "plain"}

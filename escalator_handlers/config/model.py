@@ -66,6 +66,8 @@ class Step:
     concurrency: int = default.CONCURRENCY
     timeout: float = default.STEP_TIMEOUT
     line: Optional[int] = None
+    #: ``raw: true``: template values and ESCALATOR_* as monitoring gave them, not made one line.
+    raw: bool = False
 
     @property
     def label(self) -> str:

@@ -90,7 +90,7 @@ class StepRunner:
         """The would-be command line (dry runs).  Never raises: a step that
         could not run renders as ``(would fail: why)``."""
         if step.kind == "shell" and step.command is not None:
-            return render_dry(step.command, values)  # what _plan displays (DryRunner too)
+            return render_dry(step.command, values, step.raw)  # what _plan displays (DryRunner too)
         try:
             return self._plan(step, values, display_only=True).display
         except StepError as exc:
@@ -212,14 +212,14 @@ class StepRunner:
         # (which lists every failing check, once per host of a foreach) is
         # left out, and so is a remote command's copy of it -- but the step's own
         # ``env`` still goes through the same checks, so it fails alike.
-        env = {} if display_only else values_env(values)
+        env = {} if display_only else values_env(values, step.raw)
         if step.kind == "shell":
-            rendered = render_command(_need(step.command, step, "command"), values)
+            rendered = render_command(_need(step.command, step, "command"), values, step.raw)
             return _Plan(rendered, argv=[SHELL, "-c", rendered], env=env)
         if step.kind == "ssh":
             opts = _need(step.ssh, step, "ssh options")
             target = _target(opts, values)
-            rendered = render_command(_need(step.command, step, "command"), values)
+            rendered = render_command(_need(step.command, step, "command"), values, step.raw)
             words = [SHELL, "-c", shlex.quote(rendered)]
             remote = remote_command(words, sudo=opts.sudo, env={**env, **opts.env})
             return _Plan(display_command(target, [rendered], sudo=opts.sudo, env=opts.env),
