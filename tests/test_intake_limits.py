@@ -159,3 +159,32 @@ def test_a_host_name_with_newlines_puts_no_header_line_into_the_documented_mail_
     assert sorted((site.out / "raw.txt").read_text().split("|")) == ["", evil, "plain"]  # raw: as given
     # The journal keeps the name exactly as monitoring gave it.
     assert {e["host"] for e in site.records("event")} == {evil, "plain"}
+
+
+# -- issue 27 item 1: a step's environment and command line stay within the system's limits -------------
+
+
+def test_a_run_for_2000_long_host_names_gets_its_lists_whole_through_a_file_and_a_script(site: Site) -> None:
+    out = site.out
+    site.write_config([
+        {"name": "vm", "quiescence": 0, "max_attempts": 1,
+         "steps": [{"shell": f"printf '%s\\n' {{hosts}} | wc -l > {out}/argv.count; "
+                             f"wc -l < \"$ESCALATOR_HOSTS_FILE\" > {out}/env.count; "
+                             f"wc -l < \"$ESCALATOR_CHECKS_FILE\" > {out}/checks.count; "
+                             f"printf '%s' \"$ESCALATOR_HOSTS\" | wc -c > {out}/env.bytes"}]},
+    ], CHECKS, quiescence=0)
+    hosts = [f"h{i:04d}-" + "x" * 240 for i in range(2000)]   # 2000 x 246 bytes: 490 KB a list
+    for h in hosts:
+        spool_line(site, event_line(h))
+    tmp = site.root / "tmp"
+    tmp.mkdir()
+    r = site.cli("collect", "--config", str(site.config), env={"TMPDIR": str(tmp)}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (step,) = site.records("step")[:1]
+    assert step["exit"] == 0, step
+    assert len(step["command"]) < 5000        # the journal keeps the head of a command run from a file
+    assert (out / "argv.count").read_text().split() == ["2000"]
+    assert (out / "env.count").read_text().split() == ["2000"]
+    assert (out / "checks.count").read_text().split() == ["2000"]
+    assert (out / "env.bytes").read_text().split() == ["0"]   # too long for the environment: in the file
+    assert list(tmp.iterdir()) == []   # the run's files went with the run

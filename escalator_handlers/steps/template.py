@@ -215,6 +215,38 @@ def values_env(values: Mapping[str, Any], raw: bool = False) -> Dict[str, str]:
     return env
 
 
+#: Longest ``ESCALATOR_*`` value (bytes) put in a step's environment.  Linux refuses one
+#: string over 128 KiB (MAX_ARG_STRLEN) and all of them over ARG_MAX; a longer value goes to
+#: a file named by ``ESCALATOR_<NAME>_FILE`` (see :func:`spill_env`).
+ENV_VALUE_MAX = 32 * 1024
+#: Longest command line (bytes) passed as one argument (``sh -c COMMAND``, ssh's command).
+COMMAND_MAX = 100 * 1024
+#: The variables that may spill to a file, and the values each file holds (one item a line).
+SPILLED = {"ESCALATOR_HOSTS": "hosts", "ESCALATOR_SUMMARY": "summary", "ESCALATOR_CHECKS": "checks"}
+
+
+def size(text: str) -> int:
+    """Bytes ``text`` takes in argv or the environment (undecodable bytes count as one)."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def spill_env(env: Dict[str, str], values: Mapping[str, Any], raw: bool,
+              write: Any) -> Dict[str, str]:
+    """``env`` with every value of :data:`SPILLED` over :data:`ENV_VALUE_MAX` moved to a file:
+    the variable is then empty and ``<NAME>_FILE`` holds the file's path (``write(name, text)``
+    writes it and returns the path; None: no file, the variable is left empty)."""
+    out = dict(env)
+    for name, key in SPILLED.items():
+        if size(out.get(name, "")) <= ENV_VALUE_MAX:
+            continue
+        text = "".join(w + "\n" for w in _words(values.get(key), raw))
+        out[name] = ""
+        path = write(name, text) if write is not None else None
+        if path is not None:
+            out[name + "_FILE"] = path
+    return out
+
+
 def env_words(env: Mapping[str, str]) -> List[str]:
     """``K=V`` words for ``env(1)``, each quoted; names must be valid variable names."""
     out = []
