@@ -188,3 +188,65 @@ def test_a_run_for_2000_long_host_names_gets_its_lists_whole_through_a_file_and_
     assert (out / "checks.count").read_text().split() == ["2000"]
     assert (out / "env.bytes").read_text().split() == ["0"]   # too long for the environment: in the file
     assert list(tmp.iterdir()) == []   # the run's files went with the run
+
+
+# -- issue 27 item 1: one oversized event costs that event only ---------------------------------------
+
+
+@pytest.mark.parametrize("field", ["host", "service", "output"])
+def test_a_megabyte_field_in_a_batch_with_10_failing_hosts_leaves_the_10_remediated(site: Site, field: str) -> None:
+    config(site)
+    big = "b" * MB
+    line = {"host": event_line(big), "service": event_line("bigsvc-host", service=big),
+            "output": event_line("bigout-host", output=big)}[field]
+    hosts = normal_hosts(site)[:5]
+    spool_line(site, line)          # what no argv can carry: straight into the spool
+    hosts += [f"node{i:02d}" for i in range(5, 10)]
+    for h in hosts[5:]:
+        site.event(h, "DOWN")
+    r = collect(site)
+    assert r.returncode == 0, r.stderr[-3000:]
+    remediated = set(site.lines("each.txt"))
+    assert set(hosts) <= remediated, remediated
+    assert all(s["exit"] == 0 for s in site.records("step")), [s for s in site.records("step") if s["exit"]]
+    if field == "output":   # clipped, with a mark; the host is a target like any other
+        assert remediated == set(hosts) | {"bigout-host"}
+        (ev,) = [e for e in site.records("event") if e["host"] == "bigout-host"]
+        assert len(ev["output"]) == 65536 and ev["output"].endswith(" chars]")
+    else:                   # refused: clipping a name could name another host
+        assert remediated == set(hosts)
+        (rej,) = site.records("rejected")
+        assert f"the {field} name is {MB} characters long, over the limit of" in rej["reason"], rej
+        assert len(rej["text"]) <= 2000
+    assert site.journal.stat().st_size < 400_000   # nothing carries the megabyte along
+
+
+def test_a_100kb_host_name_from_the_handler_is_refused_with_exit_2_and_a_rejected_record(site: Site) -> None:
+    config(site)
+    r = subprocess.run([HANDLER, *site.handler_args("h" * 100_000, "DOWN")], env=handler_env(),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and len(r.stderr) < 400, r.stderr[:500]
+    assert "the host name is 100000 characters long, over the limit of 255" in r.stderr
+    hosts = normal_hosts(site)
+    r = collect(site)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert set(site.lines("each.txt")) == set(hosts)
+    (rej,) = site.records("rejected")
+    assert rej["source"] == "escalator-handler" and "100000 characters" in rej["reason"]
+
+
+def test_replay_and_test_apply_the_same_limits(site: Site, tmp_path: Path) -> None:
+    config(site)
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(event_line("h" * 300) + b"\n" + event_line("ok-host") + b"\n"
+                    + b"[" * 50_000 + b"]" * 50_000 + b"\n")
+    r = site.cli("replay", "--config", str(site.config), str(log))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "refused (over a field limit): " in r.stderr and "host name is 300 characters long" in r.stderr
+    assert "ok-host" in r.stdout and "h" * 300 not in r.stdout
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"config: {site.config}\nevents:\n  - {{at: 0s, host: {'h' * 300}, state: DOWN}}\n"
+                        "expect: []\n")
+    r = site.cli("test", "--config", str(site.config), str(scenario))
+    assert r.returncode == 2 and "host name is 300 characters long" in r.stdout + r.stderr, r.stdout + r.stderr
