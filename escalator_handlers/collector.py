@@ -24,10 +24,10 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from . import defaults as default
-from . import kinds
+from . import kinds, unwritten
 from .config import Config, load_config
 from .display import log_level, log_line, plural, safe
 from .errors import ConfigError, EscalatorError
@@ -73,6 +73,9 @@ class Collector:
         self.state = State(config)
         self.position: object = None
         self._batch: Optional[Batch] = None      # taken, being journalled (acknowledged with it)
+        # The journal failed during a run: the records since (see unwritten.py), and why.
+        self._held: Optional[List[dict]] = None
+        self._journal_error = ""
         self.signals = Signals(self._on_stop, self._on_hup)
         self.monitoring = MonitoringLink(config, dry_run)
         self._said_unavailable = False  # said once per outage of the store, not every second
@@ -214,6 +217,13 @@ class Collector:
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
             log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
+        if self.config.cluster is None and os.path.exists(unwritten.note_path(self.config.journal)):
+            left = unwritten.take(self.config.journal, self.state.open_run)
+            if left:
+                log.warning("the previous collector could not write the journal during run %s; "
+                            "journalling how that run ended", self.state.open_run.get("run"))
+                self.emit(left)
+            unwritten.done(self.config.journal, self.system)
         tenure = self.storage.leadership.tenure_record(self.clock())
         open_run = self.state.open_run
         if open_run is not None:
@@ -243,6 +253,9 @@ class Collector:
 
     def emit(self, records: Sequence[dict]) -> None:
         """Journal records durably, fold them, then carry out their side effects."""
+        if self._held is not None:
+            self._held.extend(records)  # the journal failed during this run: nothing more happens
+            return
         if not records and self._batch is None:
             return
         if records and self.storage.journal.is_new() and self.state.worth_carrying():
@@ -250,7 +263,19 @@ class Collector:
             # state and every failing check's: neither is lost with old files or the snapshot.
             records = [self.state.checkpoint(self.clock())] + list(records)
         batch, self._batch = self._batch, None
-        position = self.storage.journal.append(records, batch)
+        try:
+            position = self.storage.journal.append(records, batch)
+        except (LeadershipLost, StorageUnavailable):
+            raise
+        except EscalatorError as exc:
+            if not self.acting or self.state.open_run is None or self.config.cluster is not None:
+                raise
+            # In the middle of a run: start no further step, keep what the run still has to say
+            # and close it saying why (_close_held).  A batch taken stays in the intake.
+            log.error("%s: no further step starts; closing the run", exc)
+            self._journal_error = str(exc)
+            self._held = [] if batch else [r for r in records if r.get("kind") != kinds.CHECKPOINT]
+            return
         if position is not None:
             self.position = position
         if batch:
@@ -334,6 +359,8 @@ class Collector:
                               extra=self.storage.leadership.facts() or None)
         finally:
             self.acting = False
+            if self._held is not None:
+                self._close_held()
         # A run cut short on purpose (SIGTERM, the operator's pause or hold, a more
         # drastic level) is no failure of the run: `collect` exits 1 only for real ones.
         if rec.get("outcome") == "failed" and not self.stopping and not rec.get("superseded"):
@@ -341,6 +368,8 @@ class Collector:
 
     def _interrupt(self, plan: RunPlan) -> Optional[str]:
         """Asked before each step: a reason to stop the run there, or None to go on."""
+        if self._held is not None:
+            return f"the journal could not be written ({self._journal_error})"
         if self.stopping:
             return "collector stopping (signal)"
         self.ingest()
@@ -354,6 +383,24 @@ class Collector:
         except (LeadershipLost, StorageUnavailable) as exc:
             return f"lost leadership: {exc}"
         return lead.check()  # again after the write, which may have waited: a frozen node starts nothing
+
+    def _close_held(self) -> None:
+        """Close the run the journal failed in (see :mod:`.unwritten`), then stop: in the journal
+        if it takes the records now, else in the note the next collector journals first."""
+        held, self._held = self._held or [], None
+        open_run = self.state.open_run or {}
+        records = unwritten.closing_records(open_run, held, self.clock(), self.config, self._journal_error)
+        try:
+            self.emit(records)
+            where = "closed in the journal"
+        except EscalatorError:
+            try:
+                unwritten.leave(self.config.journal, records, self.system)
+                where = f"left in {unwritten.note_path(self.config.journal)} for the next start"
+            except OSError as exc:
+                where = f"not recorded ({exc.strerror}): the next start closes it as interrupted"
+        raise EscalatorError(f"{self._journal_error}; the run {open_run.get('run')} stopped there, "
+                             f"its end {where}")
 
     def _runner(self):  # -> StepRunner (imported late: paramiko and friends)
         from .steps import StepRunner

@@ -250,3 +250,47 @@ def test_replay_and_test_apply_the_same_limits(site: Site, tmp_path: Path) -> No
                         "expect: []\n")
     r = site.cli("test", "--config", str(site.config), str(scenario))
     assert r.returncode == 2 and "host name is 300 characters long" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+# -- issue 27 item 4: a run cut short by a journal that cannot be written says so --------------------------
+
+
+def test_a_run_cut_short_by_a_journal_write_failure_is_closed_saying_so_and_lists_the_finished_step(
+        site: Site) -> None:
+    import resource
+
+    out = site.out
+    site.write_config([
+        {"name": "vm", "quiescence": 0, "max_attempts": 1,
+         "steps": [{"shell": f"echo one >> {out}/ran; printf '%04000d\\n' 0"},   # a 4 KB step record
+                   {"shell": f"echo two >> {out}/ran"}]},
+    ], CHECKS, quiescence=0)
+    for i in range(60):   # a journal of some size first, so the note beside it fits under the limit
+        site.event(f"warm{i:02d}", "UP", output="x" * 300)
+    assert collect(site).returncode == 0
+    size = site.journal.stat().st_size
+    site.event("web1", "DOWN")
+    limit = size + 2500   # the event and the run's start fit; the first step's record does not
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = subprocess.run([str(Path(HANDLER).with_name("escalator")), "collect", "--config", str(site.config)],
+                       env=handler_env(), capture_output=True, text=True, timeout=60, preexec_fn=cap)
+    assert r.returncode == 1, r.stderr
+    assert "File too large" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert site.lines("ran") == ["one"]          # nothing started after the failure
+    assert site.records("start") and not [x for x in site.records("run") if x.get("outcome") != "skipped"]
+
+    r = collect(site)                          # space again: the next start closes the run as it was
+    assert r.returncode in (0, 1), r.stderr
+    (start,) = site.records("start")
+    (closed,) = [x for x in site.records("run") if x.get("run") == start["run"]]
+    assert closed["outcome"] == "failed"
+    assert "the journal could not be written" in closed["reason"] and "File too large" in closed["reason"]
+    assert "the collector stopped" not in closed["reason"]
+    assert closed["steps_done"] == ["levels[0].steps[0]"], closed
+    assert closed["not_done"] == ["levels[0].steps[1]"], closed
+    (step,) = [s for s in site.records("step") if s.get("run") == start["run"]]
+    assert step["exit"] == 0 and step["step"] == "levels[0].steps[0]"
+    assert not Path(str(site.journal) + ".unwritten").exists()
