@@ -24,10 +24,10 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from . import defaults as default
-from . import kinds, unwritten
+from . import kinds
 from .config import Config, load_config
 from .display import log_level, log_line, plural, safe
 from .errors import ConfigError, EscalatorError
@@ -36,6 +36,7 @@ from .planning.loop import MAX_DECISIONS, settle, stop_reason
 from .planning.planner import Decision, RunPlan
 from .planning.state import State
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
+from .storage import unwritten
 from .storage import (Batch, LeadershipLost, Recovered, Storage, StorageUnavailable, intake_records, open_storage,
                       recover)
 from .system import REAL, Signals, System, drain
@@ -73,9 +74,7 @@ class Collector:
         self.state = State(config)
         self.position: object = None
         self._batch: Optional[Batch] = None      # taken, being journalled (acknowledged with it)
-        # The journal failed during a run: the records since (see unwritten.py), and why.
-        self._held: Optional[List[dict]] = None
-        self._journal_error = ""
+        self._held: Optional[unwritten.Held] = None  # the journal failed in this run: what it held since
         self.signals = Signals(self._on_stop, self._on_hup)
         self.monitoring = MonitoringLink(config, dry_run)
         self._said_unavailable = False  # said once per outage of the store, not every second
@@ -180,10 +179,8 @@ class Collector:
             return True  # cannot tell: stay
 
     def _on_stop(self, signum: int, frame: object) -> None:
-        if self.acting:
-            log.info("signal %d: stopping after the current step's bookkeeping", signum)
-        else:
-            log.info("signal %d: stopping (idle, nothing under way)", signum)
+        log.info("signal %d: stopping %s", signum,
+                 "after the current step's bookkeeping" if self.acting else "(idle, nothing under way)")
         self.stop_signal = signum
         self.stopping = True
         self.cancel.set()
@@ -217,30 +214,21 @@ class Collector:
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
             log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
-        if self.config.cluster is None and os.path.exists(unwritten.note_path(self.config.journal)):
-            left = unwritten.take(self.config.journal, self.state.open_run)
-            if left:
-                log.warning("the previous collector could not write the journal during run %s; "
-                            "journalling how that run ended", self.state.open_run.get("run"))
-                self.emit(left)
-            unwritten.done(self.config.journal, self.system)
+        unwritten.recover(self.emit, self.config, self.state.open_run, self.system)  # a run the journal failed in
         tenure = self.storage.leadership.tenure_record(self.clock())
         open_run = self.state.open_run
         if open_run is not None:
             log.warning("the previous collector died during run %s; recording it as interrupted",
                         open_run.get("run"))
-            self.emit([self._interrupted(open_run)])
+            lead = self.storage.leadership
+            self.emit([interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config,
+                                       closed_by=lead.facts().get("node"), previous=lead.previous())])
         if tenure is not None:
             self.emit([tenure])  # in the journal: `history` and the chaos test see every leadership
         for rec in unsent_notifications(loaded.tail, len(self.config.notify)):
             log.warning("the previous collector died before sending a notification; sending it now")
             self._notify(rec)
         self.emit(seed_events(self.config, self.state))  # what status.dat knows better (missed while down)
-
-    def _interrupted(self, open_run: dict) -> dict:
-        lead = self.storage.leadership
-        return interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config,
-                               closed_by=lead.facts().get("node"), previous=lead.previous())
 
     def _save(self) -> None:
         """Write the snapshot now (leaving, handing over, tests)."""
@@ -253,9 +241,8 @@ class Collector:
 
     def emit(self, records: Sequence[dict]) -> None:
         """Journal records durably, fold them, then carry out their side effects."""
-        if self._held is not None:
-            self._held.extend(records)  # the journal failed during this run: nothing more happens
-            return
+        if self._held is not None and not self._held.closing:
+            return self._held.records.extend(records)  # the journal failed in this run (storage/unwritten.py)
         if not records and self._batch is None:
             return
         if records and self.storage.journal.is_new() and self.state.worth_carrying():
@@ -265,16 +252,8 @@ class Collector:
         batch, self._batch = self._batch, None
         try:
             position = self.storage.journal.append(records, batch)
-        except (LeadershipLost, StorageUnavailable):
-            raise
-        except EscalatorError as exc:
-            if not self.acting or self.state.open_run is None or self.config.cluster is not None:
-                raise
-            # In the middle of a run: start no further step, keep what the run still has to say
-            # and close it saying why (_close_held).  A batch taken stays in the intake.
-            log.error("%s: no further step starts; closing the run", exc)
-            self._journal_error = str(exc)
-            self._held = [] if batch else [r for r in records if r.get("kind") != kinds.CHECKPOINT]
+        except EscalatorError as exc:  # mid-run: no further step starts; the run is closed saying why
+            self._held = unwritten.hold(exc, self.acting and self.config.cluster is None, self.state, records, batch)
             return
         if position is not None:
             self.position = position
@@ -312,17 +291,16 @@ class Collector:
 
     def ingest(self) -> int:
         """Move the intake into the journal; return how many records were new."""
-        total = 0
-        while True:
+        total, more = 0, True
+        while more:
             batch = self.storage.intake.take()
             if not batch:
-                return total
+                break
             records = intake_records(batch.items, self.state.seen_ids, self.clock())
-            self._batch = batch   # journalled with the records, acknowledged after them
+            self._batch, more = batch, batch.more   # journalled with the records, acknowledged after them
             self.emit(records)
             total += sum(1 for r in records if r["kind"] != kinds.REJECTED)
-            if not batch.more:
-                return total
+        return total
 
     def cycle(self) -> Optional[Decision]:
         """Ingest, then the loop (decide, record, act: ``planning.loop.settle``).  None
@@ -360,7 +338,7 @@ class Collector:
         finally:
             self.acting = False
             if self._held is not None:
-                self._close_held()
+                unwritten.close(self._held, self.state.open_run, self.clock(), self.config, self.emit, self.system)
         # A run cut short on purpose (SIGTERM, the operator's pause or hold, a more
         # drastic level) is no failure of the run: `collect` exits 1 only for real ones.
         if rec.get("outcome") == "failed" and not self.stopping and not rec.get("superseded"):
@@ -368,10 +346,8 @@ class Collector:
 
     def _interrupt(self, plan: RunPlan) -> Optional[str]:
         """Asked before each step: a reason to stop the run there, or None to go on."""
-        if self._held is not None:
-            return f"the journal could not be written ({self._journal_error})"
-        if self.stopping:
-            return "collector stopping (signal)"
+        if self._held is not None or self.stopping:
+            return self._held.reason() if self._held is not None else "collector stopping (signal)"
         self.ingest()
         lead = self.storage.leadership
         why = stop_reason(self.state, self.config, plan) or lead.check()
@@ -383,24 +359,6 @@ class Collector:
         except (LeadershipLost, StorageUnavailable) as exc:
             return f"lost leadership: {exc}"
         return lead.check()  # again after the write, which may have waited: a frozen node starts nothing
-
-    def _close_held(self) -> None:
-        """Close the run the journal failed in (see :mod:`.unwritten`), then stop: in the journal
-        if it takes the records now, else in the note the next collector journals first."""
-        held, self._held = self._held or [], None
-        open_run = self.state.open_run or {}
-        records = unwritten.closing_records(open_run, held, self.clock(), self.config, self._journal_error)
-        try:
-            self.emit(records)
-            where = "closed in the journal"
-        except EscalatorError:
-            try:
-                unwritten.leave(self.config.journal, records, self.system)
-                where = f"left in {unwritten.note_path(self.config.journal)} for the next start"
-            except OSError as exc:
-                where = f"not recorded ({exc.strerror}): the next start closes it as interrupted"
-        raise EscalatorError(f"{self._journal_error}; the run {open_run.get('run')} stopped there, "
-                             f"its end {where}")
 
     def _runner(self):  # -> StepRunner (imported late: paramiko and friends)
         from .steps import StepRunner

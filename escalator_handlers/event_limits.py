@@ -92,3 +92,17 @@ def limit_fields(record: Mapping[str, Any]) -> Tuple[dict, List[str]]:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not low <= value <= COUNT_MAX:
             raise ValueError(f"the {name} {value!r} is out of range: expected {low} to {COUNT_MAX}")
     return (record if out is None else out), notes
+
+
+def refusal_record(message: str, record: Mapping[str, Any], now: float, source: str) -> dict:
+    """The ``rejected`` record of an event refused by its limits: why, who refused it, and
+    which event (its names cut to 200 characters, saying how long they were)."""
+    from .kinds import REJECTED  # an error path: kinds imports typing, the hot path does not
+
+    def cut(name: str) -> str:
+        return name[:200] + (f" [{len(name)} chars]" if len(name) > 200 else "")
+
+    host, service = str(record.get("host") or ""), record.get("service")
+    what = cut(host) + (f"/{cut(str(service))}" if service else "")
+    return {"time": now, "kind": REJECTED, "source": source, "reason": message,
+            "text": f"event for {what}: state {record.get('state')}"}

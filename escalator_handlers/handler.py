@@ -231,16 +231,6 @@ def build_record(opts: dict, environ: Mapping[str, str]) -> dict:
     return record
 
 
-def refusal_record(message: str, record: dict, now: float) -> dict:
-    """The spool's ``rejected`` record for an event refused by its limits (names cut short)."""
-    host = str(record.get("host") or "")
-    service = record.get("service")
-    what = host[:200] + (f" [{len(host)} chars]" if len(host) > 200 else "")
-    if service:
-        what += "/" + service[:200] + (f" [{len(service)} chars]" if len(service) > 200 else "")
-    return {"time": now, "kind": "rejected", "source": PROG, "reason": message,
-            "text": f"event for {what}: state {record.get('state')}"}
-
 
 def collector_command(config: Optional[str], environ: Mapping[str, str]) -> list:
     """The command line that starts a collector for --spawn-collector."""
@@ -363,7 +353,7 @@ def _journal_refusal(opts: dict, environ: Mapping[str, str], exc: _Refused) -> s
     """Spool the refusal (see ``_Refused``); the end of the error line: where it went, or why not."""
     spool_dir = opts.get("--spool") or environ.get("ESCALATOR_SPOOL") or DEFAULT_SPOOL
     try:
-        spool.append(spool_dir, refusal_record(str(exc), exc.record, time.time()))
+        spool.append(spool_dir, event_limits.refusal_record(str(exc), exc.record, time.time(), PROG))
     except Exception as err:  # the refusal itself stands; say the record is missing
         return f" (and the refusal could not be recorded in the spool: {_show(str(err))})"
     return " (recorded in the spool)"

@@ -13,15 +13,53 @@ is listed as done, not as "not run".
 from __future__ import annotations
 
 import json
+import logging
 import os
-from typing import Any, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
-from . import kinds
-from .config import Config
-from .steps.run_plan import interrupted_run
-from .system import System
+from .. import kinds
+from ..config import Config
+from ..errors import EscalatorError
+from ..steps.run_plan import interrupted_run
+from ..system import System
+from .seam import LeadershipLost, StorageUnavailable
 
 SUFFIX = ".unwritten"
+
+log = logging.getLogger("escalator")
+
+
+class Held:
+    """What a run still had to journal after the journal failed in it, and why it failed."""
+
+    def __init__(self, error: str, records: Sequence[dict]) -> None:
+        self.error = error
+        self.records: List[dict] = [r for r in records if r.get("kind") != kinds.CHECKPOINT]
+        self.closing = False   # set by close(): what is emitted then goes to the journal
+
+    def reason(self) -> str:
+        """Why the run starts no further step (the collector's interrupt)."""
+        return f"the journal could not be written ({self.error})"
+
+
+def hold(exc: EscalatorError, acting: bool, state: Any, records: Sequence[dict], batch: Any) -> Held:
+    """For a journal append that raised ``exc``: what to hold when it failed in the middle of a
+    run (``acting``, a local one, and ``state`` has it open); else raise ``exc`` again.  A taken
+    intake batch is not held: it stays taken."""
+    if not acting or state.open_run is None or isinstance(exc, (LeadershipLost, StorageUnavailable)):
+        raise exc
+    log.error("%s: no further step starts; closing the run", exc)
+    return Held(str(exc), [] if batch else records)
+
+
+def close(held: Held, open_run: Optional[Mapping[str, Any]], now: float, config: Config,
+          emit: Callable[[Sequence[dict]], None], system: System) -> None:
+    """Close the run ``held`` came from: in the journal if it takes the records now, else in
+    the note the next collector journals first; then raise, so that the collector stops."""
+    held.closing = True
+    records = closing_records(open_run or {}, held.records, now, config, held.error)
+    where = record(emit, config.journal, records, system)
+    raise EscalatorError(f"{held.error}; the run {(open_run or {}).get('run')} stopped there, its end {where}")
 
 
 def closing_records(open_run: Mapping[str, Any], held: Sequence[Mapping[str, Any]], now: float,
@@ -40,6 +78,36 @@ def closing_records(open_run: Mapping[str, Any], held: Sequence[Mapping[str, Any
     closed["journal_error"] = error[:500]
     closed["may_be_running"] = []   # the collector waited for every step it had started
     return steps + [closed]
+
+
+def record(emit: Callable[[Sequence[dict]], None], journal: str, records: Sequence[dict],
+           system: System) -> str:
+    """Journal ``records`` through ``emit``, else leave them in the note; say where they went."""
+    try:
+        emit(records)
+        return "closed in the journal"
+    except EscalatorError:
+        pass
+    try:
+        leave(journal, records, system)
+        return f"left in {note_path(journal)} for the next start"
+    except OSError as exc:
+        return f"not recorded ({exc.strerror}): the next start closes it as interrupted"
+
+
+def recover(emit: Callable[[Sequence[dict]], None], config: Config, open_run: Optional[Mapping[str, Any]],
+            system: System) -> None:
+    """At start: journal what a collector left in the note for the run still open, then remove it
+    (local storage only: a cluster's journal is in etcd)."""
+    journal = config.journal
+    if getattr(config, "cluster", None) is not None or not os.path.exists(note_path(journal)):
+        return
+    left = take(journal, open_run)
+    if left and open_run is not None:
+        log.warning("the previous collector could not write the journal during run %s; "
+                    "journalling how that run ended", open_run.get("run"))
+        emit(left)
+    done(journal, system)
 
 
 def note_path(journal: str) -> str:
