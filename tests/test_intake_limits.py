@@ -105,6 +105,24 @@ def test_a_request_without_an_id_for_an_unknown_level_is_answered_once(site: Sit
     assert len([rec for rec in site.records("run") if rec.get("outcome") == "skipped"]) == 1
 
 
+@pytest.mark.parametrize("record", [
+    {"kind": "approval", "levels": ["vm"], "asked": -100, "expires": -5},            # no approval id
+    {"kind": "approval", "approval": "a1", "levels": ["nope"], "asked": -100, "expires": -5},  # no level
+    {"kind": "hold", "host": "web1", "until": "nan"},                                # a NaN expiry
+], ids=["approval-without-id", "approval-without-level", "hold-until-nan"])
+def test_a_record_that_cannot_be_answered_neither_loops_nor_fills_the_journal(site: Site, record: dict) -> None:
+    import time
+
+    config(site)
+    now = time.time()
+    rec = {k: (now + v if k in ("asked", "expires") else v) for k, v in record.items()}
+    site.journal.write_text(json.dumps(dict(rec, time=now - 10)) + "\n")
+    site.event("web1", "DOWN")
+    r = collect(site, timeout=30)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(site.records()) < 20, site.records()[-5:]
+
+
 # -- issue 27 item 5: a time option says what is wrong with it ---------------------------------------------
 
 

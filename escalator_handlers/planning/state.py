@@ -256,7 +256,7 @@ class State:
         if rec.get("host"):
             self.holds.pop(hold_label(rec["host"], rec.get("service")), None)
             self.held_recorded.clear()  # held again later: a new episode, recorded again
-        if rec.get("level"):
+        if rec.get("level") is not None:  # "" too: an episode under any name must end when released
             self.episodes.pop(rec["level"], None)
 
     def _apply_pause(self, rec: Mapping[str, Any]) -> None:
