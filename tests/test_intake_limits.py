@@ -312,3 +312,10 @@ def test_a_run_cut_short_by_a_journal_write_failure_is_closed_saying_so_and_list
     (step,) = [s for s in site.records("step") if s.get("run") == start["run"]]
     assert step["exit"] == 0 and step["step"] == "levels[0].steps[0]"
     assert not Path(str(site.journal) + ".unwritten").exists()
+
+
+def test_a_hold_for_longer_than_a_century_is_refused_saying_out_of_range(site: Site) -> None:
+    config(site)
+    r = site.cli("hold", "--config", str(site.config), "--host", "web1", "--for", "99999999999999999999h")
+    assert r.returncode == 2 and "is out of range: a duration is at most 100 years" in r.stderr, r.stderr
+    assert not site.records("hold")
