@@ -114,7 +114,7 @@ class Event:
         try:
             host = d["host"]
             time = float(d["time"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: float(10**400)
             raise ValueError(f"not an event: missing or bad {exc}") from None
         if not time - time == 0.0:  # NaN or infinite, without importing math (see parse_time)
             raise ValueError(f"not an event: time must be a finite number of epoch seconds, not {time!r}")
@@ -134,7 +134,7 @@ class Event:
         if check_time is not None:
             try:
                 check_time = float(check_time)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"not an event: check_time must be epoch seconds, not {check_time!r}") from None
             if not check_time - check_time == 0.0:
                 raise ValueError(f"not an event: check_time must be a finite number, not {check_time!r}")
