@@ -319,3 +319,22 @@ def test_a_hold_for_longer_than_a_century_is_refused_saying_out_of_range(site: S
     r = site.cli("hold", "--config", str(site.config), "--host", "web1", "--for", "99999999999999999999h")
     assert r.returncode == 2 and "is out of range: a duration is at most 100 years" in r.stderr, r.stderr
     assert not site.records("hold")
+
+
+def test_a_foreach_command_too_long_for_one_argument_runs_for_every_host_and_leaves_no_files(site: Site) -> None:
+    out = site.out
+    site.write_config([   # 110 KB of command: over what one argument of sh -c may be
+        {"name": "vm", "quiescence": 0, "max_attempts": 1,
+         "steps": [{"shell": f": '{'z' * 110_000}'; printf '%s\\n' {{hosts}} | wc -l > {out}/{{host}}.count",
+                    "foreach": "host", "concurrency": 4}]},
+    ], CHECKS, quiescence=0)
+    for i in range(40):
+        spool_line(site, event_line(f"h{i:03d}"))
+    tmp = site.root / "tmp"
+    tmp.mkdir()
+    r = site.cli("collect", "--config", str(site.config), env={"TMPDIR": str(tmp)}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts = sorted(out.glob("*.count"))
+    assert len(counts) == 40 and {p.read_text().strip() for p in counts} == {"40"}
+    assert all(s["exit"] == 0 and len(s["command"]) < 5000 for s in site.records("step"))
+    assert list(tmp.iterdir()) == []

@@ -43,6 +43,7 @@ class _Plan:
     target: Optional[Target] = None
     remote: Optional[str] = None
     env: Dict[str, str] = field(default_factory=dict)
+    script: Optional[str] = None      # a command run from a file (too long for one argument)
 
 
 class StepRunner:
@@ -67,6 +68,7 @@ class StepRunner:
         self._pool: Any = None
         self._files: Optional[str] = None     # the run's private directory for spilled values
         self._files_lock = threading.Lock()
+        self._written = 0
 
     def __enter__(self) -> "StepRunner":
         return self
@@ -92,9 +94,9 @@ class StepRunner:
             shutil.rmtree(self._files, ignore_errors=True)
             self._files = None
 
-    def _write(self, name: str, text: str) -> str:
+    def _write(self, name: str, text: str, unique: bool = False) -> str:
         """A file holding ``text`` in this runner's private directory (made on first use,
-        removed by ``close``); the same text is written once per run."""
+        removed by ``close``); the same text is written once per run, unless ``unique``."""
         import hashlib
         import tempfile
 
@@ -102,7 +104,9 @@ class StepRunner:
         with self._files_lock:
             if self._files is None:
                 self._files = tempfile.mkdtemp(prefix="escalator-step-")  # mode 0700
-            path = os.path.join(self._files, f"{name.lower()}-{hashlib.sha256(data).hexdigest()[:16]}")
+            self._written += 1
+            tag = str(self._written) if unique else hashlib.sha256(data).hexdigest()[:16]
+            path = os.path.join(self._files, f"{name.lower()}-{tag}")
             if not os.path.exists(path):
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
                 with os.fdopen(fd, "wb") as f:
@@ -172,6 +176,9 @@ class StepRunner:
         except Exception as exc:  # a bug must fail the step, not take the collector down
             log.exception("step %s crashed", step.where)
             out = Outcome(None, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if plan.script is not None:  # one per execution: a foreach of thousands keeps none
+                os.unlink(plan.script)
         return StepResult(step.where, host, plan.display, out.exit, time.monotonic() - start,
                           tail.text(), error=out.error)
 
@@ -245,8 +252,8 @@ class StepRunner:
             env = spill_env(env, values, step.raw, self._write)
             if size(rendered) > COMMAND_MAX:
                 # Over what one argument may be: the shell reads the command from a file instead.
-                script = self._write("command", rendered + "\n")
-                return _Plan(_clipped(rendered), argv=[SHELL, script], env=env)
+                script = self._write("command", rendered + "\n", unique=True)
+                return _Plan(_clipped(rendered), argv=[SHELL, script], env=env, script=script)
             return _Plan(rendered, argv=[SHELL, "-c", rendered], env=env)
         if step.kind == "ssh":
             opts = _need(step.ssh, step, "ssh options")
