@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import List
 
@@ -17,8 +19,6 @@ import pytest
 
 from collector_fixtures import HANDLER, Site, handler_env, runs
 from escalator_handlers import spool
-
-import subprocess
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +49,6 @@ def spool_line(site: Site, text: bytes) -> None:
 
 
 def event_line(host: str, service=None, output: str = "", state: str = "DOWN") -> bytes:
-    import time
-
     return json.dumps({"time": time.time(), "host": host, "service": service,
                        "state": state if service is None else "CRITICAL", "state_type": "HARD",
                        "attempt": 1, "downtime": 0, "output": output}).encode()
@@ -90,8 +88,6 @@ def test_a_deeply_nested_spool_line_is_rejected_and_the_event_beside_it_is_acted
 
 def test_a_request_without_an_id_for_an_unknown_level_is_answered_once(site: Site) -> None:
     config(site)
-    import time
-
     # In the journal (as any intake would put it there): no id, a level the config lacks.
     site.journal.write_text(json.dumps({"time": time.time(), "kind": "request", "level": "nope",
                                         "user": "alice"}) + "\n")
@@ -111,8 +107,6 @@ def test_a_request_without_an_id_for_an_unknown_level_is_answered_once(site: Sit
     {"kind": "hold", "host": "web1", "until": "nan"},                                # a NaN expiry
 ], ids=["approval-without-id", "approval-without-level", "hold-until-nan"])
 def test_a_record_that_cannot_be_answered_neither_loops_nor_fills_the_journal(site: Site, record: dict) -> None:
-    import time
-
     config(site)
     now = time.time()
     rec = {k: (now + v if k in ("asked", "expires") else v) for k, v in record.items()}
