@@ -36,6 +36,7 @@ from .planning.loop import MAX_DECISIONS, settle, stop_reason
 from .planning.planner import Decision, RunPlan
 from .planning.state import State
 from .steps.run_plan import DryRunner, execute, interrupted_run, notify_steps, unsent_notifications
+from .storage import unwritten
 from .storage import (Batch, LeadershipLost, Recovered, Storage, StorageUnavailable, intake_records, open_storage,
                       recover)
 from .system import REAL, Signals, System, drain
@@ -73,6 +74,7 @@ class Collector:
         self.state = State(config)
         self.position: object = None
         self._batch: Optional[Batch] = None      # taken, being journalled (acknowledged with it)
+        self._held: Optional[unwritten.Held] = None  # the journal failed in this run: what it held since
         self.signals = Signals(self._on_stop, self._on_hup)
         self.monitoring = MonitoringLink(config, dry_run)
         self._said_unavailable = False  # said once per outage of the store, not every second
@@ -177,10 +179,8 @@ class Collector:
             return True  # cannot tell: stay
 
     def _on_stop(self, signum: int, frame: object) -> None:
-        if self.acting:
-            log.info("signal %d: stopping after the current step's bookkeeping", signum)
-        else:
-            log.info("signal %d: stopping (idle, nothing under way)", signum)
+        log.info("signal %d: stopping %s", signum,
+                 "after the current step's bookkeeping" if self.acting else "(idle, nothing under way)")
         self.stop_signal = signum
         self.stopping = True
         self.cancel.set()
@@ -214,24 +214,22 @@ class Collector:
         self.state, self.position = loaded.state, loaded.position
         if loaded.corrupt:
             log.warning("journal %s: skipped %s", self.config.journal, plural(loaded.corrupt, "unreadable line"))
+        unwritten.recover(self.emit, self.config, self.state.open_run, self.system)  # a run the journal failed in
         self.emit([rec for rec in (behind_journal(self.clock, self.state.clock_seen),) if rec is not None])
         tenure = self.storage.leadership.tenure_record(self.clock())
         open_run = self.state.open_run
         if open_run is not None:
             log.warning("the previous collector died during run %s; recording it as interrupted",
                         open_run.get("run"))
-            self.emit([self._interrupted(open_run)])
+            lead = self.storage.leadership
+            self.emit([interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config,
+                                       closed_by=lead.facts().get("node"), previous=lead.previous())])
         if tenure is not None:
             self.emit([tenure])  # in the journal: `history` and the chaos test see every leadership
         for rec in unsent_notifications(loaded.tail, len(self.config.notify)):
             log.warning("the previous collector died before sending a notification; sending it now")
             self._notify(rec)
         self.emit(seed_events(self.config, self.state))  # what status.dat knows better (missed while down)
-
-    def _interrupted(self, open_run: dict) -> dict:
-        lead = self.storage.leadership
-        return interrupted_run(open_run, open_run.get("steps_done", ()), self.clock(), self.config,
-                               closed_by=lead.facts().get("node"), previous=lead.previous())
 
     def _save(self) -> None:
         """Write the snapshot now (leaving, handing over, tests)."""
@@ -244,6 +242,8 @@ class Collector:
 
     def emit(self, records: Sequence[dict]) -> None:
         """Journal records durably, fold them, then carry out their side effects."""
+        if self._held is not None and not self._held.closing:
+            return self._held.records.extend(records)  # the journal failed in this run (storage/unwritten.py)
         if not records and self._batch is None:
             return
         if records and self.storage.journal.is_new() and self.state.worth_carrying():
@@ -251,7 +251,11 @@ class Collector:
             # state and every failing check's: neither is lost with old files or the snapshot.
             records = [self.state.checkpoint(self.clock())] + list(records)
         batch, self._batch = self._batch, None
-        position = self.storage.journal.append(records, batch)
+        try:
+            position = self.storage.journal.append(records, batch)
+        except EscalatorError as exc:  # mid-run: no further step starts; the run is closed saying why
+            self._held = unwritten.hold(exc, self.acting and self.config.cluster is None, self.state, records, batch)
+            return
         if position is not None:
             self.position = position
         if batch:
@@ -290,18 +294,17 @@ class Collector:
         """Move the intake into the journal; return how many records were new."""
         step = stepped(self.clock)  # a step of the wall clock: journalled and folded first
         self.emit([step] if step else [])
-        total = 0
-        while True:
+        total, more = 0, True
+        while more:
             batch = self.storage.intake.take()
             if not batch:
-                return total
+                break
             items = batch.items if step is None else restamp(batch.items, step)
             records = intake_records(items, self.state.seen_ids, self.clock())
-            self._batch = batch   # journalled with the records, acknowledged after them
+            self._batch, more = batch, batch.more   # journalled with the records, acknowledged after them
             self.emit(records)
             total += sum(1 for r in records if r["kind"] != kinds.REJECTED)
-            if not batch.more:
-                return total
+        return total
 
     def cycle(self) -> Optional[Decision]:
         """Ingest, then the loop (decide, record, act: ``planning.loop.settle``).  None
@@ -338,6 +341,8 @@ class Collector:
                               extra=self.storage.leadership.facts() or None)
         finally:
             self.acting = False
+            if self._held is not None:
+                unwritten.close(self._held, self.state.open_run, self.clock(), self.config, self.emit, self.system)
         # A run cut short on purpose (SIGTERM, the operator's pause or hold, a more
         # drastic level) is no failure of the run: `collect` exits 1 only for real ones.
         if rec.get("outcome") == "failed" and not self.stopping and not rec.get("superseded"):
@@ -345,8 +350,8 @@ class Collector:
 
     def _interrupt(self, plan: RunPlan) -> Optional[str]:
         """Asked before each step: a reason to stop the run there, or None to go on."""
-        if self.stopping:
-            return "collector stopping (signal)"
+        if self._held is not None or self.stopping:
+            return self._held.reason() if self._held is not None else "collector stopping (signal)"
         self.ingest()
         lead = self.storage.leadership
         why = stop_reason(self.state, self.config, plan) or lead.check()

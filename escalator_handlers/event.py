@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple
 
 from . import kinds
+from .event_limits import COUNT_MAX, LIMITS, LimitError, clip, limit_fields  # noqa: F401 (re-exported)
 
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE")
@@ -107,11 +108,13 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Event":
-        """Build an event from a JSON object; raise ValueError when it is not one."""
+        """Build an event from a JSON object; raise ValueError when it is not one, or when a
+        field is over its limit (:func:`limit_fields`: the output is clipped, a name refused)."""
+        d, _ = limit_fields(d)
         try:
             host = d["host"]
             time = float(d["time"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: float(10**400)
             raise ValueError(f"not an event: missing or bad {exc}") from None
         if not time - time == 0.0:  # NaN or infinite, without importing math (see parse_time)
             raise ValueError(f"not an event: time must be a finite number of epoch seconds, not {time!r}")
@@ -131,20 +134,30 @@ class Event:
         if check_time is not None:
             try:
                 check_time = float(check_time)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"not an event: check_time must be epoch seconds, not {check_time!r}") from None
             if not check_time - check_time == 0.0:
                 raise ValueError(f"not an event: check_time must be a finite number, not {check_time!r}")
+        rid = d.get("id")
+        if rid is not None and not isinstance(rid, str):
+            raise ValueError(f"not an event: id must be a string, not {type(rid).__name__}")
+        try:
+            attempt, downtime = int(d.get("attempt") or 1), int(d.get("downtime") or 0)
+        except OverflowError:  # int(inf)
+            raise ValueError("not an event: attempt and downtime must be whole numbers") from None
+        if not (1 <= attempt <= COUNT_MAX and 0 <= downtime <= COUNT_MAX):
+            raise ValueError(f"not an event: attempt {attempt} or downtime {downtime} out of range "
+                             f"(attempt 1 to {COUNT_MAX}, downtime 0 to {COUNT_MAX})")
         return cls(
             time=time,
             host=host,
             service=service or None,
             state=state,
             state_type=normalise_state_type(d.get("state_type") or "HARD"),
-            attempt=int(d.get("attempt") or 1),
-            downtime=int(d.get("downtime") or 0),
-            output=str(d.get("output") or ""),
-            id=d.get("id"),
+            attempt=attempt,
+            downtime=downtime,
+            output=clip(str(d.get("output") or "")),
+            id=rid,
             reported_state=reported if isinstance(reported, str) else None,
             check_time=check_time,
         )
@@ -221,6 +234,13 @@ def parse_time(value: str) -> float:
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
         t = dt.timestamp()
-    if not t - t == 0.0 or t < 0:  # rejects inf and nan without importing math
-        raise ValueError(f"expected a time at or after 1970, not {value!r}")
+    if t != t:  # NaN, without importing math
+        raise ValueError(f"{value!r} is not a number: expected epoch seconds or ISO 8601")
+    if not 0 <= t <= LATEST:
+        raise ValueError(f"{value!r} is out of range: expected a time from 1970 to 9999 "
+                         f"(epoch seconds 0 to {LATEST:.0f}) or ISO 8601")
     return t
+
+
+#: The last second of year 9999, the latest time ISO 8601 (and Python's datetime) can write.
+LATEST = 253402300799.0

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from . import __version__, spool
+from . import __version__, event_limits, spool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 PROG = "escalator-handler"
 DEFAULT_SPOOL = spool.DEFAULT_SPOOL
-MAX_OUTPUT = 65536
+MAX_OUTPUT = event_limits.OUTPUT_MAX
 #: Testing only: a command line (shell words) run instead of the collector.
 COLLECTOR_CMD_ENV = "ESCALATOR_COLLECTOR_CMD"
 
@@ -80,6 +80,15 @@ _STATE_TYPES = {"HARD": "HARD", "SOFT": "SOFT", "1": "HARD", "0": "SOFT"}
 
 class _Usage(Exception):
     """Bad command line or macros: exit 2."""
+
+
+class _Refused(_Usage):
+    """A field over its limit (``event_limits``): exit 2, and the refusal goes to the spool
+    as a ``rejected`` record, so the journal says that an event was lost and why."""
+
+    def __init__(self, message: str, record: dict) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 def parse_argv(argv: Sequence[str]) -> dict:
@@ -171,10 +180,8 @@ def _clamp_time(record: dict, now: float) -> Optional[str]:
 
 
 def cap_output(text: str) -> str:
-    """Plugin output cut to MAX_OUTPUT characters, saying how much was cut."""
-    if len(text) <= MAX_OUTPUT:
-        return text
-    return f"{text[:MAX_OUTPUT]} [truncated {len(text) - MAX_OUTPUT} chars]"
+    """Plugin output cut to MAX_OUTPUT characters, the mark saying how much was cut included."""
+    return event_limits.clip(text, MAX_OUTPUT)
 
 
 def build_record(opts: dict, environ: Mapping[str, str]) -> dict:
@@ -217,7 +224,12 @@ def build_record(opts: dict, environ: Mapping[str, str]) -> dict:
     given = raw["state"].strip().upper()
     if given != state and not given.isdigit():
         record["reported_state"] = given  # a host WARNING is stored as UP, as Nagios does
+    try:
+        record, _ = event_limits.limit_fields(record)  # the same limits as every other intake
+    except ValueError as exc:
+        raise _Refused(str(exc), record) from None
     return record
+
 
 
 def collector_command(config: Optional[str], environ: Mapping[str, str]) -> list:
@@ -297,6 +309,9 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         record = build_record(opts, environ)
         clamped = _clamp_time(record, time.time()) if opts.get("--time") else None
         spool_dir = opts.get("--spool") or environ.get("ESCALATOR_SPOOL") or DEFAULT_SPOOL
+    except _Refused as exc:
+        _say(f"error: {_show(str(exc))}{_journal_refusal(opts, environ, exc)}")
+        return 2
     except _Usage as exc:
         _say(f"error: {_show(str(exc))}")
         return 2
@@ -332,6 +347,16 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
             # The event is on disk; only the prompt reaction is at stake.
             _say(f"event recorded, but the collector could not be started: {_show(str(exc))}")
     return 0
+
+
+def _journal_refusal(opts: dict, environ: Mapping[str, str], exc: _Refused) -> str:
+    """Spool the refusal (see ``_Refused``); the end of the error line: where it went, or why not."""
+    spool_dir = opts.get("--spool") or environ.get("ESCALATOR_SPOOL") or DEFAULT_SPOOL
+    try:
+        spool.append(spool_dir, event_limits.refusal_record(str(exc), exc.record, time.time(), PROG))
+    except Exception as err:  # the refusal itself stands; say the record is missing
+        return f" (and the refusal could not be recorded in the spool: {_show(str(err))})"
+    return " (recorded in the spool)"
 
 
 def _unseen(spool_dir: str, config: str, environ: Mapping[str, str]) -> Optional[str]:

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, List, Optional, 
 
 from .config import Config
 from .errors import UsageError
-from .event import GOOD_STATES, Event
+from .event import GOOD_STATES, Event, LimitError, limit_fields
 from . import kinds
 from .monitoring import nagioslog
 from .planning.loop import Simulation
@@ -45,6 +45,7 @@ class SourceStats:
     unparsed: int = 0
     unparsed_where: List[str] = field(default_factory=list)
     replayed: int = 0          # events inside --since/--until (``events`` counts all read)
+    refused: List[str] = field(default_factory=list)   # "FILE:LINE: why": a field over its limit
     before: int = 0            # events before --since, folded as the starting state
 
 
@@ -119,6 +120,11 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                         if not math.isfinite(t):  # "inf", NaN: no clock runs to or from it (as in nagioslog)
                             raise ValueError("time")
                         if kind == kinds.EVENT:
+                            try:
+                                rec, _ = limit_fields(rec)  # the collector's limits (event_limits)
+                            except LimitError as exc:
+                                stats.refused.append(f"{path}:{lineno}: {exc}")
+                                continue
                             # The collector's own parser: states and state types normalised
                             # ("critical", "hard", 2) exactly as when the spool is taken.
                             e = Event.from_dict(rec)
@@ -131,7 +137,7 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                         else:
                             stats.ignored += 1
                             continue
-                    except (ValueError, KeyError, TypeError, AttributeError):
+                    except Exception:  # noqa: BLE001 -- any bad line (RecursionError too) costs that line only
                         stats.unparsed += 1
                         stats.unparsed_where.append(f"{path}:{lineno}")
                         continue

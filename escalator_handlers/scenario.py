@@ -31,7 +31,7 @@ from yaml.nodes import Node
 from . import kinds
 from .config import Config
 from .errors import ConfigError, ConfigProblem, UsageError
-from .event import normalise_state, normalise_state_type
+from .event import limit_fields, normalise_state, normalise_state_type
 from .replay import replay_items
 from .config.yamlnodes import BAD, Entries, Reader, is_null, join, line_of, p_duration, p_string
 from .config.yamltext import document
@@ -146,7 +146,13 @@ def _event(r: Reader, node: Node, path: str) -> Optional[Tuple[Any, ...]]:
     output = r.field(e, "output", _p_text, "", nullable=True)
     if len(r.problems) > before:
         return None
-    return (START + at, host, service, state, state_type, attempt, downtime, output)
+    try:  # the limits every intake applies (event_limits): a name too long is an error here
+        fields, _ = limit_fields({"host": host, "service": service, "output": output,
+                                  "attempt": attempt, "downtime": downtime})
+    except ValueError as exc:
+        r.error(node, path, str(exc))
+        return None
+    return (START + at, host, service, state, state_type, attempt, downtime, fields["output"])
 
 
 def _p_normalised(r: Reader, node: Node, path: str, normalise: Callable[[str], str]) -> Any:

@@ -150,7 +150,7 @@ def read_records(path: str) -> Iterator[tuple[int, Optional[dict], str]]:
             if complete:
                 try:
                     record = json.loads(raw)
-                except ValueError:
+                except Exception:  # not only ValueError: a deeply nested line raises RecursionError
                     record = None
                 if not isinstance(record, dict):
                     record = None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from escalator_handlers.config import Step
 from escalator_handlers.errors import StepError
 from escalator_handlers.steps import OUTPUT_TAIL, StepRunner, render_command
+from escalator_handlers.steps.template import one_line
 
 HOSTILE = [
     "web01; touch {mark}",
@@ -155,7 +157,14 @@ def test_hostile_template_values_are_never_executed(runner, tmp_path):
     words = out.read_bytes().split(b"\0")[:-1]
     expected = [values["host"], *values["hosts"], values["summary"], values["level"],
                 *values["checks"]]
-    assert [w.decode() for w in words] == expected
+    # Each value arrives as one line: control characters in caret notation (^J) ...
+    assert [w.decode() for w in words] == [one_line(v) for v in expected]
+    assert all("\n" not in w.decode() for w in words)
+    # ... and exactly as given when the step asks for raw text.
+    r = runner.run(replace(step, raw=True), values)
+    assert r.ok, r
+    assert not mark.exists()
+    assert [w.decode() for w in out.read_bytes().split(b"\0")[:-1]] == expected
 
 
 def test_template_syntax():

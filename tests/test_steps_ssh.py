@@ -11,6 +11,7 @@ import pytest
 
 from escalator_handlers.config import Step
 from escalator_handlers.steps import StepRunner
+from escalator_handlers.steps.template import one_line
 from sshd_fixtures import free_port
 from test_steps_shell import HOSTILE, alive, wait_for_file
 
@@ -224,7 +225,8 @@ def test_hostile_template_values_arrive_as_literal_text(sshd, runner, tmp_path):
     assert r.ok, r
     assert not mark.exists()
     words = [w.decode() for w in out.read_bytes().split(b"\0")[:-1]]
-    assert words == [*values["hosts"], values["summary"], values["level"], *values["checks"]]
+    # One line each (control characters in caret notation), literal otherwise.
+    assert words == [one_line(v) for v in (*values["hosts"], values["summary"], values["level"], *values["checks"])]
 
 
 def test_hostile_host_names_are_refused_before_connecting(sshd, runner, tmp_path):

@@ -130,6 +130,10 @@ def replay(files: List[str], config: Optional[str], execute: bool, as_json: bool
                f"{plural(stats.ignored, 'line')} ignored, {stats.unparsed} unparsed"
                + (" (-vv lists them)" if stats.unparsed and verbose < 2 else ""))
     click.echo(summary, err=True)
+    for where in stats.refused[:20]:
+        click.echo(f"refused (over a field limit): {safe(where, 300)}", err=True)
+    if len(stats.refused) > 20:
+        click.echo(f"... and {len(stats.refused) - 20} more refused", err=True)
     if stats.unparsed and verbose >= 2:
         click.echo("unparsed lines: " + ", ".join(stats.unparsed_where[:200]), err=True)
     return 0

@@ -54,7 +54,14 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is out of range: a duration is at most 100 years ({MAX_DURATION:.0f}s)")
     return seconds
+
+
+#: The longest duration taken (100 years): beyond it no time can be written (the year 9999 comes
+#: sooner than a hold ``--for 1e20h`` would end).
+MAX_DURATION = 100 * 365.25 * 86400
 
 
 __all__ = ["DURATION_EXPECTED", "parse_duration"]

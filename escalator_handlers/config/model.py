@@ -78,6 +78,8 @@ class Step:
     # checks chef-client's run lock too); busy -> wait up to busy_wait, then skip the host.
     busy_check: Optional["Step"] = None
     busy_wait: float = default.BUSY_WAIT
+    #: ``raw: true``: template values and ESCALATOR_* as monitoring gave them, not made one line.
+    raw: bool = False
 
     @property
     def label(self) -> str:

@@ -22,7 +22,7 @@ from .yamlnodes import (ANY_KEY, BAD, MISSING, Entries, Parser, Reader, describe
 
 PLACEHOLDERS = ("host", "hosts", "level", "summary", "checks")
 KINDS = ("shell", "ssh", "chef")
-STEP_KEYS = KINDS + ("foreach", "concurrency", "timeout")
+STEP_KEYS = KINDS + ("foreach", "concurrency", "timeout", "raw")
 DEFAULT_TIMEOUT = defaults.STEP_TIMEOUT
 DEFAULT_CONCURRENCY = defaults.CONCURRENCY
 
@@ -332,6 +332,7 @@ def build_step(r: Reader, node: Node, where: str, d: StepDefaults, *,
     concurrency = r.field(e, "concurrency", p_positive_int,
                           d.concurrency if d.concurrency is not None else DEFAULT_CONCURRENCY)
     step_timeout = r.field(e, "timeout", p_timeout, None, nullable=True)
+    raw = r.field(e, "raw", p_bool, False)
     base_timeout = d.timeout if d.timeout is not None else DEFAULT_TIMEOUT
     command: Optional[str] = None
     ssh: Optional[SshOptions] = None
@@ -396,4 +397,4 @@ def build_step(r: Reader, node: Node, where: str, d: StepDefaults, *,
     if len(r.problems) > before:
         return None
     return Step(kind=kind, where=where, command=command, ssh=ssh, chef=chef, foreach=foreach,
-                concurrency=concurrency, timeout=timeout, line=line_of(node))
+                concurrency=concurrency, timeout=timeout, line=line_of(node), raw=bool(raw))

@@ -208,7 +208,12 @@ class State:
     observe = observe_mod.observe
 
     def _apply_request(self, rec: Mapping[str, Any]) -> None:
-        self.requests.append(dict(rec))
+        req = dict(rec)
+        if not isinstance(req.get("id"), str) or not req["id"]:
+            # The answer (a start, or a skipped run) names the request by its id: without
+            # one the request would never count as answered and be answered again and again.
+            req["id"] = request_id(rec)
+        self.requests.append(req)
 
     def _answered(self, request: Optional[str]) -> None:
         """A `start` or a skipped `run` that answers an operator's request ends it."""
@@ -307,7 +312,7 @@ class State:
         if rec.get("host"):
             self.holds.pop(hold_label(rec["host"], rec.get("service")), None)
             self.held_recorded.clear()  # held again later: a new episode, recorded again
-        if rec.get("level"):
+        if rec.get("level") is not None:  # "" too: an episode under any name must end when released
             self.episodes.pop(rec["level"], None)
 
     def _apply_pause(self, rec: Mapping[str, Any]) -> None:
@@ -358,6 +363,15 @@ def _shifted(rec: Mapping[str, Any], delta: float) -> dict:
     if isinstance(out.get("time"), (int, float)):
         out["time"] = out["time"] + delta
     return out
+
+def request_id(rec: Mapping[str, Any]) -> str:
+    """The id of a request that came without one: the same for the same record on every
+    fold (snapshot or journal), so its answer ends it however the state was rebuilt."""
+    import hashlib
+    import json
+
+    text = json.dumps(rec, sort_keys=True, default=str)
+    return "anonymous-" + hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
 
 #: Record kind -> how the state folds it (a run: ``fold_run``; unknown kinds: not at all).

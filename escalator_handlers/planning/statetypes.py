@@ -91,8 +91,10 @@ class Hold:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> "Hold":
-        until = rec.get("until")
-        return cls(str(rec["host"]), rec.get("service") or None, float(until) if until is not None else None,
+        until = float(rec["until"]) if rec.get("until") is not None else None
+        if until is not None and not until - until == 0.0:
+            until = None  # NaN or infinite: no expiry to wait for (a NaN wake-up would spin the collector)
+        return cls(str(rec["host"]), rec.get("service") or None, until,
                    str(rec.get("reason") or ""), str(rec.get("user") or ""), float(rec.get("time") or 0.0))
 
 

@@ -30,7 +30,7 @@ class DryRunner:
 
     def render(self, step: Step, values: Mapping[str, Any]) -> str:
         if step.kind == "shell" and step.command is not None:
-            return render_dry(step.command, values)  # what StepRunner.render shows, without loading it
+            return render_dry(step.command, values, step.raw)  # what StepRunner.render shows, without loading it
         if self._renderer is None:
             from .runner import StepRunner
 

@@ -26,7 +26,8 @@ from .result import StepResult, TailBuffer
 from .shell import Gate, Outcome, fmt_seconds, run_process, stop_message
 from .remote import display_command, exec_command, remote_command
 from .target import Target, parse_jump
-from .template import check_user, render_command, render_dry, render_host, values_env
+from .template import (COMMAND_MAX, check_user, render_command, render_dry, render_host, size, spill_env,
+                       values_env)
 
 log = logging.getLogger("escalator_handlers.steps")
 
@@ -42,6 +43,7 @@ class _Plan:
     target: Optional[Target] = None
     remote: Optional[str] = None
     env: Dict[str, str] = field(default_factory=dict)
+    script: Optional[str] = None      # a command run from a file (too long for one argument)
 
 
 class StepRunner:
@@ -64,6 +66,9 @@ class StepRunner:
         self.kill_grace = kill_grace
         self.lock_retry_interval = lock_retry_interval
         self._pool: Any = None
+        self._files: Optional[str] = None     # the run's private directory for spilled values
+        self._files_lock = threading.Lock()
+        self._written = 0
 
     def __enter__(self) -> "StepRunner":
         return self
@@ -83,6 +88,30 @@ class StepRunner:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self._files is not None:
+            import shutil
+
+            shutil.rmtree(self._files, ignore_errors=True)
+            self._files = None
+
+    def _write(self, name: str, text: str, unique: bool = False) -> str:
+        """A file holding ``text`` in this runner's private directory (made on first use,
+        removed by ``close``); the same text is written once per run, unless ``unique``."""
+        import hashlib
+        import tempfile
+
+        data = text.encode("utf-8", "surrogateescape")
+        with self._files_lock:
+            if self._files is None:
+                self._files = tempfile.mkdtemp(prefix="escalator-step-")  # mode 0700
+            self._written += 1
+            tag = str(self._written) if unique else hashlib.sha256(data).hexdigest()[:16]
+            path = os.path.join(self._files, f"{name.lower()}-{tag}")
+            if not os.path.exists(path):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+        return path
 
     # -- public -----------------------------------------------------------
 
@@ -90,7 +119,7 @@ class StepRunner:
         """The would-be command line (dry runs).  Never raises: a step that
         could not run renders as ``(would fail: why)``."""
         if step.kind == "shell" and step.command is not None:
-            return render_dry(step.command, values)  # what _plan displays (DryRunner too)
+            return render_dry(step.command, values, step.raw)  # what _plan displays (DryRunner too)
         try:
             return self._plan(step, values, display_only=True).display
         except StepError as exc:
@@ -152,6 +181,9 @@ class StepRunner:
         except Exception as exc:  # a bug must fail the step, not take the collector down
             log.exception("step %s crashed", step.where)
             out = Outcome(None, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if plan.script is not None:  # one per execution: a foreach of thousands keeps none
+                os.unlink(plan.script)
         return StepResult(step.where, host, plan.display, out.exit, time.monotonic() - start,
                           tail.text(), error=out.error)
 
@@ -253,16 +285,25 @@ class StepRunner:
         # (which lists every failing check, once per host of a foreach) is
         # left out, and so is a remote command's copy of it -- but the step's own
         # ``env`` still goes through the same checks, so it fails alike.
-        env = {} if display_only else values_env(values)
+        env = {} if display_only else values_env(values, step.raw)
         if step.kind == "shell":
-            rendered = render_command(_need(step.command, step, "command"), values)
+            rendered = render_command(_need(step.command, step, "command"), values, step.raw)
+            if display_only:
+                return _Plan(rendered, argv=[SHELL, "-c", rendered])
+            env = spill_env(env, values, step.raw, self._write)
+            if size(rendered) > COMMAND_MAX:
+                # Over what one argument may be: the shell reads the command from a file instead.
+                script = self._write("command", rendered + "\n", unique=True)
+                return _Plan(_clipped(rendered), argv=[SHELL, script], env=env, script=script)
             return _Plan(rendered, argv=[SHELL, "-c", rendered], env=env)
         if step.kind == "ssh":
             opts = _need(step.ssh, step, "ssh options")
             target = _target(opts, values)
-            rendered = render_command(_need(step.command, step, "command"), values)
+            rendered = render_command(_need(step.command, step, "command"), values, step.raw)
             words = [SHELL, "-c", shlex.quote(rendered)]
+            env = spill_env(env, values, step.raw, None)  # a file here is no file there: left empty
             remote = remote_command(words, sudo=opts.sudo, env={**env, **opts.env})
+            _fits(remote, step)
             return _Plan(display_command(target, [rendered], sudo=opts.sudo, env=opts.env),
                          target=target, remote=remote)
         if step.kind == "chef":
@@ -273,16 +314,32 @@ class StepRunner:
                 sudo = opts.sudo or copts.sudo
                 target = _target(opts, values)
                 words = chefmod.quoted(argv)
+                env = spill_env(env, values, step.raw, None)
                 remote = remote_command(words, sudo=sudo, env={**env, **opts.env})
+                _fits(remote, step)
                 return _Plan(display_command(target, words, sudo=sudo, env=opts.env),
                              target=target, remote=remote)
             if copts.sudo is True:
                 argv = ["sudo", "-n", "--"] + argv
             elif copts.sudo:
                 argv = ["sudo", "-n", "-u", check_user(str(copts.sudo)), "--"] + argv
+            env = spill_env(env, values, step.raw, None if display_only else self._write)
             return _Plan(" ".join(chefmod.quoted(argv)), argv=argv, env=env)
         raise StepError(f"{step.where}: unknown step kind {step.kind!r} "
                         "(expected shell, ssh or chef)")
+
+
+def _clipped(command: str, keep: int = 4096) -> str:
+    """What the journal shows of a command too long for one argument."""
+    return f"{command[:keep]} [... {len(command) - keep} more characters, run from a file]"
+
+
+def _fits(remote: str, step: Step) -> None:
+    """Refuse a remote command over what sshd can hand its shell as one argument."""
+    if size(remote) > COMMAND_MAX:
+        raise StepError(f"{step.where}: the remote command would be {size(remote)} bytes, over the "
+                        f"{COMMAND_MAX} an ssh command may be (a {{hosts}} or {{checks}} list this long "
+                        "belongs in a script that reads them); nothing was run")
 
 
 def _need(value: Any, step: Step, what: str) -> Any:

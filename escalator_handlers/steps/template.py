@@ -10,6 +10,12 @@ escaping, but ``${HOME}`` does (write ``${{HOME}}`` or ``$HOME``).
 The same values are exported as ``ESCALATOR_*`` environment variables.  Host
 fields of ssh and chef steps are filled *raw* (they are not shell words) and
 must then look like a host name or address, or the step is refused.
+
+Every value is made one line first (:func:`one_line`): a newline, carriage
+return or other control character is written in caret notation (``^J``,
+``^M``, ``^[``), so a host named ``evil<newline>Bcc: ...`` cannot add a header
+line to ``mail -s "escalator: {summary}"``.  A step with ``raw: true`` gets the values
+as monitoring gave them (NUL, which no process can receive, is dropped).
 """
 
 from __future__ import annotations
@@ -36,14 +42,37 @@ def placeholders(template: str) -> List[str]:
     return [m.group(1) for m in _TOKEN.finditer(template) if m.group(1)]
 
 
-def _words(value: Any) -> List[str]:
-    # NUL cannot travel in argv, environ or an SSH command string; drop it
+#: What one_line replaces: C0 and C1 controls, DEL, and Unicode's line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _visible(m: "re.Match[str]") -> str:
+    # Caret notation (as cat -v writes it), not a backslash escape: echo in dash turns
+    # "\n" back into a newline, but nothing turns "^J" into one.
+    c = ord(m.group(0))
+    if c < 0x20:
+        return "^" + chr(c + 0x40)
+    if c == 0x7f:
+        return "^?"
+    return f"<U+{c:04X}>"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character (newline, tab, ESC, NUL ...) written visibly in
+    caret notation (``^J``, ``^[``; ``<U+0085>`` beyond ASCII): one line, and nothing a
+    terminal or a mail header would act on."""
+    return _CONTROL.sub(_visible, text)
+
+
+def _words(value: Any, raw: bool = False) -> List[str]:
+    # NUL cannot travel in argv, environ or an SSH command string; raw, drop it
     # rather than let hostile plugin output make the step unrunnable.
     if value is None:
         return []
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [str(v).replace("\0", "") for v in value]
-    return [str(value).replace("\0", "")]
+    items = value if isinstance(value, (list, tuple, set, frozenset)) else (value,)
+    if raw:
+        return [str(v).replace("\0", "") for v in items]
+    return [one_line(str(v)) for v in items]
 
 
 def _missing(template: str, name: str) -> StepError:
@@ -71,8 +100,9 @@ def _substitute(template: str, values: Mapping[str, Any]) -> str:
     return _TOKEN.sub(repl, template)
 
 
-def render_command(template: str, values: Mapping[str, Any]) -> str:
-    """``template`` with every placeholder replaced by its shell-quoted value.
+def render_command(template: str, values: Mapping[str, Any], raw: bool = False) -> str:
+    """``template`` with every placeholder replaced by its shell-quoted value, made one line
+    (:func:`one_line`) unless ``raw``.
 
     The template's own shell quoting is tracked: a placeholder written inside
     ``"..."`` or ``'...'`` (docs/planning.rst's own ``mail -s "escalator: {summary}"``)
@@ -86,21 +116,21 @@ def render_command(template: str, values: Mapping[str, Any]) -> str:
             out.append(literal)
         elif quote:
             # Inside quotes the author meant one word: join lists first.
-            value = " ".join(_words(_value(template, values, name)))
+            value = " ".join(_words(_value(template, values, name), raw))
             out.append(quote + shlex.quote(value) + quote)
         else:
             value = _value(template, values, name)
             if isinstance(value, (list, tuple, set, frozenset)):
-                out.append(" ".join(shlex.quote(w) for w in _words(value)))
+                out.append(" ".join(shlex.quote(w) for w in _words(value, raw)))
             else:
-                out.append(shlex.quote(_words(value)[0]))
+                out.append(shlex.quote(_words(value, raw)[0]))
     return "".join(out)
 
 
-def render_dry(template: str, values: Mapping[str, Any]) -> str:
+def render_dry(template: str, values: Mapping[str, Any], raw: bool = False) -> str:
     """What a dry run shows for a command template: the command, or why it would fail."""
     try:
-        return render_command(template, values)
+        return render_command(template, values, raw)
     except StepError as exc:
         return f"(would fail: {exc})"
 
@@ -171,17 +201,50 @@ def render_host(template: str, values: Mapping[str, Any]) -> str:
     return check_host(_substitute(template, values))
 
 
-def values_env(values: Mapping[str, Any]) -> Dict[str, str]:
-    """The ``ESCALATOR_*`` environment variables for ``values``."""
+def values_env(values: Mapping[str, Any], raw: bool = False) -> Dict[str, str]:
+    """The ``ESCALATOR_*`` environment variables for ``values`` (each item one line unless
+    ``raw``; ``ESCALATOR_CHECKS`` has one check a line)."""
     env = {
-        "ESCALATOR_HOSTS": " ".join(_words(values.get("hosts"))),
-        "ESCALATOR_LEVEL": " ".join(_words(values.get("level"))),
-        "ESCALATOR_SUMMARY": " ".join(_words(values.get("summary"))),
-        "ESCALATOR_CHECKS": "\n".join(_words(values.get("checks"))),
+        "ESCALATOR_HOSTS": " ".join(_words(values.get("hosts"), raw)),
+        "ESCALATOR_LEVEL": " ".join(_words(values.get("level"), raw)),
+        "ESCALATOR_SUMMARY": " ".join(_words(values.get("summary"), raw)),
+        "ESCALATOR_CHECKS": "\n".join(_words(values.get("checks"), raw)),
     }
     if values.get("host") is not None:
-        env["ESCALATOR_HOST"] = " ".join(_words(values["host"]))  # NUL cannot be in environ
+        env["ESCALATOR_HOST"] = " ".join(_words(values["host"], raw))  # NUL cannot be in environ
     return env
+
+
+#: Longest ``ESCALATOR_*`` value (bytes) put in a step's environment.  Linux refuses one
+#: string over 128 KiB (MAX_ARG_STRLEN) and all of them over ARG_MAX; a longer value goes to
+#: a file named by ``ESCALATOR_<NAME>_FILE`` (see :func:`spill_env`).
+ENV_VALUE_MAX = 32 * 1024
+#: Longest command line (bytes) passed as one argument (``sh -c COMMAND``, ssh's command).
+COMMAND_MAX = 100 * 1024
+#: The variables that may spill to a file, and the values each file holds (one item a line).
+SPILLED = {"ESCALATOR_HOSTS": "hosts", "ESCALATOR_SUMMARY": "summary", "ESCALATOR_CHECKS": "checks"}
+
+
+def size(text: str) -> int:
+    """Bytes ``text`` takes in argv or the environment (undecodable bytes count as one)."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def spill_env(env: Dict[str, str], values: Mapping[str, Any], raw: bool,
+              write: Any) -> Dict[str, str]:
+    """``env`` with every value of :data:`SPILLED` over :data:`ENV_VALUE_MAX` moved to a file:
+    the variable is then empty and ``<NAME>_FILE`` holds the file's path (``write(name, text)``
+    writes it and returns the path; None: no file, the variable is left empty)."""
+    out = dict(env)
+    for name, key in SPILLED.items():
+        if size(out.get(name, "")) <= ENV_VALUE_MAX:
+            continue
+        text = "".join(w + "\n" for w in _words(values.get(key), raw))
+        out[name] = ""
+        path = write(name, text) if write is not None else None
+        if path is not None:
+            out[name + "_FILE"] = path
+    return out
 
 
 def env_words(env: Mapping[str, str]) -> List[str]:

@@ -61,31 +61,42 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
 
     Events (oldest first), then operator actions, then ``rejected`` records for
     lines that are not events; ids in ``seen`` (journalled before a crash, the
-    spool entry outlived it) are skipped.
+    spool entry outlived it) are skipped.  Nothing a line holds stops the
+    others: whatever goes wrong with one (any exception) rejects that line alone.
     """
     events: List[dict] = []
     controls: List[dict] = []
     rejected: List[dict] = []
     for where, lineno, rec, raw in items:
-        if rec is None:
-            rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
-                             "reason": "not a complete JSON record", "text": raw[:2000]})
-            continue
-        rid = rec.get("id")
-        if rid is not None and rid in seen:
-            continue
-        if rec.get("kind") in kinds.CONTROL_KINDS:
-            controls.append(_control(rec, now))
-            continue
         try:
+            if rec is None:
+                rejected.append(rejected_record(now, where, "not a complete JSON record", raw, lineno))
+                continue
+            rid = rec.get("id")
+            if rid is not None and not isinstance(rid, str):
+                raise ValueError(f"its id must be a string, not {type(rid).__name__}")
+            if rid is not None and rid in seen:
+                continue
+            kind = rec.get("kind")
+            if kind == kinds.REJECTED:
+                # The handler refused an event (a field over its limit) and says so here.
+                rejected.append(rejected_record(
+                    _time(rec.get("time"), now), str(rec.get("source") or where)[:200],
+                    str(rec.get("reason") or "refused by the handler"), str(rec.get("text") or ""), lineno,
+                    file=where))
+                continue
+            if kind in kinds.CONTROL_KINDS:
+                controls.append(_control(rec, now))
+                continue
             ev = Event.from_dict(rec)
-        except (ValueError, TypeError) as exc:
-            rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
-                             "reason": str(exc)[:500], "text": raw[:2000]})
+            record, why = arrival_record(ev, rec, now)
+            if why:
+                log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
+        except Exception as exc:  # noqa: BLE001 -- one bad line costs that line only
+            reason = str(exc) if isinstance(exc, (ValueError, TypeError)) else \
+                f"cannot be read ({type(exc).__name__}: {exc})"
+            rejected.append(rejected_record(now, where, reason, raw, lineno))
             continue
-        record, why = arrival_record(ev, rec, now)
-        if why:
-            log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
         events.append(record)
     events.sort(key=lambda r: r["time"])
     return events + controls + rejected
@@ -94,12 +105,33 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
 def _control(rec: dict, now: float) -> dict:
     """An operator's record as journalled: a hold ``--for`` a while runs from ``now``, on the
     collector's clock (not the command's, which may be another, or stepped since)."""
-    out = dict(rec, time=float(rec.get("time") or now))
+    out = dict(rec, time=_time(rec.get("time"), now))
     lasts = rec.get("for")
     if rec.get("kind") == kinds.HOLD and isinstance(lasts, (int, float)) and not isinstance(lasts, bool) \
             and 0 < lasts < float("inf"):
         out["until"] = now + float(lasts)
     return out
+
+
+def _time(value: object, now: float) -> float:
+    """A record's own ``time`` when it is a finite number, else ``now``."""
+    try:
+        t = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return now
+    return t if t - t == 0.0 else now
+
+
+def rejected_record(now: float, source: str, reason: str, text: str, line: Optional[int] = None, *,
+                    file: Optional[str] = None) -> dict:
+    """The ``rejected`` record of something refused from an intake: why (plain English), where
+    (``source``: a spool file, a control file, a stream) and what, truncated.  ``file``: the
+    intake entry it was read from (default ``source``), which the intake consumes."""
+    rec = {"time": now, "kind": kinds.REJECTED, "source": source, "file": file or source,
+           "reason": reason[:500], "text": text[:2000]}
+    if line is not None:
+        rec["line"] = line
+    return rec
 
 
 def open_storage(config: Config, system: Optional[System] = None) -> Storage:
@@ -168,6 +200,6 @@ def _fold(records: Iterator[Tuple[Position, dict]], state: State, tail: List[dic
         tail.append(rec)
 
 
-__all__ = ["intake_records", "Batch", "Intake", "Journal", "Leadership", "LeadershipLost", "Position", "PositionLost", "ReadStats",
+__all__ = ["intake_records", "rejected_record", "Batch", "Intake", "Journal", "Leadership", "LeadershipLost", "Position", "PositionLost", "ReadStats",
            "Recovered", "Snapshot", "Storage", "StorageUnavailable", "Taken", "load", "open_storage", "recent",
            "recover"]
