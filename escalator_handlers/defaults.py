@@ -69,6 +69,9 @@ PER_HOST_WITHIN = 3600.0
 #: While a person's acknowledgement holds a failing host, the collector reads
 #: status.dat / the Icinga API this often (no event handler runs when it goes).
 ACK_POLL = 5.0
+#: While a failing check is held back by scheduled downtime, the collector reads
+#: status.dat / the Icinga API this often (no event handler runs when a downtime ends).
+DOWNTIME_POLL = 5.0
 
 # -- plugins ----------------------------------------------------------------
 
@@ -91,7 +94,7 @@ LEASE_TTL = 10.0
 MIN_LEASE_TTL = 2.0
 
 __all__ = [
-    "ACK_POLL", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
+    "ACK_POLL", "DOWNTIME_POLL", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
     "PER_HOST_MAX_RUNS", "PER_HOST_WITHIN",
     "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
     "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from . import kinds, spool, spool_reader, storage
 from .config import Config
 from .event import Event, arrival_record, check_name
+from .planning.downtime import in_downtime
 from .planning.planner import decide, survey, unreachable_checks
 from .planning.state import State
 
@@ -75,6 +76,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
              "host_limited": a.key[0] in state.brakes.braked}
             for a in sorted(s.asking + s.held, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
         ],
+        "in_downtime": downtime_held(state, config),
         "unmapped": [check_name(k) for k in s.unmapped],
         "unreachable": [check_name(k) for k in sorted(unreachable_checks(state), key=lambda k: (k[0], k[1] or ""))],
         "required_level": levels[min(a.level for a in s.asking) - 1].name if s.asking else None,
@@ -94,6 +96,15 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         # The collector that matters is the leader, wherever it runs.
         report["collector"] = {"running": view.leader is not None, "pid": None}
     return report
+
+
+def downtime_held(state: State, config: Config) -> List[Dict[str, Any]]:
+    """The problem checks scheduled downtime holds back (rule 1), with the level each would ask for."""
+    levels = config.levels
+    return [{"check": check_name(d.key), "host": d.key[0], "service": d.key[1], "state": d.state,
+             "state_type": d.state_type, "level": levels[d.level - 1].name if d.level else None,
+             "downtime": d.own, "host_downtime": d.host, "why": d.why}
+            for d in in_downtime(state)]
 
 
 def load_state(config: Config) -> State:

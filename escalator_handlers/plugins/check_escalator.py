@@ -100,6 +100,9 @@ def long_output(res: EscalatorHealth, verbosity: int) -> List[str]:
                    f" -> {clean(f['level'], 80)}{held}")
     if len(r["failing"]) > LIST_LIMIT:
         out.append(f"failing: and {len(r['failing']) - LIST_LIMIT} more")
+    for d in (r.get("in_downtime") or ())[:LIST_LIMIT]:
+        out.append(f"in downtime: {clean(d['check'], 120)} {clean(d['state'], 20)} {clean(d['state_type'], 10)}"
+                   f" -> {clean(d['level'] or 'unmapped', 80)} (held by scheduled downtime)")
     for name in r.get("unmapped", ())[:LIST_LIMIT]:
         out.append(f"unmapped: {clean(name, 120)} (no rule maps it; ignored)")
     if r["paused"]:
