@@ -95,7 +95,7 @@ def downtime_note(d: Mapping[str, Any]) -> str:
     """A check downtime holds back: what it would ask for, and whose downtime it is."""
     asks = f"-> {safe(d['level'])}" if d.get("level") else "unmapped"
     whose = "its own" if d.get("downtime") else f"host {safe(d['host'])}'s"
-    return f"{asks}: held by scheduled downtime ({whose}; acted on when it ends)"
+    return f"{asks}: held by scheduled downtime ({whose})"
 
 
 def people_lines(r: Mapping[str, Any]) -> List[str]:

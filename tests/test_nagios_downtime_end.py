@@ -161,7 +161,7 @@ def test_a_check_still_critical_when_its_downtime_ends_is_acted_on_within_second
         assert report["failing"] == []
         text = subprocess.run([str(ESCALATOR), "--config", str(conf), "status"], capture_output=True,
                               text=True, timeout=30).stdout
-        assert f"{HOST}/{APP}" in text and "held by scheduled downtime" in text, text
+        assert f"{HOST}/{APP}" in text and "-> fix: held by scheduled downtime (its own)" in text, text
         assert journal(tmp_path, "run") == [] and journal(tmp_path, "start") == []
 
         ng.wait_for(lambda: f"SERVICE DOWNTIME ALERT: {HOST};{APP};STOPPED" in ng.log_text(), timeout=20,
