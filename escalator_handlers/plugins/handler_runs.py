@@ -8,6 +8,9 @@ write) loses every event and nothing says so.  Nagios does log each run
     [1796692333] SERVICE EVENT HANDLER: web01;app;CRITICAL;HARD;2;escalator-service-handler
     [1796692333] HOST EVENT HANDLER: web01;DOWN;HARD;2;escalator-host-handler
 
+(``GLOBAL SERVICE/HOST EVENT HANDLER:`` for ``global_*_event_handler``, nagioscore
+``base/sehandlers.c``)
+
 so ``check_escalator --nagios-log`` compares the runs of escalator's handler
 commands (``--handler-command``, a glob) in the last ``lookback`` seconds
 with the events that reached the spool or the journal: an event of the same
@@ -63,6 +66,7 @@ def parse_line(line: str) -> Optional[HandlerRun]:
     except ValueError:
         return None
     p = fields.rstrip("\n").split(";")
+    what = what[len("GLOBAL "):] if what.startswith("GLOBAL ") else what  # global_*_event_handler
     if what == "SERVICE EVENT HANDLER" and len(p) >= 6:
         return HandlerRun(t, p[0], p[1], p[2], p[3], p[-1])
     if what == "HOST EVENT HANDLER" and len(p) >= 5:
