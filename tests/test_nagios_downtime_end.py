@@ -8,7 +8,8 @@ run soon after the downtime's end can come from nothing but that look.
 
 Also: ``escalator status`` lists the check as held by downtime meanwhile,
 and a host downtime scheduled after the service's last event (which no
-service event carries) keeps the collector's hands off until it ends.
+service event carries) keeps the collector's hands off until it ends; and
+the Icinga 2 API's ``downtime_depth`` as the collector reads it.
 """
 
 from __future__ import annotations
@@ -214,3 +215,37 @@ def test_a_host_downtime_no_event_carries_holds_the_run_back_until_it_ends(tmp_p
     assert noticed == [(HOST, None, 1, "scheduled downtime started (status.dat)"),
                        (HOST, None, 0, "scheduled downtime ended (status.dat)")]
     assert [r["outcome"] for r in journal(tmp_path, "run")] == ["ok"]
+
+
+def test_icinga_api_depths_show_a_downtime_and_its_end(tmp_path):
+    """The Icinga 2 side of the look-up: ``downtime_depth`` of the objects in downtime, read
+    from a real Icinga 2 API; the check's event carries the depth, the API its end."""
+    from escalator_handlers.config import NagiosFeedback
+    from escalator_handlers.monitoring.downtimes import changes, icinga_depths
+    from escalator_handlers.monitoring.icinga_api import IcingaClient
+    from escalator_handlers.planning.state import State
+    from icinga_fixtures import critical_via_api, start_icinga
+    from nagios_fixtures import SERVICE
+    from planner_fixtures import make_config
+
+    with start_icinga(tmp_path, api=True) as ic:
+        api = critical_via_api(ic, tmp_path)
+        nagios = NagiosFeedback(icinga_api=api)
+        client = IcingaClient.from_config(api)
+        assert icinga_depths(nagios, time.time()).depth == {}
+        now = time.time()
+        schedule_downtime(client, HOST, SERVICE, now - 1, now + 600, "maintenance")
+        schedule_downtime(client, HOST, None, now - 1, now + 600, "host maintenance")
+        ic.wait_for(lambda: len(icinga_depths(nagios, time.time()).depth) == 2, what="both downtimes in the API")
+        assert icinga_depths(nagios, time.time()).depth == {(HOST, SERVICE): 1, (HOST, None): 1}
+
+        st = State(make_config(checks=[{"host": HOST, "service": SERVICE, "level": "vm"}]))
+        st.apply({"kind": "event", "time": time.time(), "host": HOST, "service": SERVICE, "state": "CRITICAL",
+                  "state_type": "HARD", "downtime": 1})
+        client.action("remove-downtime", HOST, SERVICE)
+        ic.wait_for(lambda: (HOST, SERVICE) not in icinga_depths(nagios, time.time()).depth,
+                    what="the service downtime gone from the API")
+        found = changes(st, [icinga_depths(nagios, time.time() + 1)], [(HOST, SERVICE)], time.time() + 1)
+    assert sorted((r["service"] or "", r["downtime"], r["noticed"]) for r in found) == [
+        ("", 1, "scheduled downtime started (icinga api)"),
+        (SERVICE, 0, "scheduled downtime ended (icinga api)")]
