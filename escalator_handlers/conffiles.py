@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
+from .defaults import CONFIG_PATH
 from .errors import UsageError
 
 #: Where a checkout keeps them (an editable install reads them from there).
@@ -40,7 +41,7 @@ TOPICS: Tuple[Topic, ...] = (
     Topic("systemd-collector", ("systemd/escalator-collector.service",), "/etc/systemd/system/"),
     Topic("systemd-forward", ("systemd/escalator-forward.service",), "/etc/systemd/system/ (cluster: only)"),
     Topic("logrotate", ("logrotate/escalator",), "/etc/logrotate.d/escalator"),
-    Topic("example-config", ("examples/escalator.yaml",), "/etc/escalator/escalator.yaml, to adapt"),
+    Topic("example-config", ("examples/escalator.yaml",), f"{CONFIG_PATH}, to adapt"),
 )
 
 

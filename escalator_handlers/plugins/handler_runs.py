@@ -26,17 +26,18 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, List, Mapping, Optional, Tuple
 
+from .. import defaults
 from ..event import check_name
 
 #: How far an event's time may be from its handler line's (the handler stamps its own clock).
 TOLERANCE = 60.0
 #: The tail of nagios.log read (a busy log's hour).
 TAIL_BYTES = 4 << 20
-#: ``--handler-command``: the commands of nagios-conf (escalator-service-handler, escalator-host-handler).
-HANDLER_COMMAND = "escalator*"
-#: ``--handler-lookback`` and ``--handler-grace`` defaults, seconds.
-LOOKBACK = 3600.0
-GRACE = 30.0
+#: ``--handler-command`` (the commands of nagios-conf: escalator-service-handler, escalator-host-handler),
+#: ``--handler-grace`` and ``--handler-lookback``.
+HANDLER_COMMAND = defaults.HANDLER_COMMAND
+GRACE = defaults.HANDLER_GRACE
+LOOKBACK = defaults.HANDLER_LOOKBACK
 
 
 @dataclass(frozen=True)
