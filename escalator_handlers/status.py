@@ -33,6 +33,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     rejected = fold_pending(config, state) if pending_count else 0
     pid = spool.collector_running(config.spool) if _spool_exists(config) else None
     refresh_acks(config, state, now)
+    refresh_downtimes(config, state, now)
     s = survey(state)
     acked = state.acks.active(state.checks)
     d = decide(state, config, now)
@@ -96,6 +97,16 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         # The collector that matters is the leader, wherever it runs.
         report["collector"] = {"running": view.leader is not None, "pid": None}
     return report
+
+
+def refresh_downtimes(config: Config, state: State, now: float) -> None:
+    """Fold the ends of downtimes Nagios/Icinga show now for the checks downtime holds back
+    (read-only views: nothing is journalled; the collector journals them within seconds)."""
+    from .monitoring.downtimes import poll
+
+    held = in_downtime(state)
+    for rec in poll(config, state, [d.key for d in held], now) if held else ():
+        state.apply(rec)
 
 
 def downtime_held(state: State, config: Config) -> List[Dict[str, Any]]:
