@@ -28,6 +28,7 @@ import pytest
 
 from escalator_handlers import spool
 from escalator_handlers.monitoring.commandfile import CommandFile
+from escalator_handlers.monitoring.downtimes import status_depths
 from nagios_fixtures import HOST, schedule_downtime, service_status, start_nagios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -196,7 +197,8 @@ def test_a_host_downtime_no_event_carries_holds_the_run_back_until_it_ends(tmp_p
         # The host stays UP: no host event tells escalator of its downtime.
         schedule_downtime(cf, HOST, None, now - 1, now + 14, "host maintenance")
         ng.wait_for(lambda: f"HOST DOWNTIME ALERT: {HOST};STARTED" in ng.log_text(), what="host downtime start")
-        time.sleep(1.1)  # status.dat rewritten (status_update_interval=1) with the host's depth
+        ng.wait_for(lambda: status_depths(str(ng.status_file)).depth.get((HOST, None)) == 1, timeout=10,
+                    what="the host's downtime in status.dat")
         break_app(ng, cf, state_file)
         ng.wait_for(lambda: hard(tmp_path), timeout=15, what="CRITICAL HARD in the journal")
         assert hard(tmp_path)[-1]["downtime"] == 0   # the service's own depth: the host's is not in it
