@@ -97,3 +97,36 @@ def test_the_icinga_view_lists_only_objects_in_downtime_so_absent_means_ended():
     assert (rec["downtime"], rec["noticed"]) == (0, "scheduled downtime ended (icinga api)")
     # status.dat says nothing of an object it does not list
     assert changes(st, [Depths("status.dat", T0 + 5, {})], [("web01", "HTTP")], T0 + 5) == []
+
+
+def test_status_lists_a_check_in_downtime_and_shows_the_end_status_dat_already_shows(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import time
+
+    bin_dir = Path(sys.executable).parent
+    status_dat = tmp_path / "status.dat"
+    conf = tmp_path / "escalator.yaml"
+    conf.write_text(f"spool: {tmp_path / 'spool'}\njournal: {tmp_path / 'journal.jsonl'}\n"
+                    "levels: [{name: fix, steps: [{shell: 'true'}]}]\n"
+                    "checks: [{host: web01, service: HTTP, level: fix}]\n"
+                    f"nagios: {{status_file: {status_dat}}}\n")
+    status_dat.write_text(STATUS.format(created=int(time.time()) - 60, host=0, service=1))
+    subprocess.run([str(bin_dir / "escalator-handler"), "--spool", str(tmp_path / "spool"), "--host", "web01",
+                    "--service", "HTTP", "--state", "CRITICAL", "--state-type", "HARD", "--downtime", "1"],
+                   check=True, timeout=30)
+
+    def status() -> dict:
+        out = subprocess.run([str(bin_dir / "escalator"), "-C", str(conf), "status", "--json"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    r = status()
+    assert [(d["check"], d["level"], d["downtime"]) for d in r["in_downtime"]] == [("web01/HTTP", "fix", 1)]
+    assert r["failing"] == []
+    status_dat.write_text(STATUS.format(created=int(time.time()) + 2, host=0, service=0))  # the downtime ended
+    r = status()
+    assert r["in_downtime"] == [] and [f["check"] for f in r["failing"]] == ["web01/HTTP"]
+    assert not (tmp_path / "journal.jsonl").exists()   # a read-only view: nothing journalled
