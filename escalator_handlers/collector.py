@@ -311,6 +311,7 @@ class Collector:
         means a run happened: ingest and plan again at once."""
         self.ingest()
         self._sync_acks()
+        self.emit(self.monitoring.downtime_ends(self.state, self.clock()))
         # Once the intake proved usable: status and check_escalator tell "missing" from "quiet".
         self.storage.journal.create()
         s = settle(self.state, self.config, self.clock, self.emit, self._execute,
@@ -328,6 +329,7 @@ class Collector:
         if self.state.acks.by_check and self.state.acks.active(self.state.checks):
             # Nagios runs no handler when an acknowledgement goes: look again soon.
             d.wake = min(d.wake or float("inf"), self.clock() + ACK_POLL)
+        d.wake = self.monitoring.downtime_wake(self.state, d.wake, self.clock())  # nor when a downtime ends
         return d
 
     def _execute(self, plan: RunPlan) -> None:
@@ -378,8 +380,11 @@ class Collector:
         return bool(changes)
 
     def _confirmed(self, plan: RunPlan) -> bool:
-        """With ``status_file``: act only on checks Nagios still sees failing, and
-        on no host a person acknowledged meanwhile."""
+        """With ``status_file``: act only on checks Nagios still sees failing and out of
+        downtime, and on no host a person acknowledged meanwhile."""
+        if changed := self.monitoring.downtimes(self.state, [a.key for a in plan.checks], self.clock()):
+            self.emit(changed)  # a downtime scheduled since the last event (a host's reaches no service event)
+            return False
         if self._sync_acks() and self.state.acks.active(self.state.checks).keys() & \
                 {h for hosts in plan.targets.values() for h in hosts}:
             log.info("a person acknowledged a problem on a target host; planning again")

@@ -89,6 +89,9 @@ PER_HOST_WITHIN = 3600.0
 #: While a person's acknowledgement holds a failing host, the collector reads
 #: status.dat / the Icinga API this often (no event handler runs when it goes).
 ACK_POLL = 5.0
+#: While a failing check is held back by scheduled downtime, the collector reads
+#: status.dat / the Icinga API this often (no event handler runs when a downtime ends).
+DOWNTIME_POLL = 5.0
 
 # -- plugins ----------------------------------------------------------------
 
@@ -97,6 +100,11 @@ CHECK_ESCALATOR_TIMEOUT = 10
 #: ``check_escalator --dead-after``: ``DEAD_AFTER_QUIESCENCES`` x quiescence + ``DEAD_AFTER_EXTRA``.
 DEAD_AFTER_QUIESCENCES = 2
 DEAD_AFTER_EXTRA = 60.0
+#: ``check_escalator --handler-command``, ``--handler-grace`` and ``--handler-lookback``
+#: (with ``--nagios-log``): the shipped handler commands, seconds.
+HANDLER_COMMAND = "escalator*"
+HANDLER_GRACE = 30.0
+HANDLER_LOOKBACK = 3600.0
 #: ``check_cucumber -t``.
 CHECK_CUCUMBER_TIMEOUT = 50
 #: The smoke steps' network and command timeout.
@@ -111,11 +119,11 @@ LEASE_TTL = 10.0
 MIN_LEASE_TTL = 2.0
 
 __all__ = [
-    "ACK_POLL", "BUSY_POLL", "BUSY_WAIT", "CHEF_FILE_CACHE_PATH", "CHEF_LOCK_NAME",
+    "ACK_POLL", "DOWNTIME_POLL", "BUSY_POLL", "BUSY_WAIT", "CHEF_FILE_CACHE_PATH", "CHEF_LOCK_NAME",
     "ROLLOUT_CANARY", "ROLLOUT_MAX_FAILED", "ROLLOUT_WAVES_PERCENT", "APPROVAL_TIMEOUT", "BACKOFF_FACTOR", "BACKOFF_INITIAL", "BACKOFF_MAX",
     "PER_HOST_MAX_RUNS", "PER_HOST_WITHIN",
     "ACT_IN_DOWNTIME", "CHECK_CUCUMBER_TIMEOUT", "CLOCK_TOLERANCE", "CLUSTER_PREFIX", "LEASE_TTL", "MIN_LEASE_TTL", "CHECK_ESCALATOR_TIMEOUT", "CHEF_CLIENT", "CONCURRENCY",
-    "CONFIG_PATH", "DEAD_AFTER_EXTRA", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",
+    "CONFIG_PATH", "DEAD_AFTER_EXTRA", "HANDLER_COMMAND", "HANDLER_GRACE", "HANDLER_LOOKBACK", "DEAD_AFTER_QUIESCENCES", "FEEDBACK_AUTHOR", "FEEDBACK_SERVICE", "JOURNAL",
     "MAX_ATTEMPTS", "MAX_DELAY", "ON_EXHAUSTED", "QUIESCENCE", "SMOKE_TIMEOUT", "SPOOL", "SPOOL_MODE",
     "SSH_CONNECT_TIMEOUT", "SSH_PORT", "STATE_FILE_NAME", "STATE_TYPES", "STEP_TIMEOUT", "UNREACHABLE",
 ]

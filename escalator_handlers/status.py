@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from . import kinds, spool, spool_reader, storage
 from .config import Config
 from .event import Event, arrival_record, check_name
+from .planning.downtime import in_downtime
 from .planning.planner import decide, survey, unreachable_checks
 from .planning.rollout import running as wave_running
 from .planning.state import State
@@ -33,6 +34,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
     rejected = fold_pending(config, state) if pending_count else 0
     pid = spool.collector_running(config.spool) if _spool_exists(config) else None
     refresh_acks(config, state, now)
+    refresh_downtimes(config, state, now)
     s = survey(state)
     acked = state.acks.active(state.checks)
     d = decide(state, config, now)
@@ -76,6 +78,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
              "host_limited": a.key[0] in state.brakes.braked}
             for a in sorted(s.asking + s.held, key=lambda a: (a.level, a.key[0], a.key[1] or ""))
         ],
+        "in_downtime": downtime_held(state, config),
         "unmapped": [check_name(k) for k in s.unmapped],
         "unreachable": [check_name(k) for k in sorted(unreachable_checks(state), key=lambda k: (k[0], k[1] or ""))],
         "required_level": levels[min(a.level for a in s.asking) - 1].name if s.asking else None,
@@ -111,6 +114,24 @@ def rollout_view(state: State) -> Optional[Dict[str, Any]]:
             "waves": a.planned, "hosts": list(a.hosts), "done": done, "converged": list(a.converged),
             "failed": list(a.failed), "judging": [h for h in done if h not in a.converged and h not in a.failed],
             "running": run, "waiting": a.waiting(run), "progress": a.progress(run)}
+
+def refresh_downtimes(config: Config, state: State, now: float) -> None:
+    """Fold the ends of downtimes Nagios/Icinga show now for the checks downtime holds back
+    (read-only views: nothing is journalled; the collector journals them within seconds)."""
+    from .monitoring.downtimes import poll
+
+    held = in_downtime(state)
+    for rec in poll(config, state, [d.key for d in held], now) if held else ():
+        state.apply(rec)
+
+
+def downtime_held(state: State, config: Config) -> List[Dict[str, Any]]:
+    """The problem checks scheduled downtime holds back (rule 1), with the level each would ask for."""
+    levels = config.levels
+    return [{"check": check_name(d.key), "host": d.key[0], "service": d.key[1], "state": d.state,
+             "state_type": d.state_type, "level": levels[d.level - 1].name if d.level else None,
+             "downtime": d.own, "host_downtime": d.host, "why": d.why}
+            for d in in_downtime(state)]
 
 
 def load_state(config: Config) -> State:

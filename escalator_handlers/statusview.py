@@ -93,21 +93,34 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
     out.extend(clock_lines(r.get("clock_step"), r["time"]))
     failing = r["failing"]
     out.append(f"failing:     {plural(len(failing), 'check')}" + (
-        f", required level {safe(r['required_level'])}" if r["required_level"] else ""))
+        f", required level {safe(r['required_level'])}" if r["required_level"] else "")
+        + (f"; {len(r['in_downtime'])} more held by scheduled downtime" if r.get("in_downtime") else ""))
     out.extend(check_table([(f["check"], f["state"], f["state_type"], "-> " + safe(f["level"])
                              + (" (host held)" if f["held"] else "")
                              + (f" (acknowledged by {safe(f['acknowledged']['by'])})" if f.get("acknowledged") else ""))
                             for f in failing[:MAX_FAILING]]
+                           + [(d["check"], d["state"], d["state_type"], downtime_note(d))
+                              for d in (r.get("in_downtime") or [])[:MAX_FAILING]]
                            + [(name, "", "", "unmapped (reported, ignored)") for name in r["unmapped"][:20]]
                            + [(name, "", "", "unreachable (a parent is down; no level asked, no target)")
                               for name in (r.get("unreachable") or [])[:50]]))
     if len(failing) > MAX_FAILING:
         out.append(f"  and {len(failing) - MAX_FAILING} more")
+    held_dt = r.get("in_downtime") or []
+    if len(held_dt) > MAX_FAILING:
+        out.append(f"  and {len(held_dt) - MAX_FAILING} more held by scheduled downtime")
     runs = r.get("last_runs") or []
     if runs:
         out.append("last runs:")
         out.extend("  " + run_line(rec, r["time"]) for rec in runs[-LAST_RUNS:])
     return out
+
+
+def downtime_note(d: Mapping[str, Any]) -> str:
+    """A check downtime holds back: what it would ask for, and whose downtime it is."""
+    asks = f"-> {safe(d['level'])}" if d.get("level") else "unmapped"
+    whose = "its own" if d.get("downtime") else f"host {safe(d['host'])}'s"
+    return f"{asks}: held by scheduled downtime ({whose})"
 
 
 def people_lines(r: Mapping[str, Any]) -> List[str]:

@@ -7,7 +7,7 @@ errors arrive as EscalatorError subclasses and leave as one ``Error:`` line
 ESCALATOR_DEBUG=1 asks for it.
 
 The commands live in one module per family: ``collect``, ``forward``,
-``inspect`` (status, plan, route), ``operator`` (pause, resume, hold, release,
+``inspect`` (status, plan, route), ``showconfig`` (show-config), ``operator`` (pause, resume, hold, release,
 run), ``approvals``, ``history`` and ``replay`` (replay, validate, test), with
 what they share in :mod:`~escalator_handlers.cli.base`.  The group imports a
 command's module only when that command runs, so ``escalator replay`` does not
@@ -57,6 +57,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
               "Which check rule a check matches and which level it asks for (writes nothing)."),
     "run": ("operator", "run_level", "Ask for a level now, through the collector (lock, journal, pause, "
             "holds and limits apply)."),
+    "show-config": ("showconfig", "show_config", "Print a drop-in file shipped with escalator (Nagios, Icinga, "
+                    "systemd, logrotate, example config)."),
     "status": ("inspect", "status", "Failing checks, collector, quiescence left, last runs, holds."),
     "test": ("replay", "test_scenarios", "Run scenario files (or directories of *.yaml) against a config: "
              "exit 0 all pass, 1 a failure, 2 an error."),

@@ -6,6 +6,9 @@
   there.
 - **Acknowledgements** by people (:mod:`.acks`): polled, and journalled when
   one appears or goes, so the planner leaves acknowledged hosts alone.
+- **Scheduled downtime** (:mod:`.downtimes`): polled while a failing check is
+  held back by downtime, and before a run for the checks asking for it, and
+  journalled when a depth changed (no event handler runs when a downtime ends).
 - **Feedback** (:mod:`.feedback`): tell Nagios or Icinga that a run started
   or finished, when ``nagios.command_file`` or ``nagios.icinga_api`` is set.
 
@@ -18,9 +21,11 @@ import logging
 from typing import Any, Iterable, List, Optional
 
 from .. import kinds
+from ..defaults import DOWNTIME_POLL
 from ..config import Config
 from ..errors import EscalatorError
 from ..event import GOOD_STATES, CheckKey
+from ..planning.downtime import in_downtime
 from ..planning.state import State
 
 log = logging.getLogger("escalator")
@@ -80,6 +85,26 @@ class MonitoringLink:
         from . import acks
 
         return acks.poll(self.config, state.acks, now)
+
+    def downtimes(self, state: State, keys: Iterable[CheckKey], now: float) -> List[dict]:
+        """Downtime-only events for ``keys`` (and their hosts) whose downtime depth changed."""
+        from . import downtimes
+
+        return downtimes.poll(self.config, state, keys, now)
+
+    def downtime_ends(self, state: State, now: float) -> List[dict]:
+        """:meth:`downtimes` of the problem checks that downtime holds back: their downtime ending."""
+        held = in_downtime(state)
+        return self.downtimes(state, [d.key for d in held], now) if held else []
+
+    def downtime_wake(self, state: State, wake: Optional[float], now: float) -> Optional[float]:
+        """``wake``, or sooner (``DOWNTIME_POLL``) while downtime holds back a problem check
+        whose downtime this link can look up: no event handler runs when a downtime ends."""
+        from .downtimes import configured
+
+        if configured(self.config.nagios) and in_downtime(state):
+            return min(wake if wake is not None else float("inf"), now + DOWNTIME_POLL)
+        return wake
 
     def tell(self, method: str, *args: object, now: float) -> List[dict]:
         """``Feedback.<method>(*args)`` if feedback is configured; a ``feedback`` record if it failed."""

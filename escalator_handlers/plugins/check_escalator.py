@@ -33,6 +33,7 @@ from .. import __version__, defaults
 from ..status import last_run
 from .pluginkit import OrderedPerfCheck, Parser, StatusLineOutput, add_version, parse_range
 from .pluginkit import unknown as _unknown
+from .handler_runs import GRACE, HANDLER_COMMAND, LOOKBACK
 from .health import LIST_LIMIT, ORDER, PERF_ORDER, EscalatorHealth, ago, approval_lines, clean, contexts
 from ..display import format_record, plural
 
@@ -100,6 +101,9 @@ def long_output(res: EscalatorHealth, verbosity: int) -> List[str]:
                    f" -> {clean(f['level'], 80)}{held}")
     if len(r["failing"]) > LIST_LIMIT:
         out.append(f"failing: and {len(r['failing']) - LIST_LIMIT} more")
+    for d in (r.get("in_downtime") or ())[:LIST_LIMIT]:
+        out.append(f"in downtime: {clean(d['check'], 120)} {clean(d['state'], 20)} {clean(d['state_type'], 10)}"
+                   f" -> {clean(d['level'] or 'unmapped', 80)} (held by scheduled downtime)")
     for name in r.get("unmapped", ())[:LIST_LIMIT]:
         out.append(f"unmapped: {clean(name, 120)} (no rule maps it; ignored)")
     if r["paused"]:
@@ -111,6 +115,7 @@ def long_output(res: EscalatorHealth, verbosity: int) -> List[str]:
     for name in r.get("escalated_levels", ()):
         out.append(f"escalated level: {clean(name, 80)} (next run starts one level more drastic)")
     out += approval_lines(r)
+    out += [f"lost event: handler ran for {clean(x, 200)}, nothing recorded" for x in res.handlers.lost[:LIST_LIMIT]]
     last = last_run(r)
     if last:
         out.append("last run: " + _record(last))
@@ -178,6 +183,15 @@ def _parser() -> _Parser:
     p.add_argument("--dead-after", type=seconds, metavar="SECONDS",
                    help="CRITICAL when events have waited this long and no collector holds the "
                         f"lock (default: {defaults.DEAD_AFTER_QUIESCENCES} x the config's quiescence + {defaults.DEAD_AFTER_EXTRA:g})")
+    p.add_argument("--nagios-log", metavar="PATH",
+                   help="CRITICAL when this nagios.log shows a run of escalator's event handler that "
+                        "recorded no event (a handler that cannot run as the Nagios user loses events silently)")
+    p.add_argument("--handler-command", default=HANDLER_COMMAND, metavar="GLOB",
+                   help=f"the event handler commands to look for in --nagios-log (default {HANDLER_COMMAND})")
+    p.add_argument("--handler-grace", type=seconds, default=GRACE, metavar="SECONDS",
+                   help=f"handler runs younger than this are not judged yet (default {GRACE:g})")
+    p.add_argument("--handler-lookback", type=seconds, default=LOOKBACK, metavar="SECONDS",
+                   help=f"judge the handler runs of the last SECONDS (default {LOOKBACK:g})")
     p.add_argument("-t", "--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"give up with UNKNOWN after SECONDS (default {DEFAULT_TIMEOUT})")
     p.add_argument("-v", "--verbose", action="count", default=0,
@@ -199,7 +213,9 @@ def build_check(argv: Optional[Sequence[str]] = None) -> tuple[EscalatorCheck, i
                _range("--backlog-critical", args.backlog_critical))
     verbosity = min(args.verbose, 3)
     resource = EscalatorHealth(config_path(args.config), dead_after=args.dead_after,
-                               timeout=args.timeout, clock=time.time)
+                               timeout=args.timeout, clock=time.time, nagios_log=args.nagios_log,
+                               handler_options={"lookback": args.handler_lookback, "grace": args.handler_grace,
+                                                "command": args.handler_command})
     check = EscalatorCheck(resource, *contexts(age, backlog, _range("--approval-critical", args.approval_critical)),
                            HealthSummary(verbosity), name=NAME)
     return check, verbosity

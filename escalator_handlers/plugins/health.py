@@ -16,6 +16,9 @@ resource); the contexts here judge them:
 - ``holds``: WARNING while paused or while levels or hosts are held;
 - ``last_run``: CRITICAL when the last run failed and checks it was for are
   still failing;
+- ``handler`` (with ``--nagios-log``): CRITICAL when Nagios logged a run of
+  escalator's event handler that recorded no event (events are being lost),
+  WARNING when the log cannot be read;
 - ``failing``, ``quiescence_left``, ``runs_last_hour``, ``approvals_waiting``:
   facts for the status line and perfdata.
 
@@ -33,14 +36,14 @@ import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
 from ..event import iso_time
-from .health_facts import (ApprovalFacts, CollectorFacts, EscalatorHealth, HoldFacts, LastRunFacts, ago,
-                           approval_facts, clean, deadline)
+from .health_facts import (ApprovalFacts, CollectorFacts, EscalatorHealth, HandlerFacts, HoldFacts, LastRunFacts,
+                           ago, approval_facts, clean, deadline)
 
 __all__ = ["EscalatorHealth", "contexts", "clean", "ago", "deadline", "approval_lines", "ORDER", "PERF_ORDER",
            "LIST_LIMIT"]
 
 #: Items of the status line, in the order they appear when all are OK.
-ORDER = ("collector", "approvals", "backlog", "oldest_age", "failing", "quiescence_left", "holds",
+ORDER = ("collector", "handler", "approvals", "backlog", "oldest_age", "failing", "quiescence_left", "holds",
          "last_run", "runs_last_hour", "approval_age")
 #: Perfdata order: the metrics an operator graphs, most telling first (new ones
 #: go last, so graphs built on the earlier order keep their columns).
@@ -147,6 +150,18 @@ def _last_run(f: LastRunFacts) -> Tuple[Any, str]:
     return Ok, f"last run failed{when}, checks recovered"
 
 
+def _handler(f: HandlerFacts) -> Tuple[Any, str]:
+    if f.log is None:
+        return Ok, ""
+    if f.problem:
+        return Warn, f"cannot tell whether the event handler records: {f.problem}"
+    if f.lost:
+        n = len(f.lost)
+        return Critical, (f"event handler ran {n} time{'s' if n != 1 else ''} without recording an event "
+                          f"(events lost; run it as the Nagios user to see why): {_names(f.lost[::-1])}")
+    return Ok, ""
+
+
 def _approvals(f: ApprovalFacts) -> Tuple[Any, str]:
     if not f.waiting:
         return Ok, ""
@@ -203,6 +218,7 @@ def contexts(age: Tuple[Any, Any], backlog: Tuple[Any, Any],
         _Item("holds", _holds),
         _Item("last_run", _last_run),
         _Item("approvals", _approvals),
+        _Item("handler", _handler),
         # Any wait is WARNING already (the item above); only CRITICAL is a range.
         _Scalar("approval_age", lambda s, _: "", None, approval_critical),
     ]

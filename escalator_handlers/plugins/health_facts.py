@@ -23,7 +23,7 @@ from ..status import last_run
 from ..display import safe
 from ..display import duration
 
-__all__ = ["EscalatorHealth", "CollectorFacts", "HoldFacts", "LastRunFacts", "ApprovalFacts", "Waiting",
+__all__ = ["EscalatorHealth", "CollectorFacts", "HandlerFacts", "handler_facts", "HoldFacts", "LastRunFacts", "ApprovalFacts", "Waiting",
            "clean", "ago", "deadline", "collector_needed", "approval_facts"]
 
 
@@ -50,6 +50,16 @@ class CollectorFacts:
     leader: Optional[str] = None
     missing: Tuple[str, ...] = ()  # the spool or journal does not exist: events would sit unseen
     config_problem: str = ""       # the config file fails validation (the collector runs an older one)
+
+
+@dataclass(frozen=True)
+class HandlerFacts:
+    """``--nagios-log``: the escalator handler runs Nagios logged, and those that recorded nothing."""
+
+    log: Optional[str]             # None: not asked to look
+    judged: int = 0
+    lost: Tuple[str, ...] = ()     # "host/service STATE TYPE at ISO time", oldest first
+    problem: str = ""              # the log cannot be read
 
 
 @dataclass(frozen=True)
@@ -153,8 +163,12 @@ class EscalatorHealth(nagiosplugin.Resource):
     name = "ESCALATOR"
 
     def __init__(self, config_path: str, *, dead_after: Optional[float], timeout: int,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], nagios_log: Optional[str] = None,
+                 handler_options: Optional[Dict[str, Any]] = None):
         self.config_path = config_path
+        self.nagios_log = nagios_log
+        self.handler_options = handler_options or {}
+        self.handlers = HandlerFacts(None)
         self.dead_after_option = dead_after
         self.timeout = timeout
         self.clock = clock
@@ -215,6 +229,9 @@ class EscalatorHealth(nagiosplugin.Resource):
         except (OSError, EscalatorError) as exc:
             # What escalator records cannot be seen: as bad as missing (events may sit unseen).
             self.report = _blind_report(self.clock(), _unreadable(exc))
+        if self.nagios_log:
+            self.phase = f"reading {self.nagios_log}"
+            self.handlers = handler_facts(cfg, self.nagios_log, self.clock(), self.handler_options)
         if op.problems:
             self.report["config_problem"] = f"config {cfg.source} is invalid: {op.problems[0]}"
         self.dead_after = self.dead_after_option if self.dead_after_option is not None \
@@ -243,7 +260,26 @@ class EscalatorHealth(nagiosplugin.Resource):
             m("approvals_waiting", len(approvals.waiting), min=0, context="fact"),
             m("approval_age", int(approvals.waiting[0].waited) if approvals.waiting else 0, "s", min=0,
               context="approval_age"),
+            m("handler", self.handlers, context="handler"),
         ]
+
+
+def handler_facts(config: Any, path: str, now: float, options: Dict[str, Any]) -> HandlerFacts:
+    """Nagios's ``EVENT HANDLER`` lines in ``path`` against the events in the spool and journal."""
+    from .. import kinds, spool_reader, storage
+    from ..event import iso_time
+    from .handler_runs import check
+
+    try:
+        events = storage.recent(config, (kinds.EVENT,), limit=20000)
+        try:
+            events += [r for r in spool_reader.pending(config.spool) if r.get("kind", kinds.EVENT) == kinds.EVENT]
+        except OSError:
+            pass  # an unreadable spool is the collector item's news
+        judged, lost = check(path, events, now, **options)
+    except OSError as exc:
+        return HandlerFacts(path, problem=f"cannot read {clean(path, 300)}: {exc.strerror or exc}")
+    return HandlerFacts(path, judged, tuple(f"{r.label} at {iso_time(r.time)}" for r in lost))
 
 
 def _unreadable(exc: BaseException) -> str:
