@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .. import kinds
-from . import approvals, brakes, interlocks
+from . import approvals, brakes, gaps, interlocks
 from .runs import RunInfo
 from .statetypes import CheckState, Episode, Hold
 
@@ -40,6 +40,7 @@ def state_to_json(st: Any) -> dict:  # a planning.state.State (no import: state 
         "approvals": st.approvals.to_json(),
         "acks": st.acks.to_json(),
         "brakes": st.brakes.to_json(),
+        "gaps": st.gaps.to_json(),
     }
 
 
@@ -73,6 +74,7 @@ def fill_from_json(st: Any, data: Mapping[str, Any]) -> Any:
     st.approvals = approvals.Approvals.from_json(data.get("approvals"))
     st.acks = interlocks.Acks.from_json(data.get("acks"))
     st.brakes = brakes.Brakes.from_json(data.get("brakes"))
+    st.gaps = gaps.Gaps.from_json(data.get("gaps"))
     return st
 
 

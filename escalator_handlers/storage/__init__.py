@@ -42,7 +42,7 @@ import logging
 from typing import TYPE_CHECKING, Container, Iterable, Iterator, List, Optional, Tuple
 
 from ..display import safe
-from ..event import Event, arrival_record, check_name
+from ..event import Event, arrival_record, check_name, observation_id
 from .. import kinds
 
 from .seam import (Batch, Intake, Journal, Leadership, LeadershipLost, Position, PositionLost, ReadStats,
@@ -61,11 +61,14 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
 
     Events (oldest first), then operator actions, then ``rejected`` records for
     lines that are not events; ids in ``seen`` (journalled before a crash, the
-    spool entry outlived it) are skipped.
+    spool entry outlived it) are skipped, and so is an event whose observation
+    (``event.observation_id``: same check, state and check time) was journalled
+    already, heard from another source (two Icinga masters, stream and handler).
     """
     events: List[dict] = []
     controls: List[dict] = []
     rejected: List[dict] = []
+    observed: set = set()
     for where, lineno, rec, raw in items:
         if rec is None:
             rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
@@ -74,7 +77,7 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
         rid = rec.get("id")
         if rid is not None and rid in seen:
             continue
-        if rec.get("kind") in kinds.CONTROL_KINDS:
+        if rec.get("kind") in kinds.CONTROL_KINDS or rec.get("kind") in kinds.LISTEN_KINDS:
             controls.append(dict(rec, time=float(rec.get("time") or now)))
             continue
         try:
@@ -83,7 +86,14 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
             rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
                              "reason": str(exc)[:500], "text": raw[:2000]})
             continue
+        obs = observation_id(ev.host, ev.service, ev.state, ev.state_type, ev.downtime, ev.check_time)
+        if obs is not None:
+            if obs in seen or obs in observed:
+                continue  # the same observation, heard twice
+            observed.add(obs)
         record, why = arrival_record(ev, rec, now)
+        if obs is not None:
+            record["observation"] = obs
         if why:
             log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
         events.append(record)

@@ -1,0 +1,109 @@
+"""``escalator listen`` against the real Debian Icinga 2, its API on 127.0.0.1, NO EventCommand.
+
+Icinga runs the test services without an event handler: everything the
+collector learns comes through ``escalator listen`` (the event stream plus
+its catch-up from /v1/objects).  A real ``escalator collect --daemon`` acts;
+its step repairs the service (the check's state file goes back to OK).
+Cadence: checks every 1-2 s, max_check_attempts 2, the level's quiescence
+0.5 s (shorter than a check interval).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from collector_fixtures import ESCALATOR, Site, runs
+from icinga_fixtures import API_USER, IcingaDaemon, restart_icinga, start_icinga
+from nagios_fixtures import HOST, SERVICE
+from spool_fixtures import handler_env, wait_for
+
+pytestmark = pytest.mark.slow
+
+DB = "DB"
+#: A second service on the test host, also without an event handler.
+EXTRA = f"""
+object Service "{DB}" {{
+  host_name = "{HOST}"
+  check_command = "escalator-test-flip"
+  vars.flip_file = "{{root}}/db.state"
+  check_interval = 2s
+  retry_interval = 1s
+  max_check_attempts = 2
+}}
+"""
+
+
+def configure(site: Site, ic: IcingaDaemon) -> Path:
+    pw = site.root / "api-password"
+    pw.write_text(f"{ic.api_password}\n")
+    fix = (f"echo fix {{host}} >> {site.out}/fix.txt; echo OK > {ic.root}/service.state; "
+           f"echo OK > {ic.root}/db.state")
+    return site.write_config(
+        [{"name": "fix", "quiescence": 0.5, "steps": [{"shell": fix, "foreach": "host"}]}],
+        [{"host": HOST, "service": SERVICE, "level": "fix"}, {"host": HOST, "service": DB, "level": "fix"}],
+        quiescence=0.3,
+        nagios={"icinga_api": {"url": ic.api_url, "user": API_USER, "password_file": str(pw),
+                               "ca_file": str(ic.ca_file)}, "host": "monitor"})
+
+
+def start_listen(site: Site, *args: str) -> subprocess.Popen:
+    log = site.root / f"listen-{len(site.procs)}.log"
+    with open(log, "wb") as err:
+        p = subprocess.Popen([ESCALATOR, "listen", "--config", str(site.config), "--daemon", "-v",
+                              "--watchdog", "20s", *args],
+                             stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=handler_env())
+    site.procs.append(p)
+    return p
+
+
+def listening(site: Site) -> bool:
+    """listen.json says connected: a catch-up done, no gap open."""
+    import json
+
+    try:
+        data = json.loads((site.root / "listen.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("gap") is None and data.get("heard") is not None
+
+
+def fix_runs(site: Site) -> List[dict]:
+    return [r for r in runs(site.records("run")) if r.get("outcome") == "ok"]
+
+
+@pytest.fixture
+def icinga(tmp_path: Path):
+    with start_icinga(tmp_path, api=True, event_handlers=False, extra=EXTRA.replace("{root}", "{ROOT}")) as ic:
+        yield ic
+
+
+def test_critical_hard_heard_through_the_stream_is_acted_on(site: Site, tmp_path: Path):
+    with start_icinga(tmp_path, api=True, event_handlers=False) as ic:
+        configure(site, ic)
+        listen = start_listen(site)
+        wait_for(lambda: listening(site), 20, what="listen connected")
+        site.start()
+        ic.flip("CRITICAL", output="synthetic failure")
+        [run] = site.wait_records("run", where=lambda r: r.get("outcome") == "ok", timeout=30)
+        assert run["levels"] == ["fix"] and run["targets"] == {"fix": [HOST]}
+        assert site.lines("fix.txt") == [f"fix {HOST}"]
+        events = [e for e in site.records("event") if e.get("service") == SERVICE]
+        hard = [e for e in events if e["state"] == "CRITICAL" and e["state_type"] == "HARD"]
+        assert hard and hard[0]["source"] == "icinga-stream"
+        assert hard[0]["attempt"] == 1                       # Icinga's HARD transition says 1
+        assert hard[0]["check_time"] <= hard[0]["time"]      # execution_start, not the emission time
+        assert {e.get("source") for e in site.records("event")} <= {"icinga-stream", "icinga-catch-up"}
+        # The repair is heard too: the recovery comes through the stream.
+        site.wait_records("event", where=lambda e: e.get("service") == SERVICE and e["state"] == "OK"
+                          and e["time"] > run["time"], timeout=15)
+        assert listen.poll() is None
+        listen.send_signal(signal.SIGTERM)
+        assert listen.wait(timeout=10) == 0
+        assert ic.api_password not in site.journal.read_text()
+        assert ic.api_password not in (site.root / "listen-0.log").read_text()
