@@ -24,7 +24,7 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from . import defaults as default
 from . import kinds
@@ -249,6 +249,8 @@ class Collector:
             # The first record of every journal file (after a logrotate) carries the operator's
             # state and every failing check's: neither is lost with old files or the snapshot.
             records = [self.state.checkpoint(self.clock())] + list(records)
+        if any(r.get("kind") in (kinds.START, kinds.RUN) for r in records):
+            records = self._note_gap(records)
         batch, self._batch = self._batch, None
         position = self.storage.journal.append(records, batch)
         if position is not None:
@@ -268,6 +270,16 @@ class Collector:
             elif kind == kinds.RUN and rec.get("outcome") in ("ok", "failed", "skipped"):
                 self._tell("run_finished", rec["outcome"] if rec["outcome"] != "skipped" else "held",
                            rec.get("reason") or rec.get("summary") or "")
+
+    def _note_gap(self, records: Sequence[dict]) -> List[dict]:
+        """A decision taken while escalator cannot hear Icinga says so (``gap``: since, why)."""
+        from .listen import heartbeat_gap
+        from .planning.gaps import current
+
+        gap = current(self.state.gaps, heartbeat_gap(self.config, self.clock()))
+        if gap is None:
+            return list(records)
+        return [dict(r, gap=gap) if r.get("kind") in (kinds.START, kinds.RUN) else r for r in records]
 
     def _notify(self, rec: dict) -> None:
         if rec.get("undelivered"):

@@ -130,6 +130,13 @@ def _downtime_change(rec: Mapping[str, Any]) -> str:
     return "in scheduled downtime" if depth else "out of scheduled downtime"
 
 
+def _gap(rec: Mapping[str, Any]) -> str:
+    gap = rec.get("gap")
+    if not isinstance(gap, Mapping):
+        return ""
+    return f" (decided during a gap: escalator could not hear Icinga since {when(gap.get('start'))})"
+
+
 def format_record(rec: Mapping[str, Any]) -> str:
     kind = rec.get("kind", kinds.EVENT)
     t = when(rec.get("time"))
@@ -144,7 +151,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
         outcome = rec.get("outcome")
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         if outcome == kinds.SKIPPED:
-            return f"{t}  SKIPPED  levels {levels}: {safe(rec.get('reason'), 300)}"
+            return f"{t}  SKIPPED  levels {levels}: {safe(rec.get('reason'), 300)}{_gap(rec)}"
         line = f"{t}  RUN END  {outcome}: levels {levels}"
         if rec.get("reason"):
             line += f": {safe(rec['reason'], 300)}"
@@ -159,6 +166,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
         line = f"{t}  RUN      {mode}: levels {levels} [targets {targets}]"
         if rec.get("escalated"):
             line += " (escalated)"
+        line += _gap(rec)
         if rec.get("checks"):
             asked = ", ".join(f"{_check(c)} {safe(c.get('state'))} -> {safe(c.get('level'))}"
                               for c in rec["checks"][:5])
@@ -197,6 +205,11 @@ def format_record(rec: Mapping[str, Any]) -> str:
         return f"{t}  APPROVAL {rid} asked for levels {levels}; expires {when(rec.get('expires'))}"
     if kind == kinds.LEADER:
         return f"{t}  LEADER   node {safe(rec.get('node'))} leads (fencing token {safe(rec.get('token'))})"
+    if kind == kinds.GAP:
+        from .planning.gaps import describe, gap_fields
+
+        word = "GAP     " if rec.get("outcome") == "closed" else "GAP OPEN"
+        return f"{t}  {word} escalator could not hear Icinga {safe(describe(gap_fields(rec)), 400)}"
     if kind == kinds.ACK:
         what = f"acknowledged by {safe(rec.get('author'))}: {safe(rec.get('comment'), 200)}" \
             if rec.get("outcome") == "set" else "acknowledgement removed"

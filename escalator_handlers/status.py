@@ -88,12 +88,21 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "acknowledged": {h: {"by": a.author, "comment": a.comment, "check": check_name(a.key)}
                          for h, a in sorted(acked.items())},
         "host_limits": dict(sorted(state.brakes.braked.items())),
+        "gaps": gap_report(config, state, now),
     }
     if view is not None:
         report.update(view.report())
         # The collector that matters is the leader, wherever it runs.
         report["collector"] = {"running": view.leader is not None, "pid": None}
     return report
+
+
+def gap_report(config: Config, state: State, now: float) -> Dict[str, Any]:
+    """The gap open now (``escalator listen`` cannot hear Icinga) and the last closed ones."""
+    from .listen import heartbeat_gap
+    from .planning.gaps import current
+
+    return {"open": current(state.gaps, heartbeat_gap(config, now)), "recent": list(state.gaps.recent)}
 
 
 def load_state(config: Config) -> State:
@@ -200,7 +209,7 @@ def fold_pending(config: Config, state: State, now: Optional[float] = None) -> i
         return 0
     now = time.time() if now is None else now
     for rec in spool_reader.pending(config.spool):
-        if rec.get("kind") in kinds.CONTROL_KINDS:
+        if rec.get("kind") in kinds.CONTROL_KINDS or rec.get("kind") in kinds.LISTEN_KINDS:
             state.apply(rec)
             continue
         try:

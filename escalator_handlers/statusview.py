@@ -59,6 +59,7 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
     for lv, why in r["held_levels"].items():
         out.append(f"held level:  {safe(lv)}: {safe(why)}")
     out.extend(people_lines(r))
+    out.extend(gap_lines(r))
     out.extend(running_lines(r.get("running"), r["time"]))
     nxt = r["next"]
     out.append(f"next:        {safe(nxt['why'], 400)}")
@@ -83,6 +84,14 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
         out.append("last runs:")
         out.extend("  " + run_line(rec, r["time"]) for rec in runs[-LAST_RUNS:])
     return out
+
+
+def gap_lines(r: Mapping[str, Any]) -> List[str]:
+    """The open gap and the last closed ones (``escalator listen``)."""
+    from .planning.gaps import lines
+
+    g = r.get("gaps") or {}
+    return [f"icinga:      {safe(line, 400)}" for line in lines(g.get("open"), g.get("recent") or ())]
 
 
 def people_lines(r: Mapping[str, Any]) -> List[str]:

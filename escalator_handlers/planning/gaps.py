@@ -52,6 +52,14 @@ class Gaps:
         return g
 
 
+def current(state_gaps: "Gaps", heartbeat: Optional[Mapping[str, Any]]) -> Optional[dict]:
+    """The gap open now: what listen's heartbeat says (it knows better: a killed listen
+    journals nothing), else the journal's open gap."""
+    if heartbeat is not None:
+        return dict(heartbeat)
+    return dict(state_gaps.open) if state_gaps.open is not None else None
+
+
 def gap_fields(rec: Mapping[str, Any]) -> dict:
     out = {"start": float(rec.get("start") or rec.get("time") or 0.0), "reason": str(rec.get("reason") or "")[:500]}
     if rec.get("end") is not None:
@@ -79,4 +87,4 @@ def lines(open_gap: Optional[Mapping[str, Any]], recent: Sequence[Mapping[str, A
     return out
 
 
-__all__ = ["Gaps", "KINDS", "RECENT", "describe", "gap_fields", "lines"]
+__all__ = ["Gaps", "KINDS", "RECENT", "current", "describe", "gap_fields", "lines"]
