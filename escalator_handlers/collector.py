@@ -24,13 +24,15 @@ import select
 import signal
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from . import defaults as default
 from . import kinds
 from .config import Config, load_config
 from .display import log_level, log_line, plural, safe
 from .errors import ConfigError, EscalatorError
+from .listen_state import heartbeat_gap
+from .planning.gaps import note as note_gap
 from .monitoring.link import MonitoringLink, recovered_since, seed_events
 from .planning.loop import MAX_DECISIONS, settle, stop_reason
 from .planning.planner import Decision, RunPlan
@@ -249,8 +251,8 @@ class Collector:
             # The first record of every journal file (after a logrotate) carries the operator's
             # state and every failing check's: neither is lost with old files or the snapshot.
             records = [self.state.checkpoint(self.clock())] + list(records)
-        if any(r.get("kind") in (kinds.START, kinds.RUN) for r in records):
-            records = self._note_gap(records)
+        if any(r.get("kind") in (kinds.START, kinds.RUN) for r in records):  # decided during a gap: say so
+            records = note_gap(records, self.state.gaps, heartbeat_gap(self.config, self.clock()))
         batch, self._batch = self._batch, None
         position = self.storage.journal.append(records, batch)
         if position is not None:
@@ -270,16 +272,6 @@ class Collector:
             elif kind == kinds.RUN and rec.get("outcome") in ("ok", "failed", "skipped"):
                 self._tell("run_finished", rec["outcome"] if rec["outcome"] != "skipped" else "held",
                            rec.get("reason") or rec.get("summary") or "")
-
-    def _note_gap(self, records: Sequence[dict]) -> List[dict]:
-        """A decision taken while escalator cannot hear Icinga says so (``gap``: since, why)."""
-        from .listen import heartbeat_gap
-        from .planning.gaps import current
-
-        gap = current(self.state.gaps, heartbeat_gap(self.config, self.clock()))
-        if gap is None:
-            return list(records)
-        return [dict(r, gap=gap) if r.get("kind") in (kinds.START, kinds.RUN) else r for r in records]
 
     def _notify(self, rec: dict) -> None:
         if rec.get("undelivered"):

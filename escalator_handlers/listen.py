@@ -17,7 +17,7 @@ reconnect, the stream silent longer than the watchdog, listen stopped) a
 was heard as its ``start``; after the next catch-up a ``gap`` record
 ``outcome: closed`` gives ``start``, ``end`` and ``reason``.  A listener killed
 without a word leaves its heartbeat (``listen.json`` beside the journal,
-rewritten every few seconds) to go stale: readers (``heartbeat_gap``) count
+rewritten every few seconds) to go stale: readers (``listen_state.heartbeat_gap``) count
 that as an open gap, and the restarted listener journals it.
 
 ``listen.json`` also holds what listen last knew of each check (state, state
@@ -40,6 +40,7 @@ from .config import Config
 from .display import iso, safe
 from .errors import EscalatorError, UsageError
 from .event import GOOD_STATES, CheckKey, check_name, observation_id
+from .listen_state import Capture, read_state, state_path
 from .monitoring import icinga_events as ie
 
 log = logging.getLogger("escalator")
@@ -48,40 +49,6 @@ log = logging.getLogger("escalator")
 Known = Tuple[Optional[str], str, int, Optional[float]]
 #: Observations remembered to drop a second hearing (StateChange and CheckResult of one result).
 RECENT_IDS = 20_000
-
-
-def state_path(config: Config) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(config.journal)), defaults.LISTEN_STATE_NAME)
-
-
-def read_state(config: Config) -> Optional[dict]:
-    """listen.json, or None when listen never ran (or it is unreadable)."""
-    try:
-        with open(state_path(config), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def heartbeat_gap(config: Config, now: float, data: Optional[dict] = None) -> Optional[dict]:
-    """An open gap as listen.json tells it (listen gone silent, or not connected), or None.
-
-    None also when listen never ran here (no file): without ``listen`` there is
-    no stream to miss."""
-    data = read_state(config) if data is None else data
-    if not data:
-        return None
-    beat = _num(data.get("beat"))
-    if beat is None:
-        return None
-    if now - beat > defaults.LISTEN_STALE and not data.get("stopped"):
-        heard = _num(data.get("heard")) or beat
-        return {"start": heard, "reason": f"escalator listen silent since {iso(beat)} (not running?)"}
-    gap = data.get("gap")
-    if isinstance(gap, dict) and gap.get("start") is not None:
-        return {"start": float(gap["start"]), "reason": str(gap.get("reason") or "")}
-    return None
 
 
 class Listener:
@@ -105,6 +72,7 @@ class Listener:
         self.stopped = False
         self.spooled = 0
         self._beat = 0.0
+        self._close_on_line = False
         self._dirty = True
         self._load()
 
@@ -251,6 +219,9 @@ class Listener:
         """One line of the stream."""
         now = self.clock()
         self.heard = now
+        if self._close_on_line:
+            self._close_on_line = False
+            self.close_gap()
         if not line.strip():
             return
         if self.capture is not None:
@@ -332,8 +303,9 @@ class Listener:
                 self._pause(retry)
                 retry = min(retry * 2, defaults.LISTEN_RETRY_MAX)
                 continue
-            self.heard = self.clock()
-            self.close_gap()
+            # The gap ends with the first line of the new stream, not with the catch-up:
+            # a stream that answers 200 and then nothing (a bad filter) is no hearing.
+            self._close_on_line = True
             self.save(force=True)
             log.info("listening to %s", self.stream.where)
             retry = 1.0
@@ -388,26 +360,6 @@ class Listener:
         signal.signal(signal.SIGINT, self.stop)
 
 
-class Capture:
-    """The raw stream, one JSON line per event as Icinga sent it, rotated by size
-    (FILE, FILE.1 ... FILE.N); ``escalator replay`` and ``escalator test`` read it."""
-
-    def __init__(self, path: str, size: int = defaults.LISTEN_CAPTURE_SIZE, keep: int = defaults.LISTEN_CAPTURE_KEEP):
-        self.path, self.size, self.keep = path, size, keep
-        self._f = open(path, "ab")
-
-    def write(self, line: bytes) -> None:
-        self._f.write(line if line.endswith(b"\n") else line + b"\n")
-        self._f.flush()
-        if self._f.tell() >= self.size:
-            self._f.close()
-            for n in range(self.keep - 1, 0, -1):
-                if os.path.exists(f"{self.path}.{n}"):
-                    os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
-            os.replace(self.path, f"{self.path}.1")
-            self._f = open(self.path, "ab")
-
-
 def read_password(config: Config) -> str:
     api = config.nagios.icinga_api if config.nagios else None
     if api is None:
@@ -427,4 +379,4 @@ def _num(v: Any) -> Optional[float]:
     return f if f - f == 0.0 else None
 
 
-__all__ = ["Capture", "Listener", "heartbeat_gap", "read_password", "read_state", "state_path"]
+__all__ = ["Listener", "read_password"]

@@ -99,7 +99,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
 
 def gap_report(config: Config, state: State, now: float) -> Dict[str, Any]:
     """The gap open now (``escalator listen`` cannot hear Icinga) and the last closed ones."""
-    from .listen import heartbeat_gap
+    from .listen_state import heartbeat_gap
     from .planning.gaps import current
 
     return {"open": current(state.gaps, heartbeat_gap(config, now)), "recent": list(state.gaps.recent)}

@@ -154,6 +154,25 @@ def from_object(attrs: Mapping[str, Any], is_host: bool, now: float) -> Optional
                         str(cr.get("output") or ""), seen, check_time, SOURCE_CATCHUP)
 
 
+def from_captured(msg: Mapping[str, Any]) -> Optional[dict]:
+    """A captured stream line (``listen --capture``) as an event record for replay, or None.
+
+    State changes and check results of failing checks become events on the
+    check's own clock; a DowntimeTriggered / DowntimeRemoved becomes a downtime
+    change (depth 1 / 0: replay counts no overlapping downtimes); others are
+    left out."""
+    kind = msg.get("type")
+    t = _num(msg.get("timestamp")) or 0.0
+    if kind in STATE_TYPES_STREAM:
+        return from_stream(msg, t)
+    if kind in ("DowntimeTriggered", "DowntimeRemoved"):
+        key = downtime_object(msg)
+        if key is not None:
+            return event_record(key[0], key[1], None, "HARD", 1, 1 if kind == "DowntimeTriggered" else 0, "",
+                                t, None, SOURCE_STREAM)
+    return None
+
+
 def downtime_object(msg: Mapping[str, Any]) -> Optional[tuple]:
     """(host, service or None) a Downtime* message is about, or None."""
     d = msg.get("downtime") if isinstance(msg.get("downtime"), Mapping) else {}
@@ -165,4 +184,4 @@ def downtime_object(msg: Mapping[str, Any]) -> Optional[tuple]:
 
 
 __all__ = ["ACK_TYPES", "DOWNTIME_TYPES", "OBJECT_ATTRS", "SOURCE_CATCHUP", "SOURCE_STREAM", "STREAM_TYPES",
-           "clip", "downtime_object", "event_record", "from_object", "from_stream"]
+           "clip", "downtime_object", "event_record", "from_captured", "from_object", "from_stream"]

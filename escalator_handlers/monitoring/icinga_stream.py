@@ -49,6 +49,9 @@ class EventStream:
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self._conn: Optional[http.client.HTTPConnection] = None
         self._resp: Optional[http.client.HTTPResponse] = None
+        # Ours to shut down: http.client hands a body without a length to the response
+        # and forgets the socket (conn.sock becomes None).
+        self._sock: Optional[socket.socket] = None
 
     def open(self, types: Sequence[str], queue: str, filter: Optional[str] = None) -> None:
         """Send the subscription and wait for Icinga's answer (raise StreamError)."""
@@ -81,7 +84,7 @@ class EventStream:
             hint = " (check nagios.icinga_api user and password file)" if resp.status == 401 else ""
             raise StreamError(f"Icinga API at {self.where} refused the event stream: HTTP {resp.status} "
                               f"{detail or resp.reason}{hint}")
-        self._conn, self._resp = conn, resp
+        self._conn, self._resp, self._sock = conn, resp, sock
 
     def readline(self) -> bytes:
         """The next line (with its newline), b"" when Icinga closed the stream; raise
@@ -96,8 +99,7 @@ class EventStream:
 
     def shutdown(self) -> None:
         """Wake a reader blocked in ``readline`` (it then sees the end); safe from a signal handler."""
-        conn = self._conn
-        sock = getattr(conn, "sock", None) if conn is not None else None
+        sock = self._sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -105,9 +107,13 @@ class EventStream:
                 pass
 
     def close(self) -> None:
+        if self._resp is not None:
+            self._resp.close()
         if self._conn is not None:
             self._conn.close()
-        self._conn = self._resp = None
+        if self._sock is not None:
+            self._sock.close()
+        self._conn = self._resp = self._sock = None
 
 
 def _bare(url: str) -> str:

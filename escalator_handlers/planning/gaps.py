@@ -60,6 +60,15 @@ def current(state_gaps: "Gaps", heartbeat: Optional[Mapping[str, Any]]) -> Optio
     return dict(state_gaps.open) if state_gaps.open is not None else None
 
 
+def note(records: Sequence[dict], gaps: "Gaps", heartbeat: Optional[Mapping[str, Any]]) -> List[dict]:
+    """A decision taken while escalator cannot hear Icinga says so: ``start`` and ``run``
+    records get ``gap`` (since when, why)."""
+    gap = current(gaps, heartbeat)
+    if gap is None:
+        return list(records)
+    return [dict(r, gap=gap) if r.get("kind") in (kinds.START, kinds.RUN) else r for r in records]
+
+
 def gap_fields(rec: Mapping[str, Any]) -> dict:
     out = {"start": float(rec.get("start") or rec.get("time") or 0.0), "reason": str(rec.get("reason") or "")[:500]}
     if rec.get("end") is not None:
@@ -69,7 +78,7 @@ def gap_fields(rec: Mapping[str, Any]) -> dict:
 
 def describe(gap: Mapping[str, Any]) -> str:
     """``since 2026-12-08T01:02:03Z: reason`` or ``2026-...Z to ...Z (12s): reason``."""
-    from ..display import iso
+    from ..event import iso_time as iso  # display imports this module: no cycle back
 
     start = gap.get("start")
     if gap.get("end") is None:
@@ -87,4 +96,4 @@ def lines(open_gap: Optional[Mapping[str, Any]], recent: Sequence[Mapping[str, A
     return out
 
 
-__all__ = ["Gaps", "KINDS", "RECENT", "current", "describe", "gap_fields", "lines"]
+__all__ = ["Gaps", "KINDS", "RECENT", "current", "describe", "note", "gap_fields", "lines"]
