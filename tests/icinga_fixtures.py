@@ -130,7 +130,8 @@ class IcingaDaemon(RunningDaemon):
 
 
 def main_conf(root: Path, spool: Path, config: Optional[Path], api_port: Optional[int] = None,
-              password: str = "", extra: str = "", event_handlers: bool = True) -> Path:
+              password: str = "", extra: str = "", event_handlers: bool = True,
+              permissions: Optional[List[str]] = None) -> Path:
     """The generated icinga2.conf: ITL, the shipped escalator.conf, the test objects
     (without ``event_handlers``, no EventCommand on them: ``escalator listen`` hears them)."""
     check = root / "check_flip"
@@ -146,7 +147,7 @@ object ApiListener "api" {{
 }}
 object ApiUser "{API_USER}" {{
   password = {json.dumps(password)}
-  permissions = [ "actions/*", "objects/query/*", "events/*" ]
+  permissions = {json.dumps(permissions or ["actions/*", "objects/query/*", "events/*"])}
 }}
 object Endpoint NodeName {{ }}
 object Zone ZoneName {{ endpoints = [ NodeName ] }}
@@ -200,7 +201,8 @@ object Host "{FEEDBACK_HOST}" {{
 
 @contextlib.contextmanager
 def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False,
-                 extra: str = "", event_handlers: bool = True) -> Iterator[IcingaDaemon]:
+                 extra: str = "", event_handlers: bool = True,
+                 permissions: Optional[List[str]] = None) -> Iterator[IcingaDaemon]:
     """Start Icinga 2 in the foreground; ``config`` makes the handler spawn a collector;
     ``extra`` is appended to its configuration; ``event_handlers=False`` leaves the
     EventCommand off the test host and service."""
@@ -217,7 +219,7 @@ def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False
             pytest.skip("openssl is needed to make the Icinga 2 API test certificates")
         ca = make_certs(root / "d" / "data" / "certs")
         port, password = free_port(), "test-" + os.urandom(8).hex()
-    conf = main_conf(root, spool, config, port, password or "", extra, event_handlers)
+    conf = main_conf(root, spool, config, port, password or "", extra, event_handlers, permissions)
     out = open(root / "icinga2.out", "wb")
     proc = subprocess.Popen([ICINGA, "daemon", "-c", str(conf), *defines(root)],
                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -81,8 +81,20 @@ def fix_runs(site: Site) -> List[dict]:
     return [r for r in runs(site.records("run")) if r.get("outcome") == "ok"]
 
 
+def documented_permissions() -> List[str]:
+    """The least-privilege ApiUser's permissions, as docs/icinga.rst lists them."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "icinga.rst").read_text()
+    block = text.split('object ApiUser "escalator"', 1)[1].split("]", 1)[0]
+    return re.findall(r'"([a-z-]+(?:/[A-Za-z-]+)+)"', block)
+
+
 def test_critical_hard_heard_through_the_stream_is_acted_on(site: Site, tmp_path: Path):
-    with start_icinga(tmp_path, api=True, event_handlers=False) as ic:
+    """With exactly the ApiUser permissions docs/icinga.rst gives (stream, catch-up, feedback)."""
+    perms = documented_permissions()
+    assert "events/StateChange" in perms and "actions/process-check-result" in perms
+    with start_icinga(tmp_path, api=True, event_handlers=False, permissions=perms) as ic:
         configure(site, ic)
         listen = start_listen(site)
         wait_for(lambda: listening(site), 20, what="listen connected")
@@ -97,6 +109,7 @@ def test_critical_hard_heard_through_the_stream_is_acted_on(site: Site, tmp_path
         assert hard[0]["attempt"] == 1                       # Icinga's HARD transition says 1
         assert hard[0]["check_time"] <= hard[0]["time"]      # execution_start, not the emission time
         assert {e.get("source") for e in site.records("event")} <= {"icinga-stream", "icinga-catch-up"}
+        assert site.records("feedback") == []                # comments and passive results through the API
         # The repair is heard too: the recovery comes through the stream.
         site.wait_records("event", where=lambda e: e.get("service") == SERVICE and e["state"] == "OK"
                           and e["time"] > run["time"], timeout=15)
