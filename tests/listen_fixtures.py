@@ -19,7 +19,9 @@ from typing import Dict, List, Optional
 
 
 class FakeIcinga:
-    def __init__(self, user: str = "escalator", password: str = "s3cret-pw") -> None:
+    def __init__(self, user: str = "escalator", password: str = "s3cret-pw",
+                 tls: Optional[tuple] = None) -> None:
+        """``tls``: (certificate file, key file) to serve https."""
         self.user, self.password = user, password
         self.objects: Dict[str, List[dict]] = {"hosts": [], "services": []}
         self.subscriptions: List[dict] = []
@@ -75,7 +77,15 @@ class FakeIcinga:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -234,3 +234,44 @@ def test_feedback_goes_through_the_api_only_when_icinga_api_is_set(tmp_path: Pat
     assert [type(s) for s in fb.sinks] == [IcingaClient]
     nagios = Feedback.from_config(NagiosFeedback(command_file=str(tmp_path / "nagios.cmd")))
     assert [type(s).__name__ for s in nagios.sinks] == ["CommandFile"]
+
+
+def test_tls_verifies_the_certificate_name_even_when_the_url_says_127_0_0_1(site: Site, tmp_path: Path):
+    """The usual Icinga certificate names the node only (no IP): ``server_name`` says which name."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed for the test certificates")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
+        "-subj", "/CN=icinga-master")
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:icinga-master\n")
+    run("x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "node.crt", "-days", "2", "-extfile", "san.ext")
+    fake = FakeIcinga(tls=(str(tmp_path / "node.crt"), str(tmp_path / "node.key")))
+    try:
+        pw = site.root / "pw"
+        pw.write_text(fake.password + "\n")
+        api = {"url": fake.url, "user": fake.user, "password_file": str(pw), "ca_file": str(tmp_path / "ca.crt")}
+        levels, checks = [{"name": "fix", "steps": [{"shell": "true"}]}], [{"host": "*", "level": "fix"}]
+        site.write_config(levels, checks, nagios={"icinga_api": api})
+        r = site.cli("listen", "--config", str(site.config))
+        assert r.returncode == 1 and "certificate" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert fake.password not in r.stderr
+        site.write_config(levels, checks, nagios={"icinga_api": dict(api, server_name="icinga-master")})
+        r = site.cli("listen", "--config", str(site.config))
+        assert r.returncode == 0, r.stderr
+        listen = start_listen(site)                   # the event stream verifies the same way
+        wait_for(lambda: fake.subscriptions, 10, what="the subscription over TLS")
+        listen.send_signal(signal.SIGTERM)
+        assert listen.wait(timeout=10) == 0
+        site.write_config(levels, checks, nagios={"icinga_api": dict(api, server_name="other-node")})
+        r = site.cli("listen", "--config", str(site.config))
+        assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
+    finally:
+        fake.close()
