@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, List, Optional, 
 
 from .config import Config
 from .errors import UsageError
-from .event import GOOD_STATES
+from .event import GOOD_STATES, Event
 from . import kinds
 from .monitoring import icinga_events, nagioslog
 from .planning.loop import Simulation
@@ -125,12 +125,11 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                         if not math.isfinite(t):  # "inf", NaN: no clock runs to or from it (as in nagioslog)
                             raise ValueError("time")
                         if kind == kinds.EVENT:
-                            host, service = rec["host"], rec.get("service") or None
-                            if not isinstance(host, str):
-                                raise ValueError("host")
-                            item: Any = (t, host, service, rec.get("state"), rec.get("state_type") or "HARD",
-                                         int(rec.get("attempt") or 1), int(rec.get("downtime") or 0),
-                                         str(rec.get("output") or ""))
+                            # The collector's own parser: states and state types normalised
+                            # ("critical", "hard", 2) exactly as when the spool is taken.
+                            e = Event.from_dict(rec)
+                            item: Any = (t, e.host, e.service, e.state, e.state_type, e.attempt, e.downtime,
+                                         e.output)
                             stats.events += 1
                         elif kind in kinds.CONTROL_KINDS and kind != kinds.REQUEST \
                                 and (kind in (kinds.PAUSE, kinds.RESUME) or rec.get("host")):

@@ -497,3 +497,19 @@ def test_a_json_lines_event_with_an_impossible_time_is_unparsed(tmp_path):
     assert "replayed 1 event from 6 lines" in p.stderr
     assert f"unparsed lines: {f}:2, {f}:3, {f}:4, {f}:5, {f}:6" in p.stderr
     assert "????" not in p.stdout
+
+
+def test_lower_case_and_numeric_states_in_a_jsonl_file_are_read_as_the_collector_reads_them(tmp_path):
+    # The collector normalises "critical"/"hard" (Event.from_dict); replay and `plan FILE` once kept
+    # the raw words, so the same file gave runs in the collector and no records at all here.
+    lower = write_jsonl(tmp_path / "lower.jsonl", [
+        {"time": L0, "host": "web01", "service": "HTTP", "state": "critical", "state_type": "hard", "attempt": 2},
+        {"time": L0 + 1, "host": "db01", "state": "1", "state_type": "1"}])
+    upper = write_jsonl(tmp_path / "upper.jsonl", [
+        {"time": L0, "host": "web01", "service": "HTTP", "state": "CRITICAL", "state_type": "HARD", "attempt": 2},
+        {"time": L0 + 1, "host": "db01", "state": "DOWN", "state_type": "HARD"}])
+    for args in (("replay", "--json"), ("plan", "--json")):
+        got = [cli(*args, str(f), "--config", str(EXAMPLE_CONFIG)) for f in (lower, upper)]
+        assert [p.returncode for p in got] == [0, 0], [p.stderr for p in got]
+        assert got[0].stdout == got[1].stdout
+        assert '"levels"' in got[0].stdout  # a run (replay) or a plan with levels
