@@ -9,7 +9,6 @@ same state change, a captured stream replayed.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -140,12 +139,14 @@ def test_a_silent_stream_is_a_gap_and_a_decision_during_it_says_so(site: Site, f
     assert start["gap"]["reason"] == "event stream silent for 1s (watchdog)"
     status = site.cli("status", "--config", str(cfg)).stdout
     assert "OPEN gap, escalator cannot hear Icinga since" in status and "watchdog" in status
-    r = site.cli("check_escalator", "--config", str(cfg)) if False else subprocess.run(
+    r = subprocess.run(
         [str(Path(ESCALATOR).parent / "check_escalator"), "--config", str(cfg)],
         capture_output=True, text=True, env=handler_env(), timeout=30)
     assert r.returncode == 1 and "gap: cannot hear Icinga since" in r.stdout, r.stdout
     history = site.cli("history", "--config", str(cfg)).stdout
     assert "decided during a gap" in history
+    explain = site.cli("plan", "--explain", "--config", str(cfg)).stdout
+    assert "OPEN gap, escalator cannot hear Icinga since" in explain
     fake.silent = False
     fake.send(state_change("web01", "HTTP", 0, 1, 1_800_000_100.0))
     wait_for(lambda: any(g.get("outcome") == "closed" for g in spooled(site) + site.records("gap")), 10,
