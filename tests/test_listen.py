@@ -276,3 +276,32 @@ def test_tls_verifies_the_certificate_name_even_when_the_url_says_127_0_0_1(site
         assert r.returncode == 1 and "certificate" in r.stderr, r.stderr
     finally:
         fake.close()
+
+
+def test_a_stale_heartbeat_is_an_open_gap_and_a_clean_stop_is_not_silence(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from escalator_handlers import defaults
+    from escalator_handlers.listen_state import heartbeat_gap
+
+    cfg = SimpleNamespace(journal=str(tmp_path / "journal.jsonl"))
+    assert heartbeat_gap(cfg, 1000.0) is None                       # listen never ran here
+    beat = {"beat": 1000.0, "heard": 990.0, "stopped": False, "gap": None}
+    assert heartbeat_gap(cfg, 1000.0 + defaults.LISTEN_STALE - 1, beat) is None
+    gap = heartbeat_gap(cfg, 1000.0 + defaults.LISTEN_STALE + 1, beat)
+    assert gap["start"] == 990.0 and "escalator listen silent since" in gap["reason"]
+    stopped = dict(beat, stopped=True, gap={"start": 995.0, "reason": "escalator listen was stopped"})
+    assert heartbeat_gap(cfg, 5000.0, stopped) == {"start": 995.0, "reason": "escalator listen was stopped"}
+
+
+def test_the_capture_rotates_by_size(tmp_path: Path):
+    from escalator_handlers.listen_state import Capture
+
+    cap = Capture(str(tmp_path / "stream.jsonl"), size=100, keep=2)
+    for n in range(20):
+        cap.write(json.dumps({"type": "CheckResult", "n": n}).encode() + b"\n")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["stream.jsonl", "stream.jsonl.1", "stream.jsonl.2"]
+    kept = [json.loads(x)["n"] for name in ("stream.jsonl.2", "stream.jsonl.1", "stream.jsonl")
+            for x in (tmp_path / name).read_text().splitlines()]
+    assert kept == sorted(kept) and kept[-1] == 19            # oldest first, newest last, whole lines
