@@ -3,7 +3,7 @@
 Options: ``--quick`` (tiny sizes, a smoke run of the harness), ``--write``
 (also regenerate benchmarks/RESULTS.rst), ``--only NAME[,NAME]`` (a subset;
 names: handler, imports, spool, replay, planning, reaction, journal, intake,
-soak, idle, ssh; the ten-minute soak runs in full runs only),
+soak, idle, ssh, listen; the ten-minute soak runs in full runs only),
 ``--keep`` (keep the scratch directory).  Exit status 0 when every benchmark
 ran (targets missed or not: the table says), 1 when one failed to run.
 """
@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Callable, Dict, List
 
-from . import bench_collector, bench_handler, bench_replay, bench_scale, bench_spool, bench_ssh
+from . import bench_collector, bench_handler, bench_listen, bench_replay, bench_scale, bench_spool, bench_ssh
 from .harness import Context, Row, format_table, machine, write_results
 
 BENCHMARKS: Dict[str, Callable[[Context], List[Row]]] = {
@@ -33,6 +33,7 @@ BENCHMARKS: Dict[str, Callable[[Context], List[Row]]] = {
     "intake": bench_scale.intake,
     "soak": bench_scale.soak,
     "ssh": bench_ssh.ssh,
+    "listen": bench_listen.stream,
 }
 NAMES = list(BENCHMARKS) + ["idle"]
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.rst")

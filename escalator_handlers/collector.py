@@ -31,6 +31,8 @@ from .clock import SteadyClock, behind_journal, restamp, stepped
 from .config import Config, load_config
 from .display import log_level, log_line, plural, safe
 from .errors import ConfigError, EscalatorError
+from .listen_state import heartbeat_gap
+from .planning.gaps import note as note_gap
 from .monitoring.link import MonitoringLink, recovered_since, seed_events
 from .planning.loop import MAX_DECISIONS, settle, stop_reason
 from .planning.planner import Decision, RunPlan
@@ -250,6 +252,8 @@ class Collector:
             # The first record of every journal file (after a logrotate) carries the operator's
             # state and every failing check's: neither is lost with old files or the snapshot.
             records = [self.state.checkpoint(self.clock())] + list(records)
+        if any(r.get("kind") in (kinds.START, kinds.RUN) for r in records):  # decided during a gap: say so
+            records = note_gap(records, self.state.gaps, heartbeat_gap(self.config, self.clock()))
         batch, self._batch = self._batch, None
         try:
             position = self.storage.journal.append(records, batch)

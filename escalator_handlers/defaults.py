@@ -93,6 +93,22 @@ ACK_POLL = 5.0
 #: status.dat / the Icinga API this often (no event handler runs when a downtime ends).
 DOWNTIME_POLL = 5.0
 
+# -- escalator listen (Icinga 2's event stream) -------------------------------
+
+#: Its state and heartbeat file, beside the journal.
+LISTEN_STATE_NAME = "listen.json"
+#: ``--watchdog``: a stream silent this long is a gap (Icinga sends no keepalive).
+LISTEN_WATCHDOG = 60.0
+#: How often listen rewrites its heartbeat.
+LISTEN_HEARTBEAT = 5.0
+#: A heartbeat older than this: listen is not running (an open gap).
+LISTEN_STALE = 30.0
+#: Longest wait between reconnects (it doubles from 1 s).
+LISTEN_RETRY_MAX = 30.0
+#: ``--capture``: rotate the raw stream file at this size, keep this many old ones.
+LISTEN_CAPTURE_SIZE = 64 * 1024 * 1024
+LISTEN_CAPTURE_KEEP = 5
+
 # -- plugins ----------------------------------------------------------------
 
 #: ``check_escalator -t``: seconds before it gives up with UNKNOWN.

@@ -157,6 +157,13 @@ def rollout_verdict(rec: Mapping[str, Any]) -> str:
             f"failed {_hosts(rec.get('failed_hosts'))}" + (f"; {out}" if out else ""))
 
 
+def _gap(rec: Mapping[str, Any]) -> str:
+    gap = rec.get("gap")
+    if not isinstance(gap, Mapping):
+        return ""
+    return f" (decided during a gap: escalator could not hear Icinga since {when(gap.get('start'))})"
+
+
 def format_record(rec: Mapping[str, Any]) -> str:
     kind = rec.get("kind", kinds.EVENT)
     t = when(rec.get("time"))
@@ -171,7 +178,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
         outcome = rec.get("outcome")
         levels = ", ".join(safe(x) for x in rec.get("levels", ()))
         if outcome == kinds.SKIPPED:
-            return f"{t}  SKIPPED  levels {levels}: {safe(rec.get('reason'), 300)}"
+            return f"{t}  SKIPPED  levels {levels}: {safe(rec.get('reason'), 300)}{_gap(rec)}"
         line = f"{t}  RUN END  {outcome}: levels {levels}"
         if rec.get("reason"):
             line += f": {safe(rec['reason'], 300)}"
@@ -188,6 +195,7 @@ def format_record(rec: Mapping[str, Any]) -> str:
             line += f" (rollout wave {safe(rec['wave'])} of {safe(rec.get('waves'))})"
         if rec.get("escalated"):
             line += " (escalated)"
+        line += _gap(rec)
         if rec.get("checks"):
             asked = ", ".join(f"{_check(c)} {safe(c.get('state'))} -> {safe(c.get('level'))}"
                               for c in rec["checks"][:5])
@@ -232,6 +240,11 @@ def format_record(rec: Mapping[str, Any]) -> str:
         return f"{t}  ROLLOUT  {rollout_line(rec)}"
     if kind == kinds.LEADER:
         return f"{t}  LEADER   node {safe(rec.get('node'))} leads (fencing token {safe(rec.get('token'))})"
+    if kind == kinds.GAP:
+        from .planning.gaps import describe, gap_fields
+
+        word = "GAP     " if rec.get("outcome") == "closed" else "GAP OPEN"
+        return f"{t}  {word} escalator could not hear Icinga {safe(describe(gap_fields(rec)), 400)}"
     if kind == kinds.ACK:
         what = f"acknowledged by {safe(rec.get('author'))}: {safe(rec.get('comment'), 200)}" \
             if rec.get("outcome") == "set" else "acknowledgement removed"

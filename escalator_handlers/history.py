@@ -23,7 +23,7 @@ from .display import rollout_line, rollout_verdict, safe, when
 
 #: Operator and bookkeeping records shown as they are.
 OTHER_KINDS = frozenset((kinds.PAUSE, kinds.RESUME, kinds.HOLD, kinds.RELEASE, kinds.APPROVAL, kinds.APPROVE,
-                         kinds.DENY, kinds.CONFIG, kinds.FEEDBACK, kinds.REJECTED, kinds.CLOCK))
+                         kinds.DENY, kinds.CONFIG, kinds.FEEDBACK, kinds.REJECTED, kinds.CLOCK, kinds.GAP))
 #: Output tail shown per step in text (the journal keeps 4 KiB).
 TAIL = 160
 
@@ -92,7 +92,7 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         rid = str(rec.get("run")) if rec.get("run") is not None else None
         if kind == kinds.START and rid:
             entry = _run_entry(rec, rid, rec.get("time"), bool(rec.get("dry_run")))
-            for k in ("requested_by", "request_reason", "rollout", "wave", "waves"):
+            for k in ("requested_by", "request_reason", "rollout", "wave", "waves", "gap"):
                 if rec.get(k):
                     entry[k] = rec[k]
             runs[rid] = entry
@@ -107,6 +107,8 @@ def entries(records: Iterator[dict], flt: Filter) -> List[dict]:
         elif kinds.is_skip(rec):
             out.append({"time": rec.get("time"), "kind": kinds.SKIPPED, "levels": rec.get("levels") or [],
                         "reason": rec.get("reason"), "checks": rec.get("checks") or []})
+            if rec.get("gap"):
+                out[-1]["gap"] = rec["gap"]
         elif kind == kinds.RUN:
             entry = runs.get(rid or "")
             if entry is None:  # a run whose start is in a journal no longer kept
@@ -196,13 +198,19 @@ def text_lines(e: dict) -> List[str]:
                               for c in e["checks"][:5] if isinstance(c, dict))
             more = len(e["checks"]) - 5
             out.append(f"{pad}asked by {asked}" + (f" and {more} more" if more > 0 else ""))
+        out += _gap_note(e, pad)
         for s in e.get("steps") or ():
             out.append(pad + step_line(s))
         out.append(pad + end_line(e))
         return out
     if kind == kinds.SKIPPED:
         return [f"{t}  SKIPPED  levels {', '.join(safe(x) for x in e.get('levels') or ())}: "
-                f"{safe(e.get('reason'), 300)}"]
+                f"{safe(e.get('reason'), 300)}"] + _gap_note(e, pad)
+    if kind == kinds.GAP:
+        from .planning.gaps import describe, gap_fields
+
+        word = "GAP" if e.get("outcome") == "closed" else "GAP OPEN"
+        return [f"{t}  {word}  escalator could not hear Icinga {safe(describe(gap_fields(e)), 400)}"]
     if kind == kinds.NOTIFY:
         out = [f"{t}  NOTIFY  {safe(e.get('reason'))}: {safe(e.get('summary'), 300)}"]
         out.extend(pad + step_line(s) for s in e.get("steps") or ())
@@ -215,6 +223,14 @@ def text_lines(e: dict) -> List[str]:
     what = f" host {safe(e['host'])}" if e.get("host") else (f" level {safe(e['level'])}" if e.get("level") else "")
     reason = f": {safe(e.get('reason'), 300)}" if e.get("reason") else ""
     return [f"{t}  {str(kind).upper()}{what}{who}{reason}"]
+
+
+def _gap_note(e: dict, pad: str) -> List[str]:
+    gap = e.get("gap")
+    if not isinstance(gap, dict):
+        return []
+    return [f"{pad}decided during a gap (escalator could not hear Icinga since {when(gap.get('start'))}: "
+            f"{safe(gap.get('reason'), 300)})"]
 
 
 def step_line(s: dict) -> str:

@@ -51,6 +51,9 @@ PLAN = "plan"
 LEADER = "leader"
 #: A rollout (canary, then waves) began, or ended (``done`` or ``stopped``).
 ROLLOUT = "rollout"
+#: An interval during which escalator could not hear Icinga (``escalator listen``):
+#: ``outcome`` open or closed, ``start``, ``end`` (closed), ``reason``.
+GAP = "gap"
 #: The head of every journal file: the state older files and the snapshot held.
 CHECKPOINT = "checkpoint"
 #: The wall clock stepped (``jump``: seconds, + forward, - back): later records are
@@ -59,6 +62,9 @@ CLOCK = "clock"
 
 #: The operator's kinds: applied by the collector at a step boundary.
 CONTROL_KINDS = frozenset((HOLD, RELEASE, PAUSE, RESUME, REQUEST, APPROVE, DENY))
+
+#: Records ``escalator listen`` spools besides events: folded as they are.
+LISTEN_KINDS = frozenset((GAP,))
 
 #: The ``outcome`` of a ``run`` record for a run that did not happen (a limit,
 #: a pause, a hold): it records the decision, but no step ran.
@@ -71,6 +77,6 @@ def is_skip(rec: Mapping[str, Any]) -> bool:
 
 __all__ = [
     "ACK", "APPROVAL", "APPROVE", "BACKOFF", "BRAKE", "CHECKPOINT", "CLOCK", "DENY",
-    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "HOLD", "LEADER", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
+    "CONFIG", "CONTROL_KINDS", "EVENT", "FEEDBACK", "GAP", "HOLD", "LEADER", "LISTEN_KINDS", "NOTIFY", "NOTIFY_LEVEL", "PAUSE", "PLAN", "REJECTED", "RELEASE",
     "REQUEST", "RESUME", "ROLLOUT", "RUN", "SKIPPED", "START", "STEP", "VERDICT", "is_skip",
 ]

@@ -1,6 +1,7 @@
 """Replay: drive the collector's loop over recorded events on their own clock.
 
 Sources are Nagios 4 ``nagios.log`` files, JSON-lines event or journal files,
+Icinga 2 event streams captured by ``escalator listen --capture``,
 and spool directories; the format is detected from the first line.  Events
 stream through the state fold while a simulated clock jumps from one planner
 wake-up to the next, so a day of log replays in well under a second.  After
@@ -25,7 +26,7 @@ from .config import Config
 from .errors import UsageError
 from .event import GOOD_STATES, Event, LimitError, limit_fields
 from . import kinds
-from .monitoring import nagioslog
+from .monitoring import icinga_events, nagioslog
 from .planning.loop import Simulation
 from .planning.planner import RunPlan
 from .planning.state import State
@@ -115,6 +116,11 @@ def _json_items(paths: Sequence[str], stats: SourceStats) -> Iterator[Item]:
                         continue
                     try:
                         rec = json.loads(raw)
+                        if "kind" not in rec and rec.get("type") in icinga_events.STREAM_TYPES:
+                            rec = icinga_events.from_captured(rec)  # `listen --capture`
+                            if rec is None:
+                                stats.ignored += 1
+                                continue
                         kind = rec.get("kind", kinds.EVENT)
                         t = float(rec["time"])
                         if not math.isfinite(t):  # "inf", NaN: no clock runs to or from it (as in nagioslog)

@@ -40,7 +40,7 @@ from .config.yamltext import document
 #: scenario's timeline reads the same on every run.
 START = 1_800_000_000.0
 
-TOP_KEYS = ("name", "config", "events", "expect", "until")
+TOP_KEYS = ("name", "config", "events", "stream", "expect", "until")
 EVENT_KEYS = ("at", "host", "service", "state", "state_type", "attempt", "downtime", "output")
 RUN_KEYS = ("levels", "targets", "wave")
 
@@ -116,16 +116,31 @@ def _build(r: Reader, data: bytes) -> Optional[Scenario]:
         config = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(r.file)), config))
     events: List[Tuple[Any, ...]] = []
     if "events" not in top:
-        r.error(root, "events", "missing required key 'events'")
+        if "stream" not in top:
+            r.error(root, "events", "missing required key 'events' (or 'stream')")
     elif not is_null(top.value("events")):
         for i, node in enumerate(r.sequence(top.value("events"), "events", what="a list of events") or []):
             ev = _event(r, node, f"events[{i}]")
             if ev is not None:
                 events.append(ev)
+    stream = r.field(top, "stream", p_string, None, nullable=True)
+    if stream is not None:
+        # Events as `escalator listen --capture` kept them (or any file replay reads): on their own clock.
+        events.extend(_stream(r, top, os.path.join(os.path.dirname(os.path.abspath(r.file)), stream)))
     events.sort(key=lambda e: e[0])            # stable: events at the same offset keep their order
     runs, counts = _expect(r, top)
     until = r.field(top, "until", p_duration, None, nullable=True)
     return Scenario(r.file, name, config, tuple(events), runs, counts, until)
+
+
+def _stream(r: Reader, top: Entries, path: str) -> List[Tuple[Any, ...]]:
+    from .replay import SourceStats, sources
+
+    try:
+        return list(sources([path], SourceStats()))
+    except UsageError as exc:
+        r.error(top.value("stream"), "stream", str(exc))
+        return []
 
 
 def _event(r: Reader, node: Node, path: str) -> Optional[Tuple[Any, ...]]:

@@ -94,6 +94,7 @@ def gather(config: Config, now: float) -> Dict[str, Any]:
         "host_limits": dict(sorted(state.brakes.braked.items())),
         "clock_step": state.clock_step,
         "rollout": rollout_view(state),
+        "gaps": gap_report(config, state, now),
     }
     if view is not None:
         report.update(view.report())
@@ -132,6 +133,14 @@ def downtime_held(state: State, config: Config) -> List[Dict[str, Any]]:
              "state_type": d.state_type, "level": levels[d.level - 1].name if d.level else None,
              "downtime": d.own, "host_downtime": d.host, "why": d.why}
             for d in in_downtime(state)]
+
+
+def gap_report(config: Config, state: State, now: float) -> Dict[str, Any]:
+    """The gap open now (``escalator listen`` cannot hear Icinga) and the last closed ones."""
+    from .listen_state import heartbeat_gap
+    from .planning.gaps import current
+
+    return {"open": current(state.gaps, heartbeat_gap(config, now)), "recent": list(state.gaps.recent)}
 
 
 def load_state(config: Config) -> State:
@@ -238,7 +247,7 @@ def fold_pending(config: Config, state: State, now: Optional[float] = None) -> i
         return 0
     now = time.time() if now is None else now
     for rec in spool_reader.pending(config.spool):
-        if rec.get("kind") in kinds.CONTROL_KINDS:
+        if rec.get("kind") in kinds.CONTROL_KINDS or rec.get("kind") in kinds.LISTEN_KINDS:
             state.apply(rec)
             continue
         try:

@@ -83,6 +83,7 @@ def status_lines(r: Mapping[str, Any]) -> List[str]:
         out.append(f"rollout:     last one {safe(ro.get('outcome'))} at wave {safe(ro.get('wave'))} of "
                    f"{safe(ro.get('waves'))} ({when(ro.get('time'))}): {safe(ro.get('reason'), 200)}")
     out.extend(people_lines(r))
+    out.extend(gap_lines(r))
     out.extend(running_lines(r.get("running"), r["time"]))
     nxt = r["next"]
     out.append(f"next:        {safe(nxt['why'], 400)}")
@@ -121,6 +122,14 @@ def downtime_note(d: Mapping[str, Any]) -> str:
     asks = f"-> {safe(d['level'])}" if d.get("level") else "unmapped"
     whose = "its own" if d.get("downtime") else f"host {safe(d['host'])}'s"
     return f"{asks}: held by scheduled downtime ({whose})"
+
+
+def gap_lines(r: Mapping[str, Any]) -> List[str]:
+    """The open gap and the last closed ones (``escalator listen``)."""
+    from .planning.gaps import lines
+
+    g = r.get("gaps") or {}
+    return [f"icinga:      {safe(line, 400)}" for line in lines(g.get("open"), g.get("recent") or ())]
 
 
 def people_lines(r: Mapping[str, Any]) -> List[str]:

@@ -130,8 +130,10 @@ class IcingaDaemon(RunningDaemon):
 
 
 def main_conf(root: Path, spool: Path, config: Optional[Path], api_port: Optional[int] = None,
-              password: str = "", extra: str = "") -> Path:
-    """The generated icinga2.conf: ITL, the shipped escalator.conf, the test objects."""
+              password: str = "", extra: str = "", event_handlers: bool = True,
+              permissions: Optional[List[str]] = None) -> Path:
+    """The generated icinga2.conf: ITL, the shipped escalator.conf, the test objects
+    (without ``event_handlers``, no EventCommand on them: ``escalator listen`` hears them)."""
     check = root / "check_flip"
     check.write_text(CHECK_SCRIPT)
     check.chmod(0o755)
@@ -145,11 +147,13 @@ object ApiListener "api" {{
 }}
 object ApiUser "{API_USER}" {{
   password = {json.dumps(password)}
-  permissions = [ "actions/*", "objects/query/*" ]
+  permissions = {json.dumps(permissions or ["actions/*", "objects/query/*", "events/*"])}
 }}
 object Endpoint NodeName {{ }}
 object Zone ZoneName {{ endpoints = [ NodeName ] }}
 """
+    host_handler = '  import "escalated-host"\n' if event_handlers else ""
+    service_handler = '  import "escalated-service"\n' if event_handlers else ""
     conf = root / "icinga2.conf"
     conf.write_text(f"""const PluginDir = "{PLUGINS}"
 include <itl>
@@ -176,13 +180,11 @@ template Host "escalator-test-host" {{
 }}
 object Host "{HOST}" {{
   import "escalator-test-host"
-  import "escalated-host"
-  vars.flip_file = "{root}/host.state"
+{host_handler}  vars.flip_file = "{root}/host.state"
 }}
 object Service "{SERVICE}" {{
   host_name = "{HOST}"
-  import "escalated-service"
-  check_command = "escalator-test-flip"
+{service_handler}  check_command = "escalator-test-flip"
   vars.flip_file = "{root}/service.state"
   check_interval = 1s
   retry_interval = 1s
@@ -199,9 +201,11 @@ object Host "{FEEDBACK_HOST}" {{
 
 @contextlib.contextmanager
 def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False,
-                 extra: str = "") -> Iterator[IcingaDaemon]:
+                 extra: str = "", event_handlers: bool = True,
+                 permissions: Optional[List[str]] = None) -> Iterator[IcingaDaemon]:
     """Start Icinga 2 in the foreground; ``config`` makes the handler spawn a collector;
-    ``extra`` is appended to its configuration."""
+    ``extra`` is appended to its configuration; ``event_handlers=False`` leaves the
+    EventCommand off the test host and service."""
     reason = icinga_available()
     if reason:
         pytest.skip(reason)
@@ -215,7 +219,7 @@ def start_icinga(workdir: Path, config: Optional[Path] = None, api: bool = False
             pytest.skip("openssl is needed to make the Icinga 2 API test certificates")
         ca = make_certs(root / "d" / "data" / "certs")
         port, password = free_port(), "test-" + os.urandom(8).hex()
-    conf = main_conf(root, spool, config, port, password or "", extra)
+    conf = main_conf(root, spool, config, port, password or "", extra, event_handlers, permissions)
     out = open(root / "icinga2.out", "wb")
     proc = subprocess.Popen([ICINGA, "daemon", "-c", str(conf), *defines(root)],
                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -261,3 +265,16 @@ def icinga(tmp_path: Path) -> Iterator[IcingaDaemon]:
     """A running Icinga 2 whose event handlers spool to ``tmp_path/spool`` (no collector)."""
     with start_icinga(tmp_path) as daemon:
         yield daemon
+
+
+def restart_icinga(ic: IcingaDaemon) -> None:
+    """Stop the daemon (SIGTERM) and start it again on the same config and DataDir."""
+    ic.stop()
+    out = open(ic.root / "icinga2.out", "ab")
+    ic.proc = subprocess.Popen([ICINGA, "daemon", "-c", str(ic.conf), *defines(ic.root)],
+                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               cwd=str(ic.root), start_new_session=True)
+    out.close()
+    if ic.api_url:
+        port = int(ic.api_url.rsplit(":", 1)[1])
+        ic.wait_for(lambda: _listening(port), timeout=20, what="the Icinga 2 API port after a restart")

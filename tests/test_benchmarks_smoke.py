@@ -25,7 +25,7 @@ def test_quick_benchmark_run_reports_every_benchmark():
                 "replay 5,000 lines", "replay peak memory", "planning, 1,000 failing checks",
                 "reaction: event -> first step started", "ssh fan-out", "ssh: 5 commands on one host",
                 "journal growth, 39 hosts failing on a held level", "collector intake, 10,000 vs 1,000 checks",
-                "idle collector CPU"):
+                "idle collector CPU", "listen: CPU per state change"):
         assert row in out, f"{row!r} missing from:\n{out}"
     assert "FAILED" not in out
     assert "0 lost, 0 duplicated, 0 torn" in out

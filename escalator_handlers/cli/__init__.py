@@ -45,6 +45,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "history": ("history", "history",
                 "What really ran: runs with their steps and verdicts, notifications, operator actions."),
     "hold": ("operator", "hold", "Keep hands off hosts (an operator is working on them), like a silence."),
+    "listen": ("listen", "listen",
+               "Hear Icinga 2's event stream (/v1/events) and spool what it says, with catch-up and gaps."),
     "pause": ("operator", "pause", "Stop all automatic action (events are still recorded)."),
     "plan": ("inspect", "plan", "What would run now: from the live state, or from event FILES / a spool."),
     "release": ("operator", "release",

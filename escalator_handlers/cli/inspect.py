@@ -70,6 +70,10 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
         rec["records"] = held + list(d.records)
         if explain:
             rec["accounting"] = checks
+            if not files:
+                from ..status import gap_report
+
+                rec["gaps"] = gap_report(cfg, state, now)
         if state.rollouts.active is not None:
             rec["rollout_progress"] = rollout_explain(state.rollouts, state.open_run)[0]
         click.echo(json.dumps(rec, ensure_ascii=True))
@@ -90,6 +94,13 @@ def plan(files: List[str], config: Optional[str], explain: bool, as_json: bool) 
     for line in rollout_explain(state.rollouts, state.open_run):
         click.echo(safe(line, 400))
     if explain:
+        if not files:
+            from ..planning.gaps import lines
+            from ..status import gap_report
+
+            g = gap_report(cfg, state, now)
+            for line in lines(g["open"], g["recent"]):
+                click.echo(safe(line, 400))
         click.echo("checks that are not OK:" if checks else "checks that are not OK: none")
         for line in check_table([(c["check"], c["state"], c["state_type"], c["status"], c["why"])
                                  for c in checks]):

@@ -40,7 +40,7 @@ LEVEL_KEYS = ("name", "quiescence", "max_attempts", "on_exhausted", "steps", "ap
 RULE_KEYS = ("host", "service", "state", "level", "target")
 NAGIOS_KEYS = ("command_file", "icinga_api", "acknowledge", "service", "host", "status_file",
                "ack_interlock")
-ICINGA_KEYS = ("url", "user", "password_file", "ca_file")
+ICINGA_KEYS = ("url", "user", "password_file", "ca_file", "server_name")
 
 _TOP_HINTS = {
     "ssh": "ssh settings shared by all steps go under defaults: ssh:",
@@ -363,8 +363,10 @@ def _nagios(r: Reader, top: Entries) -> Optional[NagiosFeedback]:
         user = r.field(a, "user", p_string, None, required=True)
         password_file = r.field(a, "password_file", p_string, None, required=True)
         ca_file = r.field(a, "ca_file", p_string, None, nullable=True)
+        server_name = r.field(a, "server_name", p_string, None, nullable=True)
         if a is not None and None not in (url, user, password_file):
-            api = IcingaApi(url=url, user=user, password_file=password_file, ca_file=ca_file)
+            api = IcingaApi(url=url, user=user, password_file=password_file, ca_file=ca_file,
+                            server_name=server_name)
     return NagiosFeedback(
         command_file=r.field(e, "command_file", p_string, None, nullable=True),
         icinga_api=api,

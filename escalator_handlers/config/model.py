@@ -193,6 +193,9 @@ class IcingaApi:
     user: str
     password_file: str
     ca_file: Optional[str] = None
+    #: The name the API's certificate must carry (its node's CN) when the URL's host is
+    #: not that name (``https://127.0.0.1:5665``); default: the URL's host.
+    server_name: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,9 @@ class Feedback:
         if cfg is None:
             return cls()
         sinks: List[CommandSink] = []
-        if cfg.command_file:
+        # With the Icinga API set, feedback goes through it only: never Icinga's command
+        # pipe, which v2.18 removes (a command_file left in the config is not written).
+        if cfg.command_file and cfg.icinga_api is None:
             sinks.append(CommandFile(cfg.command_file))
         if cfg.icinga_api is not None:
             try:

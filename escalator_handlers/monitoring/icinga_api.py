@@ -11,6 +11,7 @@ filter expression.  Only the standard library is used (urllib, ssl).
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import ssl
@@ -28,7 +29,7 @@ class IcingaClient:
     """Posts actions to one Icinga 2 API endpoint; raises FeedbackError."""
 
     def __init__(self, url: str, user: str, password: str, ca_file: Optional[str] = None,
-                 timeout: float = 10.0, author: str = AUTHOR):
+                 timeout: float = 10.0, author: str = AUTHOR, server_name: Optional[str] = None):
         self.url = url.rstrip("/")
         self.author = author
         self.timeout = timeout
@@ -41,7 +42,8 @@ class IcingaClient:
             except (OSError, ssl.SSLError) as exc:
                 raise FeedbackError(f"cannot load CA file {ca_file}: {exc}", self.url,
                                     unreachable=True) from None
-            handlers.append(urllib.request.HTTPSHandler(context=context))
+            handlers.append(_NamedHTTPSHandler(context, server_name) if server_name
+                            else urllib.request.HTTPSHandler(context=context))
         self._opener = urllib.request.build_opener(*handlers)
 
     @classmethod
@@ -53,7 +55,7 @@ class IcingaClient:
         except OSError as exc:
             raise FeedbackError(f"cannot read Icinga API password file {api.password_file}: "
                                 f"{exc.strerror}", api.url, unreachable=True) from None
-        return cls(api.url, api.user, password, api.ca_file, timeout)
+        return cls(api.url, api.user, password, api.ca_file, timeout, server_name=api.server_name)
 
     def action(self, name: str, host: str, service: Optional[str], **params: Any) -> List[dict]:
         """POST /v1/actions/NAME for one host or service; return the results."""
@@ -104,13 +106,20 @@ class IcingaClient:
         log.debug("icinga %s %s: %s", name, what, results)
         return results
 
-    def objects(self, kind: str, filter: str, attrs: List[str]) -> List[dict]:
-        """The ``attrs`` of every object of ``kind`` (e.g. ``comments``) matching ``filter``.
+    def objects(self, kind: str, filter: Optional[str], attrs: List[str],
+                filter_vars: Optional[Dict[str, Any]] = None) -> List[dict]:
+        """The ``attrs`` of every object of ``kind`` (e.g. ``comments``) matching ``filter``
+        (None: every object).
 
         A query travels as a POST with ``X-HTTP-Method-Override: GET`` (the
         API's documented way to send a filter in the body)."""
         url = f"{self.url}/v1/objects/{kind}"
-        body = json.dumps({"filter": filter, "attrs": attrs}).encode()
+        query: Dict[str, Any] = {"attrs": attrs}
+        if filter:
+            query["filter"] = filter
+        if filter_vars:
+            query["filter_vars"] = filter_vars
+        body = json.dumps(query).encode()
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Accept": "application/json", "Content-Type": "application/json",
             "Authorization": self._auth, "X-HTTP-Method-Override": "GET"})
@@ -138,6 +147,26 @@ class IcingaClient:
     def passive_result(self, host: str, service: Optional[str], code: int, output: str) -> None:
         self.action("process-check-result", host, service, exit_status=int(code),
                     plugin_output=_text(output))
+
+
+class _NamedHTTPSHandler(urllib.request.HTTPSHandler):
+    """HTTPS that verifies the certificate against ``name`` instead of the URL's host
+    (``nagios.icinga_api.server_name``: the API reached at 127.0.0.1, its certificate
+    issued to the node's name)."""
+
+    def __init__(self, context: ssl.SSLContext, name: str):
+        super().__init__(context=context)
+        self._ctx, self._name = context, name
+
+    def https_open(self, req: Any) -> Any:
+        ctx, name = self._ctx, self._name
+
+        class Connection(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                http.client.HTTPConnection.connect(self)
+                self.sock = ctx.wrap_socket(self.sock, server_hostname=name)
+
+        return self.do_open(Connection, req, context=ctx)
 
 
 def _text(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tup
 from .. import kinds
 from ..config import CheckRule, Config
 from ..event import GOOD_STATES, CheckKey
-from . import approvals, brakes, interlocks, rollout, statejson
+from . import approvals, brakes, gaps, interlocks, rollout, statejson
 from . import observe as observe_mod
 from .runs import HELD_HOST, RunInfo, RunRecord, fold_verdict, runs_since
 from .statetypes import CheckState, Episode, Hold, hold_label, key_of, keys_of
@@ -35,7 +35,7 @@ _UNKNOWN = object()  # not in a cache yet
 #: Record kind -> the State attributes (parts) that fold it too.
 _PARTS: Dict[str, Tuple[str, ...]] = {}
 for _name, _kinds in (("approvals", approvals.KINDS), ("acks", interlocks.KINDS), ("brakes", brakes.KINDS),
-                      ("rollouts", rollout.KINDS)):
+                      ("rollouts", rollout.KINDS), ("gaps", gaps.KINDS)):
     for _kind in _kinds:
         _PARTS[_kind] = _PARTS.get(_kind, ()) + (_name,)
 
@@ -81,6 +81,7 @@ class State:
         self.acks = interlocks.Acks()
         self.brakes = brakes.Brakes()
         self.rollouts = rollout.Rollouts()
+        self.gaps = gaps.Gaps()                    # when escalator could not hear Icinga (listen)
 
     # -- mapping -----------------------------------------------------------
 
@@ -189,6 +190,9 @@ class State:
         eid = rec.get("id")
         if eid is not None:
             self.remember(eid)
+        obs = rec.get("observation")
+        if obs is not None:
+            self.remember(obs)  # the same observation from another source is dropped at intake
         arrived = rec.get("arrived")
         self.observe(
             float(rec["time"]), rec["host"], rec.get("service") or None, rec.get("state"),

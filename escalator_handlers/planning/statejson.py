@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .. import kinds
-from . import approvals, brakes, interlocks, rollout
+from . import approvals, brakes, gaps, interlocks, rollout
 from .runs import RunInfo
 from .statetypes import CheckState, Episode, Hold
 
@@ -43,6 +43,7 @@ def state_to_json(st: Any) -> dict:  # a planning.state.State (no import: state 
         "clock_seen": st.clock_seen,
         "clock_step": st.clock_step,
         "rollouts": st.rollouts.to_json(),
+        "gaps": st.gaps.to_json(),
     }
 
 
@@ -79,6 +80,7 @@ def fill_from_json(st: Any, data: Mapping[str, Any]) -> Any:
     st.clock_seen = data.get("clock_seen")
     st.clock_step = data.get("clock_step")
     st.rollouts = rollout.Rollouts.from_json(data.get("rollouts"))
+    st.gaps = gaps.Gaps.from_json(data.get("gaps"))
     return st
 
 

@@ -14,6 +14,8 @@ resource); the contexts here judge them:
   ``approval_age``, the oldest one's wait in seconds, against
   ``--approval-critical``;
 - ``holds``: WARNING while paused or while levels or hosts are held;
+- ``listen``: WARNING while a gap is open (``escalator listen`` cannot hear
+  Icinga: not running, not connected, or its stream silent);
 - ``last_run``: CRITICAL when the last run failed and checks it was for are
   still failing;
 - ``handler`` (with ``--nagios-log``): CRITICAL when Nagios logged a run of
@@ -36,14 +38,14 @@ import nagiosplugin
 from nagiosplugin.state import Critical, Ok, Warn
 
 from ..event import iso_time
-from .health_facts import (ApprovalFacts, CollectorFacts, EscalatorHealth, HandlerFacts, HoldFacts, LastRunFacts,
-                           ago, approval_facts, clean, deadline)
+from .health_facts import (ApprovalFacts, CollectorFacts, EscalatorHealth, GapFacts, HandlerFacts, HoldFacts,
+                           LastRunFacts, ago, approval_facts, clean, deadline)
 
 __all__ = ["EscalatorHealth", "contexts", "clean", "ago", "deadline", "approval_lines", "ORDER", "PERF_ORDER",
            "LIST_LIMIT"]
 
 #: Items of the status line, in the order they appear when all are OK.
-ORDER = ("collector", "handler", "approvals", "backlog", "oldest_age", "failing", "quiescence_left", "holds",
+ORDER = ("collector", "handler", "listen", "approvals", "backlog", "oldest_age", "failing", "quiescence_left", "holds",
          "last_run", "runs_last_hour", "approval_age")
 #: Perfdata order: the metrics an operator graphs, most telling first (new ones
 #: go last, so graphs built on the earlier order keep their columns).
@@ -133,6 +135,12 @@ def _holds(h: HoldFacts) -> Tuple[Any, str]:
     return (Warn if items else Ok), ", ".join(items)
 
 
+def _listen(f: GapFacts) -> Tuple[Any, str]:
+    if f.open_since is None:
+        return Ok, ""
+    return Warn, f"gap: cannot hear Icinga since {iso_time(f.open_since)}: {clean(f.reason, 300)}"
+
+
 def _last_run(f: LastRunFacts) -> Tuple[Any, str]:
     if f.running is not None:
         # A run in progress is what the operator needs to know, not the one before it.
@@ -217,6 +225,7 @@ def contexts(age: Tuple[Any, Any], backlog: Tuple[Any, Any],
         _Item("collector", _collector),
         _Item("holds", _holds),
         _Item("last_run", _last_run),
+        _Item("listen", _listen),
         _Item("approvals", _approvals),
         _Item("handler", _handler),
         # Any wait is WARNING already (the item above); only CRITICAL is a range.

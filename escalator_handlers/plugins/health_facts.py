@@ -71,6 +71,14 @@ class HoldFacts:
 
 
 @dataclass(frozen=True)
+class GapFacts:
+    """``escalator listen``: the gap open now (it cannot hear Icinga), if any."""
+
+    open_since: Optional[float] = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class LastRunFacts:
     outcome: Optional[str]       # None: no run in the journal's recent records
     age: Optional[float]
@@ -125,6 +133,13 @@ def _collector_facts(report: Dict[str, Any], dead_after: float) -> CollectorFact
         next_in=nxt.get("in"), run_due=bool(nxt.get("run")), dead_after=dead_after,
         cluster="leader" in report, leader=report.get("leader"),
         missing=tuple(report.get("missing") or ()), config_problem=report.get("config_problem") or "")
+
+
+def _gap_facts(report: Dict[str, Any]) -> GapFacts:
+    gap = (report.get("gaps") or {}).get("open")
+    if not gap:
+        return GapFacts()
+    return GapFacts(float(gap.get("start") or report["time"]), str(gap.get("reason") or ""))
 
 
 def _last_run_facts(report: Dict[str, Any]) -> LastRunFacts:
@@ -256,6 +271,7 @@ class EscalatorHealth(nagiosplugin.Resource):
                                  tuple(r["held_levels"].items()), tuple(r["held_hosts"].items())),
               context="holds"),
             m("last_run", _last_run_facts(r), context="last_run"),
+            m("listen", _gap_facts(r), context="listen"),
             m("approvals", approvals, context="approvals"),
             m("approvals_waiting", len(approvals.waiting), min=0, context="fact"),
             m("approval_age", int(approvals.waiting[0].waited) if approvals.waiting else 0, "s", min=0,

@@ -42,7 +42,7 @@ import logging
 from typing import TYPE_CHECKING, Container, Iterable, Iterator, List, Optional, Tuple
 
 from ..display import safe
-from ..event import Event, arrival_record, check_name
+from ..event import Event, arrival_record, check_name, observation_id
 from .. import kinds
 
 from .seam import (Batch, Intake, Journal, Leadership, LeadershipLost, Position, PositionLost, ReadStats,
@@ -62,11 +62,14 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
     Events (oldest first), then operator actions, then ``rejected`` records for
     lines that are not events; ids in ``seen`` (journalled before a crash, the
     spool entry outlived it) are skipped.  Nothing a line holds stops the
-    others: whatever goes wrong with one (any exception) rejects that line alone.
+    others: whatever goes wrong with one (any exception) rejects that line alone.  An event whose
+    observation (``event.observation_id``: same check, state and check time) was journalled
+    already, heard from another source (two Icinga masters, stream and handler), is skipped.
     """
     events: List[dict] = []
     controls: List[dict] = []
     rejected: List[dict] = []
+    observed: set = set()
     for where, lineno, rec, raw in items:
         try:
             if rec is None:
@@ -85,11 +88,18 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
                     str(rec.get("reason") or "refused by the handler"), str(rec.get("text") or ""), lineno,
                     file=where))
                 continue
-            if kind in kinds.CONTROL_KINDS:
+            if kind in kinds.CONTROL_KINDS or kind in kinds.LISTEN_KINDS:
                 controls.append(_control(rec, now))
                 continue
             ev = Event.from_dict(rec)
+            obs = observation_id(ev.host, ev.service, ev.state, ev.state_type, ev.downtime, ev.check_time)
+            if obs is not None:
+                if obs in seen or obs in observed:
+                    continue  # the same observation, heard twice
+                observed.add(obs)
             record, why = arrival_record(ev, rec, now)
+            if obs is not None:
+                record["observation"] = obs
             if why:
                 log.warning("event for %s: %s; recorded at the current time", safe(check_name(ev.key)), why)
         except Exception as exc:  # noqa: BLE001 -- one bad line costs that line only
