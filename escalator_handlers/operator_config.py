@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from .config import Config, load_config
 from .errors import ConfigError, ConfigProblem
+from .safefs import open_dir, open_regular, write_atomic
 
 #: In the spool: the config the collector holding the lock runs (path, sha256, when loaded).
 RUNNING_CONFIG = "collector.config"
@@ -101,23 +102,30 @@ def file_digest(path: str) -> Optional[str]:
 
 
 def record_running(cfg: Config, digest: Optional[str], loaded: float) -> None:
-    """Called by the collector holding the lock: say which config it obeys (best effort)."""
+    """Called by the collector holding the lock: say which config it obeys (best effort).
+
+    Written into the spool as a whole new file renamed into place (``safefs``):
+    a symlink the spool's owner plants there is replaced, never followed.
+    """
     data = json.dumps({"path": os.path.abspath(cfg.source), "sha256": digest, "loaded": loaded,
                        "pid": os.getpid()})
-    tmp = os.path.join(cfg.spool, f".{RUNNING_CONFIG}.{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(data + "\n")
-        os.replace(tmp, os.path.join(cfg.spool, RUNNING_CONFIG))
+        write_atomic(cfg.spool, RUNNING_CONFIG, (data + "\n").encode("ascii"), 0o644)
     except OSError:
         pass  # only informational: status then cannot compare
 
 
 def running_config(cfg: Config) -> Optional[Dict[str, Any]]:
-    """What the collector last recorded with ``record_running``, or None."""
+    """What the collector last recorded with ``record_running``, or None (also when something
+    else than a regular file is there: nothing planted in the spool can hang or fool status)."""
     try:
-        with open(os.path.join(cfg.spool, RUNNING_CONFIG), encoding="ascii") as f:
-            data = json.load(f)
+        dfd = open_dir(cfg.spool)
+        try:
+            fd = open_regular(dfd, RUNNING_CONFIG, os.O_RDONLY)
+        finally:
+            os.close(dfd)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read(1 << 16))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
