@@ -18,6 +18,10 @@ CONFIG_PATH = "/etc/escalator/escalator.yaml"
 JOURNAL = "/var/lib/escalator/journal.jsonl"
 #: The snapshot's file name beside the journal when ``state_file:`` is not set.
 STATE_FILE_NAME = "state.json"
+#: The operators' control directory, beside ``state.json`` (only root and escalator's user write it).
+CONTROL_DIR_NAME = "control"
+#: The control directory's mode when escalator creates it (the ``escalator`` group may list it).
+CONTROL_DIR_MODE = 0o750
 
 # -- planning ---------------------------------------------------------------
 

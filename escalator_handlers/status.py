@@ -196,12 +196,19 @@ def fold_pending(config: Config, state: State, now: Optional[float] = None) -> i
     import time
 
     rejected = 0
+    now = time.time() if now is None else now
+    if config.cluster is None:  # the operators' commands not yet taken (control directory)
+        from .control_dir import pending as commands
+        from .storage.local import state_dir
+
+        for rec in commands(state_dir(config)):
+            if rec.get("kind") in kinds.CONTROL_KINDS:
+                state.apply(dict(rec, time=float(rec.get("time") or now)))
     if not _spool_exists(config):
         return 0
-    now = time.time() if now is None else now
     for rec in spool_reader.pending(config.spool):
         if rec.get("kind") in kinds.CONTROL_KINDS:
-            state.apply(rec)
+            rejected += 1  # the collector rejects it: the spool proves no operator
             continue
         try:
             state.apply(arrival_record(Event.from_dict(rec), rec, now)[0])  # as the collector will

@@ -325,7 +325,7 @@ BAD_INPUT = [
     ("journal is a directory", ["status", "--config", "{cfg}"], 1, "cannot read journal {dir}/journal.jsonl"),
     ("journal is a directory (collect)", ["collect", "--config", "{cfg}"], 1, "cannot read journal"),
     ("world-writable spool", ["collect", "--config", "{cfg}"], 1, "world-writable"),
-    ("spool is a file", ["pause", "--config", "{cfg}"], 1, "it is not a directory"),
+    ("spool is a file", ["collect", "--config", "{cfg}"], 1, "it is not a directory"),
 ]
 
 

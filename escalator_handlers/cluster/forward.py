@@ -22,12 +22,12 @@ from typing import List, Optional, Tuple
 
 import filelock
 
-from .. import spool, spool_reader
+from .. import kinds, spool, spool_reader
 from ..config import Config
 from ..errors import EscalatorError
 from ..system import drain
 from .etcd import Etcd, put_op
-from .journal import MAX_OPS, Fence, Keys
+from .journal import FROM_SPOOL, MAX_OPS, Fence, Keys
 
 log = logging.getLogger("escalator")
 
@@ -75,6 +75,8 @@ def _lines(path: str, config: Config) -> List[Tuple[str, bytes]]:
             rid = f"{node}-{base}-{lineno}"
             if rec is not None:
                 rec = dict(rec, id=rid)
+        if rec is not None and rec.get("kind") in kinds.CONTROL_KINDS:
+            rec = dict(rec, **{FROM_SPOOL: node})  # the monitoring user wrote it: no operator
         data = spool.encode(rec)[:-1] if rec is not None else raw.encode("utf-8", "backslashreplace")
         out.append((rid, data))
     return out

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from ..storage.seam import Batch, Storage, Taken
 from .etcd import Etcd
-from .journal import MAX_OPS, Consumed, EtcdJournal, EtcdSnapshot, Fence, Keys
+from .journal import FROM_SPOOL, MAX_OPS, Consumed, EtcdJournal, EtcdSnapshot, Fence, Keys
 from .leader import EtcdLeadership
 
 if TYPE_CHECKING:
@@ -100,7 +100,9 @@ class EtcdIntake:
                 rec = None
                 if self.fence.etcd.get(self.fence.keys.rejected_mark(kv.key)) is not None:
                     continue   # journalled as rejected before, sent again: deleted with this batch
-            items.append(Taken(kv.key, 0, rec, raw))
+            # Written by `escalator` with etcd's credentials; a forwarder marks what came from a spool.
+            items.append(Taken(kv.key, 0, rec, raw, not (rec and rec.get(FROM_SPOOL)),
+                               f"an operator command from the spool of {rec.get(FROM_SPOOL)}" if rec else None))
         return Batch(tuple(items), Consumed([kv.key for kv in kvs]), more=more)
 
     def acknowledge(self, batch: Batch) -> None:

@@ -66,7 +66,9 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
     events: List[dict] = []
     controls: List[dict] = []
     rejected: List[dict] = []
-    for where, lineno, rec, raw in items:
+    for item in items:
+        where, lineno, rec, raw = item[:4]
+        trusted, distrust = (item[4], item[5]) if len(item) > 5 else (False, None)
         if rec is None:
             rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "line": lineno,
                              "reason": "not a complete JSON record", "text": raw[:2000]})
@@ -75,7 +77,19 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
         if rid is not None and rid in seen:
             continue
         if rec.get("kind") in kinds.CONTROL_KINDS:
-            controls.append(dict(rec, time=float(rec.get("time") or now)))
+            if trusted:
+                controls.append(dict(rec, time=float(rec.get("time") or now)))
+                continue
+            # Whoever can write the event spool (the monitoring user) is no operator.
+            why = distrust or "an operator command in the event spool, which the monitoring user writes"
+            log.warning("rejected a %s record from %s: %s; operator commands come from `escalator` "
+                        "run by root or escalator's user", safe(rec.get("kind")), safe(where), why)
+            rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "source": where, "line": lineno,
+                             "reason": f"{why}: not obeyed", "text": raw[:2000]})
+            continue
+        if trusted:
+            rejected.append({"time": now, "kind": kinds.REJECTED, "file": where, "source": where, "line": lineno,
+                             "reason": "not an operator command", "text": raw[:2000]})
             continue
         try:
             ev = Event.from_dict(rec)

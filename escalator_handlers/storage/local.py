@@ -31,7 +31,7 @@ from .. import journal, spool, spool_reader
 from ..config import Config
 from ..errors import EscalatorError, LockedError
 from ..planning.state import State
-from ..safefs import FlockFile, follow_owner, write_atomic
+from ..safefs import FlockFile, UnsafePath, follow_owner, write_atomic
 from ..system import REAL, System
 from .seam import Batch, PositionLost, ReadStats, Storage, Taken
 
@@ -54,10 +54,11 @@ class Position:
 class LocalIntake:
     """The spool directory's collector side."""
 
-    def __init__(self, spool_dir: str, mode: int, system: System = REAL) -> None:
+    def __init__(self, spool_dir: str, mode: int, system: System = REAL, state_dir: Optional[str] = None) -> None:
         self.spool_dir = spool_dir
         self.mode = mode
         self.system = system
+        self.state_dir = state_dir   # its control/ holds the operators' commands (None: no commands)
         self._wake_fd = -1
 
     def prepare(self) -> None:
@@ -71,18 +72,40 @@ class LocalIntake:
         pass  # the handlers write the spool itself
 
     def take(self) -> Batch:
-        paths = spool_reader.take(self.spool_dir, self.system)
+        commands = self.take_commands()
+        try:
+            paths = spool_reader.take(self.spool_dir, self.system)
+        except EscalatorError:
+            if not commands:
+                raise
+            # The operator's commands still count (a pause above all); the spool's problem is
+            # raised again at the next take.
+            return commands
         if not paths:
-            return Batch()
+            return commands
         items = tuple(Taken(os.path.basename(path), lineno, rec, raw)
                       for path in paths for lineno, rec, raw in spool_reader.read_records(path))
-        return Batch(items, tuple(paths))
+        return Batch(commands.items + items, tuple(commands.token or ()) + tuple(paths))
+
+    def take_commands(self) -> Batch:
+        """The operators' commands waiting in the control directory (see :mod:`..control_dir`)."""
+        if self.state_dir is None:
+            return Batch()
+        from .. import control_dir
+
+        items, paths = control_dir.take(self.state_dir)
+        return Batch(tuple(items), tuple(paths)) if items else Batch()
 
     def acknowledge(self, batch: Batch) -> None:
         if batch.token:
             spool_reader.finish(list(batch.token), self.system)
 
     def pending(self) -> bool:
+        if self.state_dir is not None:
+            from .. import control_dir
+
+            if control_dir.take(self.state_dir)[1]:
+                return True
         return spool_reader.pending_stats(self.spool_dir)[0] > 0
 
     def wakeup_fd(self) -> int:
@@ -279,10 +302,13 @@ class LocalLeadership:
                 if not self._sign.acquire(0):
                     log.warning("%s is locked by another process: handlers and status may not see this "
                                 "collector (%s decides who acts)", self._sign.path, lock.path)
+            except (FileNotFoundError, NotADirectoryError, UnsafePath):
+                pass  # no usable spool: no handler to tell (the intake says what is wrong)
             except OSError as exc:
                 log.warning("cannot lock %s (%s): handlers and status may not see this collector; "
                             "remove it", self._sign.path, _why(exc))
-        self._write_pid()
+        if self._sign is None or self._sign.is_locked:
+            self._write_pid()  # beside the sign, for whoever sees it held
         return True
 
     def _write_pid(self) -> None:
@@ -363,7 +389,8 @@ def state_dir(config: Config) -> str:
 
 def open_local(config: Config, system: System = REAL) -> Storage:
     """The local-files backend for ``config`` (nothing is opened or created yet)."""
-    return Storage(LocalIntake(config.spool, config.spool_mode, system), LocalJournal(config.journal, system),
+    return Storage(LocalIntake(config.spool, config.spool_mode, system, state_dir(config)),
+                   LocalJournal(config.journal, system),
                    LocalSnapshot(config.state_path, system),
                    LocalLeadership(config.spool, state_dir(config)))
 
