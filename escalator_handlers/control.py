@@ -54,8 +54,12 @@ def control(config: Config, record: dict) -> str:
     control_dir.write(state_dir(config), record)
     try:
         spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)  # as a collector would
+        problems = spool_reader.bad_entries(config.spool)
     except EscalatorError as exc:
-        log.warning("%s (the command is recorded all the same)", exc)
+        problems = [str(exc)]
+    for problem in problems:
+        log.warning("%s (the %s is recorded all the same: the brake does not use the spool)",
+                    problem, record.get("kind"))
     spool.wake(config.spool)
     pid = spool.collector_running(config.spool)
     if pid is not None:

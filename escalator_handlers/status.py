@@ -233,7 +233,8 @@ def _spool_problem(config: Config) -> Optional[str]:
         spool.check_spool_dir(config.spool, create=False)
     except SpoolError as exc:
         return str(exc)
-    return None
+    bad = spool_reader.bad_entries(config.spool)
+    return "; ".join(bad) if bad else None
 
 
 def _spool_exists(config: Config) -> bool:
