@@ -116,7 +116,7 @@ def write(state_dir: str, record: dict) -> str:
     name = f"{PREFIX}{time.time_ns():020d}-{os.getpid()}-{os.urandom(6).hex()}{SUFFIX}"
     dfd = ensure(state_dir)
     try:
-        write_atomic_at(dfd, name, data, 0o640)
+        write_atomic_at(dfd, name, data, 0o640, keep_owner=True)  # its owner says who gave it
         os.fsync(dfd)
     except PermissionError:
         raise EscalatorError(f"cannot write to {path_for(state_dir)}: permission denied; "

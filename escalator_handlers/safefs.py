@@ -44,18 +44,20 @@ def open_dir(path: str) -> int:
         raise
 
 
-def follow_owner(fd: int, dir_st: os.stat_result) -> None:
+def follow_owner(fd: int, dir_st: os.stat_result, group_only: bool = False) -> None:
     """Running as root: give the file on ``fd`` its directory's owner and group.
 
     So that a root collector or root's ``escalator pause`` never leaves a file
     that the directory's owner (the spool's monitoring user, or escalator's
-    own user in the state directory) can no longer write.
+    own user in the state directory) can no longer write.  ``group_only``:
+    keep root as the owner (an operator command, whose owner says who gave it).
     """
     if os.geteuid() != 0:
         return
     st = os.fstat(fd)
-    if (st.st_uid, st.st_gid) != (dir_st.st_uid, dir_st.st_gid):
-        os.fchown(fd, dir_st.st_uid, dir_st.st_gid)
+    uid = st.st_uid if group_only else dir_st.st_uid
+    if (st.st_uid, st.st_gid) != (uid, dir_st.st_gid):
+        os.fchown(fd, uid, dir_st.st_gid)
 
 
 def write_atomic(dir_path: str, name: str, data: bytes, mode: int = 0o640) -> None:
@@ -70,14 +72,14 @@ def write_atomic(dir_path: str, name: str, data: bytes, mode: int = 0o640) -> No
         os.close(dfd)
 
 
-def write_atomic_at(dfd: int, name: str, data: bytes, mode: int = 0o640) -> None:
-    """:func:`write_atomic` in the open directory ``dfd``."""
+def write_atomic_at(dfd: int, name: str, data: bytes, mode: int = 0o640, keep_owner: bool = False) -> None:
+    """:func:`write_atomic` in the open directory ``dfd`` (``keep_owner``: see :func:`follow_owner`)."""
     tmp = f".{name}.{os.getpid()}.{os.urandom(8).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
     try:
         try:
             os.fchmod(fd, mode)  # exact, whatever the umask
-            follow_owner(fd, os.fstat(dfd))
+            follow_owner(fd, os.fstat(dfd), group_only=keep_owner)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
