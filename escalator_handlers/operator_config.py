@@ -72,7 +72,11 @@ def load_for_operator(path: str, spool: Optional[str] = None, journal: Optional[
         raise ConfigError(problems)  # whoever can write it could point us anywhere: no leniency
     paths = _paths_leniently(path)
     if paths is None and not (spool or os.environ.get("ESCALATOR_SPOOL")) and not journal:
-        raise ConfigError(problems)  # not even the paths can be read: --spool/--journal can say
+        # Not even the paths can be read: say how to reach the brake all the same.
+        last = problems[-1]
+        raise ConfigError(problems[:-1] + [dataclasses.replace(last, message=(
+            f"{last.message} (the spool and journal cannot be read from it either: give them with "
+            "--spool DIR --journal PATH; pause, resume, hold, release and status need nothing else)"))])
     paths = paths or {}
     stand_in = Config(source=path, levels=(), spool=paths.get("spool", Config.spool),
                       journal=paths.get("journal", Config.journal), state_file=paths.get("state_file"))
@@ -85,12 +89,34 @@ def _paths_leniently(path: str) -> Optional[Dict[str, str]]:
 
     try:
         with open(path, "rb") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError, ValueError, RecursionError):
+            text = f.read(1 << 22)
+    except OSError:
         return None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return _top_level_lines(text) or None  # a syntax error elsewhere: the path lines may be intact
     if not isinstance(data, dict):
         return None
-    return {k: data[k] for k in ("spool", "journal", "state_file") if isinstance(data.get(k), str) and data[k]}
+    return {k: data[k] for k in _PATH_KEYS if isinstance(data.get(k), str) and data[k]}
+
+
+_PATH_KEYS = ("spool", "journal", "state_file")
+
+
+def _top_level_lines(text: bytes) -> Dict[str, str]:
+    """``spool: /x``-style lines at the top level, read without YAML (whose parse failed)."""
+    import re
+
+    out: Dict[str, str] = {}
+    pattern = re.compile(r"^(spool|journal|state_file):[ \t]*(?:\"([^\"]*)\"|'([^']*)'|([^#\s][^#]*?))[ \t]*(?:#.*)?$")
+    for line in text.decode("utf-8", "replace").splitlines():
+        m = pattern.match(line.rstrip("\r"))
+        if m and m.group(1) not in out:
+            value = next(g for g in m.groups()[1:] if g is not None)
+            if value:
+                out[m.group(1)] = value
+    return out
 
 
 def file_digest(path: str) -> Optional[str]:
