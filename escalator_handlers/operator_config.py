@@ -72,11 +72,7 @@ def load_for_operator(path: str, spool: Optional[str] = None, journal: Optional[
         raise ConfigError(problems)  # whoever can write it could point us anywhere: no leniency
     paths = _paths_leniently(path)
     if paths is None and not (spool or os.environ.get("ESCALATOR_SPOOL")) and not journal:
-        # Not even the paths can be read: say how to reach the brake all the same.
-        last = problems[-1]
-        raise ConfigError(problems[:-1] + [dataclasses.replace(last, message=(
-            f"{last.message} (the spool and journal cannot be read from it either: give them with "
-            "--spool DIR --journal PATH; pause, resume, hold, release and status need nothing else)"))])
+        raise ConfigError(problems)  # not even the paths can be read: --spool/--journal can say
     paths = paths or {}
     stand_in = Config(source=path, levels=(), spool=paths.get("spool", Config.spool),
                       journal=paths.get("journal", Config.journal), state_file=paths.get("state_file"))

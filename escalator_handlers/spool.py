@@ -11,7 +11,9 @@ are durably journalled.  Layout of a spool directory:
     files the collector has taken (leftovers of a crashed collector are taken
     again by the next one);
 ``collector.lock`` / ``collector.pid``
-    the collector's filelock and pid (handlers only probe the lock);
+    a sign that a collector runs, and its pid (handlers only probe the lock);
+    the lock that decides who acts is beside the journal, where the spool's
+    owner cannot remove it (``storage/local.py``);
 ``wakeup``
     a FIFO the collector reads; a handler writes one byte to wake it.
 
