@@ -57,7 +57,7 @@ def user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _owner_hint(state_dir: str) -> str:
+def owner_hint(state_dir: str) -> str:
     try:
         owner = user_name(os.stat(state_dir).st_uid)
     except OSError:
@@ -71,7 +71,7 @@ def ensure(state_dir: str) -> int:
     directory) when missing.  Raises EscalatorError when it is unsafe or cannot be made."""
     control = path_for(state_dir)
     try:
-        os.makedirs(state_dir, 0o750, exist_ok=True)
+        os.makedirs(state_dir, defaults.STATE_DIR_MODE, exist_ok=True)
         try:
             os.mkdir(control, defaults.CONTROL_DIR_MODE)
         except FileExistsError:
@@ -87,7 +87,7 @@ def ensure(state_dir: str) -> int:
             return dfd
         dfd = open_dir(control)
     except PermissionError:
-        raise EscalatorError(f"cannot create {control}: permission denied; {_owner_hint(state_dir)}") from None
+        raise EscalatorError(f"cannot create {control}: permission denied; {owner_hint(state_dir)}") from None
     except OSError as exc:
         raise EscalatorError(f"cannot use control directory {control}: {exc.strerror or exc}") from None
     try:
@@ -120,7 +120,7 @@ def write(state_dir: str, record: dict) -> str:
         os.fsync(dfd)
     except PermissionError:
         raise EscalatorError(f"cannot write to {path_for(state_dir)}: permission denied; "
-                             f"{_owner_hint(state_dir)}") from None
+                             f"{owner_hint(state_dir)}") from None
     except OSError as exc:
         raise EscalatorError(f"cannot write to {path_for(state_dir)}: {exc.strerror or exc}") from None
     finally:

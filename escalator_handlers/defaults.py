@@ -20,8 +20,10 @@ JOURNAL = "/var/lib/escalator/journal.jsonl"
 STATE_FILE_NAME = "state.json"
 #: The operators' control directory, beside ``state.json`` (only root and escalator's user write it).
 CONTROL_DIR_NAME = "control"
-#: The control directory's mode when escalator creates it (the ``escalator`` group may list it).
-CONTROL_DIR_MODE = 0o750
+#: The modes of the state directory and its ``control/`` when escalator creates them
+#: (the ``escalator`` group may read and list them; only their owner writes).
+STATE_DIR_MODE = 0o750
+CONTROL_DIR_MODE = STATE_DIR_MODE
 
 # -- planning ---------------------------------------------------------------
 

@@ -20,11 +20,10 @@ import threading
 import time
 from typing import List, Optional, Tuple
 
-import filelock
-
 from .. import kinds, spool, spool_reader
 from ..config import Config
 from ..errors import EscalatorError
+from ..safefs import FlockFile
 from ..system import drain
 from .etcd import Etcd, put_op
 from .journal import FROM_SPOOL, MAX_OPS, Fence, Keys
@@ -36,17 +35,20 @@ RECHECK = 30.0
 MAX_BACKOFF = 10.0
 
 
-def spool_lock(config: Config) -> filelock.FileLock:
-    return filelock.FileLock(os.path.join(config.spool, spool.LOCK), timeout=0.0)
+def spool_lock(config: Config) -> FlockFile:
+    """The spool's ``collector.lock``, opened without following a symlink and never truncated."""
+    return FlockFile(config.spool, spool.LOCK, 0o644)
 
 
-def forward_once(config: Config, etcd: Etcd, keys: Keys, lock: Optional[filelock.FileLock] = None) -> int:
+def forward_once(config: Config, etcd: Etcd, keys: Keys, lock: Optional[FlockFile] = None) -> int:
     """Move what the spool holds into etcd; how many records were sent (-1: spool busy)."""
     spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
     lock = lock or spool_lock(config)
     try:
-        lock.acquire(timeout=0.0)
-    except filelock.Timeout:
+        got = lock.acquire(0.0)
+    except OSError as exc:
+        raise EscalatorError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    if not got:
         return -1  # another forwarder (or this node's collector) is taking the spool now
     try:
         taken = spool_reader.take(config.spool)

@@ -11,8 +11,10 @@
   a crash leaves either the old or the new one and the journal covers the rest.
   Due every ``SNAPSHOT_EVERY`` seconds: its cost grows with the number of
   checks, the journal's with the number of events.
-- :class:`LocalLeadership`: ``collector.lock`` (a filelock) in the spool, with
-  ``collector.pid`` beside it for ``status`` and ``check_escalator``.
+- :class:`LocalLeadership`: ``collector.lock`` (an ``flock``) in the state
+  directory, beside the journal; a second ``collector.lock`` in the spool,
+  with ``collector.pid`` beside it, is the sign handlers, ``status`` and
+  ``check_escalator`` probe.
 
 Writes, fsyncs, renames and removals go through the
 :class:`~escalator_handlers.system.System` given to :func:`open_local`
@@ -29,6 +31,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .. import journal, spool, spool_reader
 from ..config import Config
+from ..defaults import STATE_DIR_MODE
 from ..errors import EscalatorError, LockedError
 from ..planning.state import State
 from ..safefs import FlockFile, UnsafePath, follow_owner, write_atomic
@@ -290,7 +293,7 @@ class LocalLeadership:
     def acquire(self, timeout: float = 1.0) -> bool:
         lock = self._lock
         try:
-            os.makedirs(self.state_dir, 0o750, exist_ok=True)
+            os.makedirs(self.state_dir, STATE_DIR_MODE, exist_ok=True)
             got = lock.acquire(timeout)
         except OSError as exc:
             raise EscalatorError(f"cannot lock {lock.path}: {_why(exc)}{_permission_hint(exc, self.state_dir)}") \
@@ -362,23 +365,9 @@ def _why(exc: OSError) -> str:
 
 
 def _permission_hint(exc: OSError, state_dir: str) -> str:
-    if not isinstance(exc, PermissionError):
-        return ""
-    try:
-        owner = _user_name(os.stat(state_dir).st_uid)
-    except OSError:
-        return ""
-    return (f" (only root and {owner}, the owner of {state_dir}, may run the collector or record "
-            f"operator commands: use sudo, or sudo -u {owner})")
+    from ..control_dir import owner_hint
 
-
-def _user_name(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
+    return f" ({owner_hint(state_dir)})" if isinstance(exc, PermissionError) else ""
 
 
 def state_dir(config: Config) -> str:
