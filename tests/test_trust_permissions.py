@@ -234,6 +234,10 @@ def test_after_a_root_collect_escalators_user_commands_and_the_monitoring_user_r
     assert f"only root and {layout.escalator} (the owner of {layout.state}) may give operator commands" \
         in r.stderr, r.stderr
     assert not layout.records("resume")
+    r = layout.esc("collect", user=layout.nagios)
+    assert r.returncode == 1 and "internal error" not in r.stderr, r.stderr
+    assert f"cannot lock {layout.state}/collector.lock: Permission denied (only root and {layout.escalator}" \
+        in r.stderr, r.stderr
 
     # ... but, in escalator's group, reads status, history and check_escalator.
     r = layout.esc("status", user=layout.nagios)
