@@ -20,7 +20,7 @@ import json
 import os
 import stat
 import time
-from typing import List, Optional, Set, Tuple
+from typing import List, Set, Tuple
 
 from . import defaults
 from .errors import EscalatorError
