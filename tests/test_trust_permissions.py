@@ -22,6 +22,7 @@ from typing import Iterator, List
 
 import pytest
 
+from escalator_handlers import spool
 from spool_fixtures import ESCALATOR, HANDLER, handler_env, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -120,7 +121,10 @@ def layout() -> Iterator[Layout]:
         # The reader's side: the monitoring user in escalator's group (docs/guarantees.rst).
         subprocess.run(["usermod", "-a", "-G", escalator, nagios], check=True, capture_output=True)
         root.chmod(0o755)
-        yield Layout(root, nagios, escalator)
+        site = Layout(root, nagios, escalator)
+        yield site
+        # A collector a command started (resume, approve) finishes before the tree goes.
+        wait_for(lambda: spool.collector_running(str(site.spool)) is None, 30, what="the collector gone")
     finally:
         shutil.rmtree(root, ignore_errors=True)
         for name in made:
