@@ -191,10 +191,23 @@ def _read(dfd: int, name: str, source: str, trusted: Set[int]) -> Taken:
     return Taken(source, 1, rec, text, True)
 
 
+def layout_warnings(state_dir: str) -> List[str]:
+    """For ``validate``: a state directory others may write (they could then remove the
+    collector's lock or replace ``control/``)."""
+    try:
+        st = os.stat(state_dir)
+    except OSError:
+        return []  # created by the collector, with the right mode
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return [f"state directory {state_dir} is writable by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                f"they could remove the collector's lock or give operator commands; chmod go-w {state_dir}"]
+    return []
+
+
 def pending(state_dir: str) -> List[dict]:
     """The commands no collector has taken yet, for ``status`` and ``approve``."""
     items, _ = take(state_dir)
     return [t.record for t in items if t.trusted and t.record is not None]
 
 
-__all__ = ["path_for", "trusted_uids", "ensure", "write", "take", "pending", "PREFIX", "SUFFIX"]
+__all__ = ["path_for", "trusted_uids", "ensure", "write", "take", "pending", "layout_warnings", "PREFIX", "SUFFIX"]

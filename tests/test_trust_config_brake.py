@@ -60,3 +60,17 @@ def test_validate_warns_about_secret_files_every_user_may_read(tmp_path: Path) -
            f"chmod o-rwx {password}" in r.stderr, r.stderr
     assert f"warning: {key} (vm: ssh key_file) is readable by every user (mode 0604)" in r.stderr
     assert str(private) not in r.stderr
+
+
+def test_validate_warns_about_a_state_directory_others_may_write(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o2770)
+    conf = tmp_path / "escalator.yaml"
+    conf.write_text(f"spool: {tmp_path}/spool\njournal: {state}/journal.jsonl\n"
+                    "levels:\n  - name: vm\n    steps: [{shell: 'true'}]\nnotify:\n  - shell: 'true'\n")
+    r = escalator("validate", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert f"warning: state directory {state} is writable by others (mode 2770)" in r.stderr, r.stderr
+    state.chmod(0o2750)
+    assert "warning" not in escalator("validate", str(conf)).stderr

@@ -32,7 +32,10 @@ def validate(config_file: Optional[str], config: Optional[str]) -> int:
     cfg = load_config(path)
     from ..config.secrets import readable_by_others
 
-    for warning in readable_by_others(cfg):
+    from ..control_dir import layout_warnings
+    from ..storage.local import state_dir
+
+    for warning in readable_by_others(cfg) + (layout_warnings(state_dir(cfg)) if cfg.cluster is None else []):
         click.echo(f"{path}: warning: {warning}", err=True)
     feedback = cfg.nagios is not None and bool(cfg.nagios.command_file or cfg.nagios.icinga_api)
     if not cfg.notify:
