@@ -1,41 +1,66 @@
-"""Operator actions (pause, resume, hold, release) and whether a collector is needed.
+"""Operator actions (pause, resume, hold, release, run, approve, deny) and whether a collector is needed.
 
-An action travels through the spool like any event, so a running collector
-applies it at its next step boundary; with no collector running, ``control``
-journals it itself under the collector lock.
+An action is a file in the control directory (:mod:`.control_dir`), which a
+running collector takes at its next step boundary; with no collector running,
+``control`` journals it itself under the collector lock.
 """
 
 from __future__ import annotations
 
-from . import spool, spool_reader, storage
+import logging
+
+from . import control_dir, spool, spool_reader, storage
 from .collector import Collector
 from .config import Config
-from .errors import LockedError, UsageError
+from .errors import EscalatorError, LockedError, UsageError
 from .planning.planner import decide
+from .storage import intake_records
+from .storage.local import state_dir
+
+log = logging.getLogger("escalator")
 
 
 def work_pending(config: Config, now: float) -> bool:
-    """Whether a collector is needed: spool entries, or the planner has something to do or await."""
-    if spool_reader.pending_stats(config.spool)[0]:
+    """Whether a collector is needed: spool entries, commands, or the planner has something to do or await."""
+    if _spool_lines(config) or control_dir.take(state_dir(config))[1]:
         return True
     d = decide(storage.load(config).state, config, now)
     return bool(d.records or d.run is not None or d.wake is not None)
 
 
+def _spool_lines(config: Config) -> int:
+    try:
+        return spool_reader.pending_stats(config.spool)[0]
+    except OSError:
+        return 0  # status names what is wrong with the spool; a command must not fail on it
+
+
 def control(config: Config, record: dict) -> str:
     """Record an operator action (pause, hold, ...) and get it journalled.
 
-    It goes through the spool like any event, so a running collector sees it
-    at its next step boundary; with no collector running, it is journalled
-    here and now under the collector lock.  With ``cluster:``, it goes to etcd,
-    where the leader takes it like a forwarded event.
+    It becomes a file in the control directory (:mod:`.control_dir`), never a
+    spool line: only root and escalator's own user can write there, and the
+    collector takes the writer from the file's owner.  A running collector
+    applies it at its next step boundary; with no collector running, it is
+    journalled here and now under the collector lock.  The spool is not read
+    here, so nothing planted in it (a directory, a FIFO, a symlink) takes the
+    brake away.  With ``cluster:``, it goes to etcd, where the leader takes it
+    like a forwarded event.
     """
     if config.cluster is not None:
         from .cluster.view import record_action
 
         return record_action(config, record)
-    spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
-    spool.append(config.spool, record, mode=config.spool_mode)
+    control_dir.write(state_dir(config), record)
+    try:
+        spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)  # as a collector would
+        problems = spool_reader.bad_entries(config.spool)
+    except EscalatorError as exc:
+        problems = [str(exc)]
+    for problem in problems:
+        log.warning("%s (the %s is recorded all the same: the brake does not use the spool)",
+                    problem, record.get("kind"))
+    spool.wake(config.spool)
     pid = spool.collector_running(config.spool)
     if pid is not None:
         return f"recorded; the running collector (pid {pid}) applies it" if pid > 0 \
@@ -48,7 +73,10 @@ def control(config: Config, record: dict) -> str:
         return "recorded; the running collector applies it"
     try:
         c._recover()
-        c.ingest()
+        batch = c.storage.intake.take_commands()  # type: ignore[attr-defined]  (local storage)
+        if batch:
+            c._batch = batch
+            c.emit(intake_records(batch.items, c.state.seen_ids, c.clock()))
         c._save()
     finally:
         lead.release()

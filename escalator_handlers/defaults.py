@@ -18,6 +18,12 @@ CONFIG_PATH = "/etc/escalator/escalator.yaml"
 JOURNAL = "/var/lib/escalator/journal.jsonl"
 #: The snapshot's file name beside the journal when ``state_file:`` is not set.
 STATE_FILE_NAME = "state.json"
+#: The operators' control directory, beside ``state.json`` (only root and escalator's user write it).
+CONTROL_DIR_NAME = "control"
+#: The modes of the state directory and its ``control/`` when escalator creates them
+#: (the ``escalator`` group may read and list them; only their owner writes).
+STATE_DIR_MODE = 0o750
+CONTROL_DIR_MODE = STATE_DIR_MODE
 
 # -- planning ---------------------------------------------------------------
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from typing import Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import EscalatorError
+from .safefs import follow_owner
 from .spool import write_at_end
 from .system import REAL, System
 
@@ -40,6 +42,7 @@ def append(path: str, records: Iterable[Mapping], system: System = REAL) -> int:
     except OSError as exc:
         raise EscalatorError(f"cannot open journal {path}: {exc.strerror}") from None
     try:
+        _own(fd, d, path)
         size = os.fstat(fd).st_size
         try:
             written = write_at_end(fd, size, data, system.write)
@@ -73,7 +76,19 @@ def create(path: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     except OSError as exc:
         raise EscalatorError(f"cannot open journal {path}: {exc.strerror}") from None
-    os.close(fd)
+    try:
+        _own(fd, os.path.dirname(os.path.abspath(path)), path)
+    finally:
+        os.close(fd)
+
+
+def _own(fd: int, d: str, path: str) -> None:
+    """A regular file with one link, owned (when root writes it) like its directory, so that
+    escalator's user and the readers of its group keep their access after a root collect."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        raise EscalatorError(f"refusing to write journal {path}: it is not a regular file with one link")
+    follow_owner(fd, os.stat(d))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from .config import Config, load_config
 from .errors import ConfigError, ConfigProblem
+from .safefs import open_dir, open_regular, write_atomic
 
 #: In the spool: the config the collector holding the lock runs (path, sha256, when loaded).
 RUNNING_CONFIG = "collector.config"
@@ -84,12 +85,34 @@ def _paths_leniently(path: str) -> Optional[Dict[str, str]]:
 
     try:
         with open(path, "rb") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError, ValueError, RecursionError):
+            text = f.read(1 << 22)
+    except OSError:
         return None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return _top_level_lines(text) or None  # a syntax error elsewhere: the path lines may be intact
     if not isinstance(data, dict):
         return None
-    return {k: data[k] for k in ("spool", "journal", "state_file") if isinstance(data.get(k), str) and data[k]}
+    return {k: data[k] for k in _PATH_KEYS if isinstance(data.get(k), str) and data[k]}
+
+
+_PATH_KEYS = ("spool", "journal", "state_file")
+
+
+def _top_level_lines(text: bytes) -> Dict[str, str]:
+    """``spool: /x``-style lines at the top level, read without YAML (whose parse failed)."""
+    import re
+
+    out: Dict[str, str] = {}
+    pattern = re.compile(r"^(spool|journal|state_file):[ \t]*(?:\"([^\"]*)\"|'([^']*)'|([^#\s][^#]*?))[ \t]*(?:#.*)?$")
+    for line in text.decode("utf-8", "replace").splitlines():
+        m = pattern.match(line.rstrip("\r"))
+        if m and m.group(1) not in out:
+            value = next(g for g in m.groups()[1:] if g is not None)
+            if value:
+                out[m.group(1)] = value
+    return out
 
 
 def file_digest(path: str) -> Optional[str]:
@@ -101,23 +124,30 @@ def file_digest(path: str) -> Optional[str]:
 
 
 def record_running(cfg: Config, digest: Optional[str], loaded: float) -> None:
-    """Called by the collector holding the lock: say which config it obeys (best effort)."""
+    """Called by the collector holding the lock: say which config it obeys (best effort).
+
+    Written into the spool as a whole new file renamed into place (``safefs``):
+    a symlink the spool's owner plants there is replaced, never followed.
+    """
     data = json.dumps({"path": os.path.abspath(cfg.source), "sha256": digest, "loaded": loaded,
                        "pid": os.getpid()})
-    tmp = os.path.join(cfg.spool, f".{RUNNING_CONFIG}.{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(data + "\n")
-        os.replace(tmp, os.path.join(cfg.spool, RUNNING_CONFIG))
+        write_atomic(cfg.spool, RUNNING_CONFIG, (data + "\n").encode("ascii"), 0o644)
     except OSError:
         pass  # only informational: status then cannot compare
 
 
 def running_config(cfg: Config) -> Optional[Dict[str, Any]]:
-    """What the collector last recorded with ``record_running``, or None."""
+    """What the collector last recorded with ``record_running``, or None (also when something
+    else than a regular file is there: nothing planted in the spool can hang or fool status)."""
     try:
-        with open(os.path.join(cfg.spool, RUNNING_CONFIG), encoding="ascii") as f:
-            data = json.load(f)
+        dfd = open_dir(cfg.spool)
+        try:
+            fd = open_regular(dfd, RUNNING_CONFIG, os.O_RDONLY)
+        finally:
+            os.close(dfd)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read(1 << 16))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -11,7 +11,9 @@ are durably journalled.  Layout of a spool directory:
     files the collector has taken (leftovers of a crashed collector are taken
     again by the next one);
 ``collector.lock`` / ``collector.pid``
-    the collector's filelock and pid (handlers only probe the lock);
+    a sign that a collector runs, and its pid (handlers only probe the lock);
+    the lock that decides who acts is beside the journal, where the spool's
+    owner cannot remove it (``storage/local.py``);
 ``wakeup``
     a FIFO the collector reads; a handler writes one byte to wake it.
 
@@ -362,10 +364,18 @@ def collector_running(spool_dir: str) -> Optional[int]:
 
 def _read_pid(spool_dir: str) -> int:
     try:
-        with open(os.path.join(spool_dir, PID), "rb") as f:
-            return int(f.read(32).strip() or b"-1")
+        # O_NONBLOCK, O_NOFOLLOW: nothing planted here can hang a handler or status.
+        fd = os.open(os.path.join(spool_dir, PID), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return -1
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return -1
+        return int(os.read(fd, 32).strip() or b"-1")
     except (OSError, ValueError):
         return -1
+    finally:
+        os.close(fd)
 
 
 __all__ = [

@@ -23,7 +23,7 @@ from .spool import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, Optional
+    from typing import BinaryIO, Iterator, Optional
 
     from .system import System
 
@@ -65,10 +65,42 @@ def open_wakeup(spool_dir: str) -> int:
         os.close(dfd)
 
 
+def bad_entries(spool_dir: str) -> list[str]:
+    """What is wrong with the spool's own entries (a directory, FIFO or symlink where a file
+    belongs...), one plain sentence each naming the entry; empty when nothing is.
+
+    Readers say it as a warning and carry on: nothing here is needed to pause.
+    """
+    from .operator_config import RUNNING_CONFIG
+    from .safefs import describe_entry
+    from .spool import LOCK, PID
+
+    try:
+        names = set(os.listdir(spool_dir))
+    except OSError:
+        return []
+    out = []
+    files = [n for n in (EVENTS, LOCK, PID, RUNNING_CONFIG) if n in names]
+    files += sorted(n for n in names if n.startswith(TAKEN_PREFIX) and n.endswith(TAKEN_SUFFIX))
+    for name in files:
+        what = describe_entry(spool_dir, name)
+        if what is not None:
+            full = os.path.join(spool_dir, name)
+            out.append(f"{full} is {what}, not a file: remove it")
+    if WAKEUP in names:
+        try:
+            st = os.lstat(os.path.join(spool_dir, WAKEUP))
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISFIFO(st.st_mode):
+            out.append(f"{os.path.join(spool_dir, WAKEUP)} is not a FIFO: remove it (the collector makes it)")
+    return out
+
+
 def _taken(spool_dir: str) -> list[str]:
     try:
         names = os.listdir(spool_dir)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(
         os.path.join(spool_dir, n) for n in names if n.startswith(TAKEN_PREFIX) and n.endswith(TAKEN_SUFFIX)
@@ -119,16 +151,34 @@ def take(spool_dir: str, system: Optional[System] = None) -> list[str]:
     return [p for p in paths if os.path.exists(p)]
 
 
+def open_entry(path: str) -> Optional[BinaryIO]:
+    """A spool file opened for reading, or None when it is missing or not a regular file.
+
+    Never follows a symlink and never waits on a FIFO: whatever the spool's
+    owner plants there, readers (``status``, ``plan``, the brake) neither hang
+    nor read another file through it.  ``take`` refuses such entries by name.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.ENOTDIR):
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
 def read_records(path: str) -> Iterator[tuple[int, Optional[dict], str]]:
     """Yield (line number, record or None when corrupt, raw text) for each line.
 
     A line that is not a JSON object, is longer than MAX_LINE, or is the last
     one and lacks its newline (a torn write) yields None; nothing here raises
-    for bad content.  A missing file yields nothing.
+    for bad content.  A missing file (or anything but a regular file) yields nothing.
     """
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+    f = open_entry(path)
+    if f is None:
         return
     with f:
         number = 0
@@ -200,9 +250,8 @@ def pending_stats(spool_dir: str) -> tuple[int, Optional[float]]:
     count = 0
     oldest = None
     for path in _pending_files(spool_dir):
-        try:
-            f = open(path, "rb")
-        except FileNotFoundError:
+        f = open_entry(path)
+        if f is None:
             continue
         with f:
             if oldest is None:

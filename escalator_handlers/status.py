@@ -243,11 +243,21 @@ def fold_pending(config: Config, state: State, now: Optional[float] = None) -> i
     import time
 
     rejected = 0
+    now = time.time() if now is None else now
+    if config.cluster is None:  # the operators' commands not yet taken (control directory)
+        from .control_dir import pending as commands
+        from .storage.local import state_dir
+
+        for rec in commands(state_dir(config)):
+            if rec.get("kind") in kinds.CONTROL_KINDS:
+                state.apply(dict(rec, time=float(rec.get("time") or now)))
     if not _spool_exists(config):
         return 0
-    now = time.time() if now is None else now
     for rec in spool_reader.pending(config.spool):
-        if rec.get("kind") in kinds.CONTROL_KINDS or rec.get("kind") in kinds.LISTEN_KINDS:
+        if rec.get("kind") in kinds.CONTROL_KINDS:
+            rejected += 1  # the collector rejects it: the spool proves no operator
+            continue
+        if rec.get("kind") in kinds.LISTEN_KINDS:
             state.apply(rec)
             continue
         try:
@@ -273,7 +283,8 @@ def _spool_problem(config: Config) -> Optional[str]:
         spool.check_spool_dir(config.spool, create=False)
     except SpoolError as exc:
         return str(exc)
-    return None
+    bad = spool_reader.bad_entries(config.spool)
+    return "; ".join(bad) if bad else None
 
 
 def _spool_exists(config: Config) -> bool:

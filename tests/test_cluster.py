@@ -133,6 +133,24 @@ def test_forward_ships_the_spool_and_a_resend_is_journalled_once(tmp_path: Path,
     assert leader(etcd.urls) == {}   # a collector that exits hands leadership back at once
 
 
+def test_an_operator_record_forwarded_from_a_spool_is_rejected_by_the_leader(tmp_path: Path, etcd: EtcdCluster,
+                                                                           nodes: List[Site]) -> None:
+    a = cluster_site(tmp_path, "a", etcd.urls, levels(tmp_path / "steps", "a"), CHECKS)
+    nodes.append(a)
+    a.event("web1", "UP")  # the spool exists, as a handler made it
+    with a.spool.joinpath("events.jsonl").open("a") as f:  # as the monitoring user could
+        f.write(json.dumps({"kind": "pause", "time": 1.0, "reason": "forged", "user": "root", "id": "f1"}) + "\n")
+    assert a.cli("forward", "--config", str(a.config)).returncode == 0
+    assert a.cli("collect", "--config", str(a.config)).returncode == 0
+    (rejected,) = records(etcd.urls, "rejected")
+    assert "from the spool of a" in rejected["reason"] and '"reason":"forged"' in rejected["text"]
+    assert records(etcd.urls, "pause") == []
+    # The operator's own command (written to etcd by `escalator pause`) is obeyed.
+    assert a.cli("pause", "--config", str(a.config), "--reason", "real").returncode == 0
+    assert a.cli("collect", "--config", str(a.config)).returncode == 0
+    assert [p["reason"] for p in records(etcd.urls, "pause")] == ["real"]
+
+
 # -- one leader, takeover ------------------------------------------------------------------
 
 

@@ -143,7 +143,7 @@ def test_a_one_shot_collector_refuses_while_a_daemon_holds_the_lock(tmp_path):
         pid = wait_for(lambda: known_holder(tmp_path / "spool"), 15)
         r = escalator("collect", "--config", str(conf))
         assert r.returncode == 1
-        assert f"another collector holds {tmp_path / 'spool' / 'collector.lock'} (pid {pid})" in r.stderr.decode()
+        assert f"another collector holds {tmp_path / 'collector.lock'} (pid {pid})" in r.stderr.decode()
         assert pid == d.proc.pid
 
 

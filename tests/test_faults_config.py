@@ -80,7 +80,8 @@ def test_collect_with_a_truncated_config_exits_2_with_file_and_line_and_touches_
     for args in (["collect"], ["collect", "--daemon"], ["validate"], ["status"]):
         r = escalator(*args, "--config", str(conf))
         err = r.stderr.decode()
-        assert r.returncode == 2, (args, r)
+        # status is the dashboard: with the spool and journal lines intact it works, and warns.
+        assert r.returncode == (0 if args == ["status"] else 2), (args, r)
         assert f"{conf}:" in err and "Traceback" not in err, err
     assert not (tmp_path / "journal.jsonl").exists()
     assert [r["id"] for r in spool_reader.pending(str(tmp_path / "spool"))] == ids

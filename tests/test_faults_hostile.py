@@ -149,7 +149,7 @@ def test_hostile_names_and_output_are_never_executed_never_paths_recorded_and_sh
     # Never executed, never a path.
     assert list(canary.iterdir()) == [] and list(work.iterdir()) == []
     assert os.stat("/etc/passwd").st_mtime == passwd.st_mtime
-    expected_new = {"journal.jsonl", "state.json", "spool/collector.lock", "spool/wakeup", "spool/collector.config",
+    expected_new = {"journal.jsonl", "state.json", "collector.lock", "spool/collector.lock", "spool/wakeup", "spool/collector.config",
                     *(f"out/{n}" for n in ("bare", "dquoted", "squoted", "each", "env", "summary", "notify"))}
     assert set(tree(tmp_path)) - set(before) <= expected_new, set(tree(tmp_path)) - set(before)
 

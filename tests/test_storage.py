@@ -98,6 +98,7 @@ def test_snapshot_loads_what_was_saved_and_recovery_folds_the_journal_after_it(b
 
 def test_an_unacknowledged_batch_is_taken_again_and_an_acknowledged_one_never(backend: Backend) -> None:
     s = backend.open()
+    s.intake.prepare()  # as the collector does, before anything else
     s.leadership.acquire(1.0)
     s.intake.open()
     try:

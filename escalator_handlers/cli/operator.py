@@ -9,6 +9,7 @@ collector, running on its last good config, obeys them.  ``--spool`` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable, List, Optional
@@ -18,7 +19,7 @@ import click
 from .. import kinds
 from ..config import Config, config_path
 from ..display import safe
-from ..errors import EscalatorError, UsageError
+from ..errors import ConfigError, EscalatorError, UsageError
 from ..operator_config import OperatorConfig, load_for_operator
 from .base import config_option, load, user
 
@@ -34,7 +35,16 @@ def operator_options(f: Callable) -> Callable:
 
 def operator_config(config: Optional[str], spool: Optional[str], journal: Optional[str]) -> OperatorConfig:
     """The config, or -- when the file is invalid -- its paths, with a warning on stderr."""
-    op = load_for_operator(config_path(config), spool, journal)
+    try:
+        op = load_for_operator(config_path(config), spool, journal)
+    except ConfigError as exc:
+        if any("world-writable" in str(p) for p in exc.problems):
+            raise  # no leniency for a file anyone could have written
+        # Not even the paths can be read from the file: say how to reach the brake all the same.
+        last = exc.problems[-1]
+        raise ConfigError(exc.problems[:-1] + [dataclasses.replace(last, message=(
+            f"{last.message} (the spool and journal cannot be read from it either: give them with "
+            "--spool DIR --journal PATH; pause, resume, hold, release and status need nothing else)"))]) from None
     warning = op.warning()
     if warning:
         click.echo(f"Warning: {safe(warning, 2000)}", err=True)

@@ -30,6 +30,13 @@ def validate(config_file: Optional[str], config: Optional[str]) -> int:
         click.echo(f"{path}: {plural(len(problems), 'error')}", err=True)
         return 2
     cfg = load_config(path)
+    from ..config.secrets import readable_by_others
+
+    from ..control_dir import layout_warnings
+    from ..storage.local import state_dir
+
+    for warning in readable_by_others(cfg) + (layout_warnings(state_dir(cfg)) if cfg.cluster is None else []):
+        click.echo(f"{path}: warning: {warning}", err=True)
     feedback = cfg.nagios is not None and bool(cfg.nagios.command_file or cfg.nagios.icinga_api)
     if not cfg.notify:
         click.echo(f"{path}: warning: no notify steps: nothing can reach an administrator when a level "

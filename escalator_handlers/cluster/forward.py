@@ -20,14 +20,13 @@ import threading
 import time
 from typing import List, Optional, Tuple
 
-import filelock
-
-from .. import spool, spool_reader
+from .. import kinds, spool, spool_reader
 from ..config import Config
 from ..errors import EscalatorError
+from ..safefs import FlockFile
 from ..system import drain
 from .etcd import Etcd, put_op
-from .journal import MAX_OPS, Fence, Keys
+from .journal import FROM_SPOOL, MAX_OPS, Fence, Keys
 
 log = logging.getLogger("escalator")
 
@@ -36,17 +35,20 @@ RECHECK = 30.0
 MAX_BACKOFF = 10.0
 
 
-def spool_lock(config: Config) -> filelock.FileLock:
-    return filelock.FileLock(os.path.join(config.spool, spool.LOCK), timeout=0.0)
+def spool_lock(config: Config) -> FlockFile:
+    """The spool's ``collector.lock``, opened without following a symlink and never truncated."""
+    return FlockFile(config.spool, spool.LOCK, 0o644)
 
 
-def forward_once(config: Config, etcd: Etcd, keys: Keys, lock: Optional[filelock.FileLock] = None) -> int:
+def forward_once(config: Config, etcd: Etcd, keys: Keys, lock: Optional[FlockFile] = None) -> int:
     """Move what the spool holds into etcd; how many records were sent (-1: spool busy)."""
     spool.check_spool_dir(config.spool, create=True, mode=config.spool_mode)
     lock = lock or spool_lock(config)
     try:
-        lock.acquire(timeout=0.0)
-    except filelock.Timeout:
+        got = lock.acquire(0.0)
+    except OSError as exc:
+        raise EscalatorError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    if not got:
         return -1  # another forwarder (or this node's collector) is taking the spool now
     try:
         taken = spool_reader.take(config.spool)
@@ -75,6 +77,8 @@ def _lines(path: str, config: Config) -> List[Tuple[str, bytes]]:
             rid = f"{node}-{base}-{lineno}"
             if rec is not None:
                 rec = dict(rec, id=rid)
+        if rec is not None and rec.get("kind") in kinds.CONTROL_KINDS:
+            rec = dict(rec, **{FROM_SPOOL: node})  # the monitoring user wrote it: no operator
         data = spool.encode(rec)[:-1] if rec is not None else raw.encode("utf-8", "backslashreplace")
         out.append((rid, data))
     return out

@@ -56,6 +56,9 @@ KEEP_BATCHES = 2000
 #: Leaderships kept on record (``P/terms/``).
 KEEP_TERMS = 100
 #: Marks of rejected forwarded lines kept (``P/rejected/``); more are all dropped at a snapshot.
+#: The field a forwarder adds to an operator record it found in a node's spool (its node):
+#: the leader rejects it, as a local collector rejects operator records in its spool.
+FROM_SPOOL = "from_spool"
 KEEP_REJECTED = 1000
 #: A snapshot (and a compaction) after this many journal batches.
 SNAPSHOT_EVERY = 200

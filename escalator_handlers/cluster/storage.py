@@ -25,9 +25,10 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from .. import kinds
 from ..storage.seam import Batch, Storage, Taken
 from .etcd import Etcd
-from .journal import MAX_OPS, Consumed, EtcdJournal, EtcdSnapshot, Fence, Keys
+from .journal import FROM_SPOOL, MAX_OPS, Consumed, EtcdJournal, EtcdSnapshot, Fence, Keys
 from .leader import EtcdLeadership
 
 if TYPE_CHECKING:
@@ -100,7 +101,10 @@ class EtcdIntake:
                 rec = None
                 if self.fence.etcd.get(self.fence.keys.rejected_mark(kv.key)) is not None:
                     continue   # journalled as rejected before, sent again: deleted with this batch
-            items.append(Taken(kv.key, 0, rec, raw))
+            # Written by `escalator` with etcd's credentials; a forwarder marks what came from a spool.
+            command = rec is not None and rec.get("kind") in kinds.CONTROL_KINDS
+            items.append(Taken(kv.key, 0, rec, raw, command and not rec.get(FROM_SPOOL),
+                               f"an operator command from the spool of {rec.get(FROM_SPOOL)}" if command else None))
         return Batch(tuple(items), Consumed([kv.key for kv in kvs]), more=more)
 
     def acknowledge(self, batch: Batch) -> None:

@@ -70,7 +70,9 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
     controls: List[dict] = []
     rejected: List[dict] = []
     observed: set = set()
-    for where, lineno, rec, raw in items:
+    for item in items:
+        where, lineno, rec, raw = item[:4]
+        trusted, distrust = (item[4], item[5]) if len(item) > 5 else (False, None)
         try:
             if rec is None:
                 rejected.append(rejected_record(now, where, "not a complete JSON record", raw, lineno))
@@ -81,6 +83,19 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
             if rid is not None and rid in seen:
                 continue
             kind = rec.get("kind")
+            if kind in kinds.CONTROL_KINDS:
+                if trusted:
+                    controls.append(_control(rec, now))
+                    continue
+                # Whoever can write the event spool (the monitoring user) is no operator.
+                why = distrust or "an operator command in the event spool, which the monitoring user writes"
+                log.warning("rejected a %s record from %s: %s; operator commands come from `escalator` "
+                            "run by root or escalator's user", safe(kind), safe(where), why)
+                rejected.append(rejected_record(now, where, f"{why}: not obeyed", raw, lineno))
+                continue
+            if trusted:
+                rejected.append(rejected_record(now, where, "not an operator command", raw, lineno))
+                continue
             if kind == kinds.REJECTED:
                 # The handler refused an event (a field over its limit) and says so here.
                 rejected.append(rejected_record(
@@ -88,7 +103,7 @@ def intake_records(items: Iterable[Taken], seen: Container[str], now: float) -> 
                     str(rec.get("reason") or "refused by the handler"), str(rec.get("text") or ""), lineno,
                     file=where))
                 continue
-            if kind in kinds.CONTROL_KINDS or kind in kinds.LISTEN_KINDS:
+            if kind in kinds.LISTEN_KINDS:  # what `escalator listen` says of itself (a gap): no command
                 controls.append(_control(rec, now))
                 continue
             ev = Event.from_dict(rec)

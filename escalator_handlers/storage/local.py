@@ -11,8 +11,10 @@
   a crash leaves either the old or the new one and the journal covers the rest.
   Due every ``SNAPSHOT_EVERY`` seconds: its cost grows with the number of
   checks, the journal's with the number of events.
-- :class:`LocalLeadership`: ``collector.lock`` (a filelock) in the spool, with
-  ``collector.pid`` beside it for ``status`` and ``check_escalator``.
+- :class:`LocalLeadership`: ``collector.lock`` (an ``flock``) in the state
+  directory, beside the journal; a second ``collector.lock`` in the spool,
+  with ``collector.pid`` beside it, is the sign handlers, ``status`` and
+  ``check_escalator`` probe.
 
 Writes, fsyncs, renames and removals go through the
 :class:`~escalator_handlers.system.System` given to :func:`open_local`
@@ -29,8 +31,10 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .. import journal, spool, spool_reader
 from ..config import Config
+from ..defaults import STATE_DIR_MODE
 from ..errors import EscalatorError, LockedError
 from ..planning.state import State
+from ..safefs import FlockFile, UnsafePath, follow_owner, write_atomic
 from ..system import REAL, System
 from .seam import Batch, PositionLost, ReadStats, Storage, Taken
 
@@ -53,10 +57,11 @@ class Position:
 class LocalIntake:
     """The spool directory's collector side."""
 
-    def __init__(self, spool_dir: str, mode: int, system: System = REAL) -> None:
+    def __init__(self, spool_dir: str, mode: int, system: System = REAL, state_dir: Optional[str] = None) -> None:
         self.spool_dir = spool_dir
         self.mode = mode
         self.system = system
+        self.state_dir = state_dir   # its control/ holds the operators' commands (None: no commands)
         self._wake_fd = -1
 
     def prepare(self) -> None:
@@ -70,18 +75,40 @@ class LocalIntake:
         pass  # the handlers write the spool itself
 
     def take(self) -> Batch:
-        paths = spool_reader.take(self.spool_dir, self.system)
+        commands = self.take_commands()
+        try:
+            paths = spool_reader.take(self.spool_dir, self.system)
+        except EscalatorError:
+            if not commands:
+                raise
+            # The operator's commands still count (a pause above all); the spool's problem is
+            # raised again at the next take.
+            return commands
         if not paths:
-            return Batch()
+            return commands
         items = tuple(Taken(os.path.basename(path), lineno, rec, raw)
                       for path in paths for lineno, rec, raw in spool_reader.read_records(path))
-        return Batch(items, tuple(paths))
+        return Batch(commands.items + items, tuple(commands.token or ()) + tuple(paths))
+
+    def take_commands(self) -> Batch:
+        """The operators' commands waiting in the control directory (see :mod:`..control_dir`)."""
+        if self.state_dir is None:
+            return Batch()
+        from .. import control_dir
+
+        items, paths = control_dir.take(self.state_dir)
+        return Batch(tuple(items), tuple(paths)) if items else Batch()
 
     def acknowledge(self, batch: Batch) -> None:
         if batch.token:
             spool_reader.finish(list(batch.token), self.system)
 
     def pending(self) -> bool:
+        if self.state_dir is not None:
+            from .. import control_dir
+
+            if control_dir.take(self.state_dir)[1]:
+                return True
         return spool_reader.pending_stats(self.spool_dir)[0] > 0
 
     def wakeup_fd(self) -> int:
@@ -216,13 +243,15 @@ class LocalSnapshot:
         path = self.path
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
-        tmp = f"{path}.tmp.{os.getpid()}"
+        # O_EXCL and an unpredictable name: nothing planted there can redirect the write.
+        tmp = f"{path}.tmp.{os.getpid()}.{os.urandom(8).hex()}"
         data = json.dumps({"journal": (position or Position()).__dict__, "state": state.to_json()},
                           ensure_ascii=True, separators=(",", ":")).encode("ascii")
         system = self.system
         try:
-            fd = system.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+            fd = system.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
             try:
+                follow_owner(fd, os.stat(d))
                 spool.write_at_end(fd, 0, data, system.write)
                 system.fsync(fd)
             finally:
@@ -243,38 +272,55 @@ class LocalSnapshot:
 
 
 class LocalLeadership:
-    """``collector.lock`` in the spool: held for as long as the collector runs."""
+    """Who may act: ``collector.lock`` in the state directory, held while the collector runs.
 
-    def __init__(self, spool_dir: str) -> None:
+    The lock that decides lives beside the journal and ``state.json``, in a
+    directory only escalator's own user (and root) may write: the spool's
+    owner removing or replacing a lock file there is impossible, so two
+    collectors never act at once.  ``collector.lock`` in the spool is only
+    the sign handlers and ``status`` probe (``spool.collector_running``),
+    held too, with ``collector.pid`` beside it; all three are created
+    without following symlinks and never truncated (:mod:`..safefs`).
+    """
+
+    def __init__(self, spool_dir: str, state_dir: Optional[str] = None) -> None:
         self.spool_dir = spool_dir
-        self._lock: Any = None
-
-    def _filelock(self) -> Any:
-        if self._lock is None:
-            import filelock  # not at import time: status and the plugins load this module too
-
-            self._lock = filelock.FileLock(os.path.join(self.spool_dir, spool.LOCK), timeout=1.0)
-        return self._lock
+        self.state_dir = state_dir if state_dir is not None else spool_dir
+        self._lock = FlockFile(self.state_dir, spool.LOCK, 0o600)
+        self._sign = (FlockFile(spool_dir, spool.LOCK, 0o644)
+                      if os.path.abspath(self.state_dir) != os.path.abspath(spool_dir) else None)
 
     def acquire(self, timeout: float = 1.0) -> bool:
-        import filelock
-
-        lock = self._filelock()
+        lock = self._lock
         try:
-            lock.acquire(timeout=timeout)
-        except filelock.Timeout:
-            raise LockedError(lock.lock_file, spool.collector_running(self.spool_dir)) from None
-        self._write_pid()
+            os.makedirs(self.state_dir, STATE_DIR_MODE, exist_ok=True)
+            got = lock.acquire(timeout)
+        except OSError as exc:
+            raise EscalatorError(f"cannot lock {lock.path}: {_why(exc)}{_permission_hint(exc, self.state_dir)}") \
+                from None
+        if not got:
+            raise LockedError(lock.path, spool.collector_running(self.spool_dir))
+        if self._sign is not None:
+            try:
+                if not self._sign.acquire(0):
+                    log.warning("%s is locked by another process: handlers and status may not see this "
+                                "collector (%s decides who acts)", self._sign.path, lock.path)
+            except (FileNotFoundError, NotADirectoryError, UnsafePath):
+                pass  # no usable spool: no handler to tell (the intake says what is wrong)
+            except OSError as exc:
+                log.warning("cannot lock %s (%s): handlers and status may not see this collector; "
+                            "remove it", self._sign.path, _why(exc))
+        if self._sign is None or self._sign.is_locked:
+            self._write_pid()  # beside the sign, for whoever sees it held
         return True
 
     def _write_pid(self) -> None:
         try:
-            with open(os.path.join(self.spool_dir, spool.PID), "w") as f:
-                f.write(f"{os.getpid()}\n")
+            write_atomic(self.spool_dir, spool.PID, f"{os.getpid()}\n".encode("ascii"), 0o644)
         except OSError as exc:
             # Only informational (the lock decides who runs): a full disk must not stop us
             # before we get to say what really matters, that the journal cannot be written.
-            log.warning("cannot write %s/%s: %s", self.spool_dir, spool.PID, exc.strerror)
+            log.warning("cannot write %s/%s: %s", self.spool_dir, spool.PID, _why(exc))
 
     def check(self) -> Optional[str]:
         return None  # a flock is held until released: nobody else can have become the leader
@@ -297,10 +343,13 @@ class LocalLeadership:
 
     def release(self) -> None:
         if self.held:
-            try:
-                os.unlink(os.path.join(self.spool_dir, spool.PID))
-            except OSError:
-                pass
+            if self._sign is None or self._sign.is_locked:
+                try:
+                    os.unlink(os.path.join(self.spool_dir, spool.PID))
+                except OSError:
+                    pass
+            if self._sign is not None:
+                self._sign.release()
             self._lock.release()
 
     def close(self) -> None:
@@ -308,13 +357,31 @@ class LocalLeadership:
 
     @property
     def held(self) -> bool:
-        return self._lock is not None and self._lock.is_locked
+        return self._lock.is_locked
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _permission_hint(exc: OSError, state_dir: str) -> str:
+    from ..control_dir import owner_hint
+
+    return f" ({owner_hint(state_dir)})" if isinstance(exc, PermissionError) else ""
+
+
+def state_dir(config: Config) -> str:
+    """The directory of ``state.json`` (beside the journal unless ``state_file:`` says otherwise):
+    the collector's lock and the operators' control directory live there."""
+    return os.path.dirname(os.path.abspath(config.state_path))
 
 
 def open_local(config: Config, system: System = REAL) -> Storage:
     """The local-files backend for ``config`` (nothing is opened or created yet)."""
-    return Storage(LocalIntake(config.spool, config.spool_mode, system), LocalJournal(config.journal, system),
-                   LocalSnapshot(config.state_path, system), LocalLeadership(config.spool))
+    return Storage(LocalIntake(config.spool, config.spool_mode, system, state_dir(config)),
+                   LocalJournal(config.journal, system),
+                   LocalSnapshot(config.state_path, system),
+                   LocalLeadership(config.spool, state_dir(config)))
 
 
 __all__ = ["LocalIntake", "LocalJournal", "LocalLeadership", "LocalSnapshot", "Position", "SNAPSHOT_EVERY",

@@ -41,6 +41,8 @@ class Taken(NamedTuple):
     line: int                   # its number there (1-based; 0 when the source has no lines)
     record: Optional[dict]      # None: not a complete JSON object
     raw: str                    # the text as taken (kept, truncated, in a ``rejected`` record)
+    trusted: bool = False       # from a channel that proves an operator (the control directory)
+    distrust: Optional[str] = None   # why an operator's record from it is refused, when not trusted
 
 
 @dataclass(frozen=True)
