@@ -19,9 +19,10 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import pytest
 import yaml
 
-from escalator_handlers import spool
+from escalator_handlers import control_dir, spool
 from escalator_handlers.collector import Collector
 from escalator_handlers.config import load_config
+from escalator_handlers.storage.local import state_dir
 from escalator_handlers.system import System
 
 HOUR = 3600.0
@@ -87,8 +88,9 @@ class Bench:
                                          "state_type": "HARD", "attempt": 1, "downtime": 0, "output": state})
 
     def command(self, rec: dict) -> None:
-        """What an operator command appends (``escalator hold``), stamped on the wall clock."""
-        spool.append(self.config.spool, dict(rec, time=self.system.wall))
+        """What an operator command writes (``escalator hold``): a file in the control directory,
+        stamped on the wall clock."""
+        control_dir.write(state_dir(self.config), dict(rec, time=self.system.wall))
 
     def records(self, kind: Optional[str] = None) -> List[dict]:
         path = Path(self.config.journal)
@@ -205,6 +207,7 @@ def test_a_collector_started_on_a_clock_behind_its_journal_takes_it_for_a_step_b
     # A collector ran with its clock 3 h ahead, stopped; the clock was corrected; a new one
     # starts.  No monotonic clock links the two: the journal's newest stamp does.
     b = Bench(tmp_path, VM)
+    spool.check_spool_dir(b.config.spool, create=True)  # the collector takes a spool that exists
     b.system.step(3 * HOUR)
     b.settle()
     b.event("web1", "DOWN")

@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles (lazy imports included), no module
-over 400 lines, at most 20 modules at the top of the package.
+"""The package's shape: no import cycles (lazy imports included), at most 30
+modules at the top of the package.  Modules are sized by concept, not by a line
+count (issue 25: the 400-line cap split modules by size rather than by concept).
 
 The import graph is read from the source (every ``import`` statement,
 function-level ones included), not from ``sys.modules``, so an import that
@@ -14,8 +15,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "escalator_handlers"
 PKG = ROOT.name
-MAX_LINES = 400
-MAX_TOP_LEVEL = 20
+MAX_TOP_LEVEL = 30
 
 
 def _modules() -> Dict[str, pathlib.Path]:
@@ -101,16 +101,7 @@ def test_the_cycle_finder_finds_a_lazy_cycle():
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
 
 
-def _too_long() -> dict:
-    return {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
-
-
-def test_every_module_has_at_most_400_lines():
-    assert _too_long() == {}
-
-
-def test_at_most_20_modules_at_the_top_of_the_package():
+def test_at_most_30_modules_at_the_top_of_the_package():
     top = sorted(p.name for p in ROOT.glob("*.py") if p.name != "__init__.py")
     assert len(top) <= MAX_TOP_LEVEL, top
 
