@@ -40,7 +40,7 @@ from .config import Config
 from .display import iso, safe
 from .errors import EscalatorError, UsageError
 from .event import GOOD_STATES, CheckKey, check_name, observation_id
-from .listen_state import Capture, read_state, state_path
+from .listen_state import Capture, _num, read_state, state_path
 from .monitoring import icinga_events as ie
 
 log = logging.getLogger("escalator")
@@ -369,14 +369,6 @@ def read_password(config: Config) -> str:
             return f.readline().rstrip("\r\n")
     except OSError as exc:
         raise UsageError(f"cannot read Icinga API password file {api.password_file}: {exc.strerror}") from None
-
-
-def _num(v: Any) -> Optional[float]:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f - f == 0.0 else None
 
 
 __all__ = ["Listener", "read_password"]
