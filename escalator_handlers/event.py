@@ -177,6 +177,15 @@ def observation_id(host: str, service: Optional[str], state: Optional[str], stat
     return "obs-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
+def finite_number(value: Any) -> Optional[float]:
+    """``value`` as a finite float, or None when it is not one (JSON from Icinga or a file)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f - f == 0.0 else None  # NaN and infinities, without importing math
+
+
 def check_name(key: CheckKey) -> str:
     """Human name of a check: ``host`` or ``host/service``."""
     host, service = key

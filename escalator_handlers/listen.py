@@ -39,8 +39,8 @@ from . import defaults, kinds, spool
 from .config import Config
 from .display import iso, safe
 from .errors import EscalatorError, UsageError
-from .event import GOOD_STATES, CheckKey, check_name, observation_id
-from .listen_state import Capture, _num, read_state, state_path
+from .event import GOOD_STATES, CheckKey, check_name, finite_number as _num, observation_id
+from .listen_state import Capture, read_state, state_path
 from .monitoring import icinga_events as ie
 
 log = logging.getLogger("escalator")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Optional
 
 from . import defaults
 from .config import Config
+from .event import finite_number as _num
 from .event import iso_time as iso
 
 
@@ -71,14 +72,6 @@ class Capture:
                     os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
             os.replace(self.path, f"{self.path}.1")
             self._f = open(self.path, "ab")
-
-
-def _num(v: Any) -> Optional[float]:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f - f == 0.0 else None
 
 
 __all__ = ["Capture", "heartbeat_gap", "read_state", "state_path"]

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Optional
 
 from .. import kinds
 from ..event import HOST_STATES, SERVICE_STATES
+from ..event import finite_number as _num
 
 #: The stream types ``listen`` subscribes to.
 STATE_TYPES_STREAM = ("StateChange", "CheckResult")
@@ -52,14 +53,6 @@ MAX_OUTPUT = 4096
 def clip(text: Any, limit: int) -> str:
     """A field value as text, at most ``limit`` characters."""
     return str(text)[:limit]
-
-
-def _num(value: Any) -> Optional[float]:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f - f == 0.0 else None
 
 
 def _service_state(code: Any) -> Optional[str]:
