@@ -14,7 +14,7 @@ from yaml.nodes import MappingNode, Node
 
 from .. import defaults as default
 from .model import Backoff, PerHostLimit
-from .yamlnodes import BAD, Reader, describe, is_null, p_positive_int, p_timeout
+from .yamlnodes import BAD, Reader, describe, is_null, p_positive_int, p_timeout, switch
 
 APPROVAL_TIMEOUT = default.APPROVAL_TIMEOUT
 BACKOFF_DEFAULT = Backoff()
@@ -32,14 +32,7 @@ def p_approval(r: Reader, node: Node, path: str) -> Any:
         if e is None:
             return BAD
         return r.field(e, "timeout", p_timeout, APPROVAL_TIMEOUT)
-    v = r.scalar(node, path, "true, false or {timeout: 30m}")
-    if v is BAD:
-        return BAD
-    if v is True:
-        return APPROVAL_TIMEOUT
-    if v is False:
-        return None
-    return r.error(node, path, f"expected true, false or {{timeout: 30m}}, {describe(node)}")
+    return switch(r, node, path, "true, false or {timeout: 30m}", APPROVAL_TIMEOUT)
 
 
 def p_backoff(r: Reader, node: Node, path: str) -> Any:

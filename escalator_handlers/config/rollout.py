@@ -16,7 +16,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from .. import defaults as default
 from .model import Rollout, Step
 from .steps import StepDefaults, build_step
-from .yamlnodes import BAD, Reader, describe, is_null, p_positive_int
+from .yamlnodes import BAD, Reader, describe, is_null, p_positive_int, switch
 
 ROLLOUT_KEYS = ("canary", "waves", "max_failed")
 MAX_TARGETS_KEYS = ("hosts", "rollout")
@@ -31,14 +31,7 @@ def p_rollout(r: Reader, node: Node, path: str, *, waves: Optional[int] = None) 
     default); without it waves default to ``ROLLOUT_WAVES_PERCENT`` %."""
     base = Rollout() if waves is None else Rollout(waves=float(waves), percent=False)
     if not isinstance(node, MappingNode):
-        v = r.scalar(node, path, ROLLOUT_EXPECTED)
-        if v is BAD:
-            return BAD
-        if v is True:
-            return base
-        if v is False:
-            return None
-        return r.error(node, path, f"expected {ROLLOUT_EXPECTED}, {describe(node)}")
+        return switch(r, node, path, ROLLOUT_EXPECTED, base)
     e = r.mapping(node, path, ROLLOUT_KEYS, what=ROLLOUT_EXPECTED)
     if e is None:
         return BAD

@@ -308,6 +308,19 @@ class Reader:
         return default if v is BAD else v
 
 
+def switch(r: Reader, node: Node, path: str, expected: str, on: Any) -> Any:
+    """A key that is ``true`` (``on``: its defaults), ``false`` (None) or a mapping, read here
+    when it is not a mapping; anything else is an error saying ``expected``."""
+    v = r.scalar(node, path, expected)
+    if v is BAD:
+        return BAD
+    if v is True:
+        return on
+    if v is False:
+        return None
+    return r.error(node, path, f"expected {expected}, {describe(node)}")
+
+
 def p_string(r: Reader, node: Node, path: str) -> Any:
     return r.string(node, path)
 
